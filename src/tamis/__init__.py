@@ -1,0 +1,3 @@
+"""tamis: FineWeb-faithful LLM-pretraining text from raw web crawls, on Ray."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,57 @@
+"""GPT-2 BPE token counts (FineWeb's `token_count`), from the ranks file shipped with tamis."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+from tamis.batch import DocBatch
+from tamis.resources import resource_path
+from tamis.steps.base import Annotator, StepContext
+from tamis.steps.registry import register_step
+
+# GPT-2's pre-tokenisation pattern (Radford et al. 2019), as in tiktoken's own gpt2 definition.
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+END_OF_TEXT = "<|endoftext|>"
+
+
+@lru_cache(maxsize=2)
+def gpt2_encoding(ranks_path: str | None = None) -> tiktoken.Encoding:
+    """The GPT-2 encoding, loaded offline (tiktoken.get_encoding("gpt2") would download the ranks)."""
+    ranks = load_tiktoken_bpe(ranks_path or str(resource_path("gpt2.tiktoken")))
+    return tiktoken.Encoding(
+        name="gpt2",
+        explicit_n_vocab=50257,
+        pat_str=GPT2_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={END_OF_TEXT: 50256},
+    )
+
+
+def count_tokens(texts: list[str]) -> list[int]:
+    """Tokens per text, no end-of-text token (FineWeb's count); special-token text is ordinary text."""
+    encoding = gpt2_encoding()
+    return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts, num_threads=1)]
+
+
+@register_step("token_count")
+class TokenCounter(Annotator):
+    """Adds `token_count`: the GPT-2 BPE length of the text."""
+
+    def __init__(self, ranks_path: str | None = None):
+        """
+        Args:
+            ranks_path: a tiktoken ranks file; default the GPT-2 ranks shipped with tamis.
+        """
+        self.ranks_path = ranks_path
+
+    def setup(self) -> None:
+        gpt2_encoding(self.ranks_path)
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        encoding = gpt2_encoding(self.ranks_path)
+        counts = [len(tokens) for tokens in encoding.encode_ordinary_batch(batch["text"], num_threads=1)]
+        batch.set_column("token_count", counts)
+        return batch

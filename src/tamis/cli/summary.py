@@ -1,0 +1,38 @@
+"""The end-of-run summary table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from tamis.engine.runner import RunResult
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    totals = result.totals
+    table = Table(title="tamis run", show_header=True, header_style="bold")
+    for column in ("inputs", "records", "HTML docs", "kept", "tokens", "seconds", "docs/s"):
+        table.add_column(column, justify="right")
+    seconds = totals.get("seconds", 0.0) or 1e-9
+    table.add_row(
+        f"{totals['inputs']}/{len(result.inputs)}",
+        f"{totals['records']:,}",
+        f"{totals['html_docs']:,}",
+        f"{totals['kept']:,}",
+        f"{totals['tokens']:,}",
+        f"{seconds:.1f}",
+        f"{totals['html_docs'] / seconds:.1f}",
+    )
+    console.print(table)
+
+    steps = Table(title="per step", show_header=True, header_style="bold")
+    for column in ("step", "in", "out", "seconds", "top drop reasons"):
+        steps.add_column(column, justify="left" if column in ("step", "top drop reasons") else "right")
+    for name, counters in result.counters.steps.items():
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in counters.dropped.most_common(3))
+        steps.add_row(name, f"{counters.docs_in:,}", f"{counters.docs_out:,}", f"{counters.seconds:.1f}", reasons)
+    console.print(steps)
+    if result.skipped:
+        console.print(f"skipped {len(result.skipped)} input(s) already committed by an earlier run")
+    for path, error in result.failed.items():
+        console.print(f"[red]FAILED[/red] {path}: {error}")

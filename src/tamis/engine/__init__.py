@@ -1,0 +1,1 @@
+"""Running a pipeline on Ray: planning, tasks, commits, progress."""

@@ -1,0 +1,74 @@
+"""Live progress of a run: tasks add what they have read to a tiny actor; the driver draws it."""
+
+from __future__ import annotations
+
+import time
+
+import ray
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@ray.remote(num_cpus=0)
+class ProgressCounter:
+    """Documents and bytes read so far, across tasks (display only; final counts come from commits)."""
+
+    def __init__(self) -> None:
+        self.docs = 0
+        self.bytes = 0
+
+    def add(self, docs: int, nbytes: int) -> None:
+        self.docs += docs
+        self.bytes += nbytes
+
+    def totals(self) -> tuple[int, int]:
+        return self.docs, self.bytes
+
+
+class ProgressDisplay:
+    """A progress bar on a terminal; a periodic status line in logs."""
+
+    def __init__(self, console: Console, total_files: int, enabled: bool = True, log_every: float = 30.0):
+        self.console = console
+        self.enabled = enabled
+        self.total_files = total_files
+        self.started = time.monotonic()
+        self.log_every = log_every
+        self._last_log = 0.0
+        self.files = 0
+        self.docs = 0
+        self.bytes = 0
+        self._progress: Progress | None = None
+        if enabled and console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]process"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files"),
+                TextColumn("{task.fields[docs]:,} docs"),
+                TextColumn("{task.fields[rate]:.1f} MB/s"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self._task = self._progress.add_task("process", total=total_files, docs=0, rate=0.0)
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, files: int, docs: int, nbytes: int, running: int) -> None:
+        self.files, self.docs, self.bytes = files, docs, nbytes
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = nbytes / elapsed / 1e6
+        if self._progress is not None:
+            self._progress.update(self._task, completed=files, docs=docs, rate=rate)
+        elif self.enabled and time.monotonic() - self._last_log >= self.log_every:
+            self._last_log = time.monotonic()
+            self.console.print(
+                f"process: {files}/{self.total_files} files, {running} running, {docs:,} docs, {rate:.1f} MB/s"
+            )

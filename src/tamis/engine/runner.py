@@ -1,0 +1,223 @@
+"""The driver of a run: plans one task per input, keeps a bounded number in flight, commits results.
+
+The driver never sees documents: tasks return a few hundred bytes of counters each. Resume is by commit
+marker: an input whose marker exists with this pipeline's fingerprint is done and is not redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import ray
+from rich.console import Console
+
+import tamis
+from tamis.engine import layout
+from tamis.engine.inputs import expand_inputs
+from tamis.engine.progress import ProgressCounter, ProgressDisplay
+from tamis.engine.ray_runtime import cluster_cpus, connect
+from tamis.engine.removed import validate_removed_options
+from tamis.engine.task import TaskOptions, process_input
+from tamis.io.storage import filesystem, read_json, write_json
+from tamis.pipeline.spec import PipelineError, PipelineSpec
+from tamis.stats.counters import TaskCounters
+
+log = logging.getLogger(__name__)
+MAX_TASK_RETRIES = 3
+
+
+class OutputConflictError(RuntimeError):
+    """The output directory holds a run of a different pipeline."""
+
+
+@dataclass
+class RunResult:
+    output: str
+    fingerprint: str
+    inputs: list[str]
+    skipped: list[str] = field(default_factory=list)
+    completed: list[dict[str, Any]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    counters: TaskCounters = field(default_factory=TaskCounters)
+    totals: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _versions() -> dict[str, str]:
+    versions = {"tamis": tamis.__version__, "python": platform.python_version()}
+    for package in ("ray", "pyarrow", "warcio", "trafilatura", "fasttext-numpy2-wheel", "tiktoken", "resiliparse"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _remove_outputs(fs: Any, root: str) -> None:
+    for sub in ("data", "removed", "stats", "_commits", "stats.json", "manifest.json"):
+        path = layout.manifest_path(root).replace("manifest.json", sub)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool) -> None:
+    path = layout.manifest_path(root)
+    if not fs.exists(path):
+        return
+    previous = read_json(fs, path)
+    if previous.get("fingerprint") == fingerprint:
+        return
+    if overwrite:
+        _remove_outputs(fs, root)
+        return
+    raise OutputConflictError(
+        f"{root} holds the output of a different pipeline or options (fingerprint {previous.get('fingerprint')} "
+        f"from {previous.get('pipeline', {}).get('name')!r}, this run is {fingerprint}); mixing them would give "
+        "inconsistent data. Use another --output, or --overwrite to delete it and start over."
+    )
+
+
+def committed_inputs(fs: Any, root: str, fingerprint: str) -> dict[str, dict[str, Any]]:
+    """input id -> commit summary, for inputs already done with this fingerprint."""
+    directory = layout.commits_dir(root)
+    if not fs.exists(directory):
+        return {}
+    done = {}
+    for path in fs.glob(f"{directory}/*.json"):
+        try:
+            summary = read_json(fs, path)
+        except Exception:  # noqa: BLE001 - an unreadable marker means the input is not committed
+            log.warning("ignoring unreadable commit marker %s", path)
+            continue
+        if summary.get("fingerprint") == fingerprint:
+            done[summary["input_id"]] = summary
+    return done
+
+
+def _totals(summaries: list[dict[str, Any]], counters: TaskCounters, spec: PipelineSpec, seconds: float) -> dict:
+    reader = counters.steps.get(spec.reader.name)
+    return {
+        "inputs": len(summaries),
+        "records": reader.events.get("records", 0) if reader else 0,
+        "html_docs": sum(s["docs_read"] for s in summaries),
+        "kept": sum(s["docs_kept"] for s in summaries),
+        "tokens": sum(s["tokens"] for s in summaries),
+        "bytes_read": sum(s["bytes_read"] for s in summaries),
+        "task_cpu_seconds": round(sum(s["cpu_seconds"] for s in summaries), 3),
+        "seconds": round(seconds, 3),
+    }
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    inputs: list[str],
+    output: str,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> RunResult:
+    """Run the process stage of `spec` on `inputs` into `output` (see tamis.engine.layout)."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    try:
+        removed_options = validate_removed_options(spec.removed, spec.source)
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from None
+    files = expand_inputs(inputs)
+    fingerprint = spec.fingerprint(limit=limit, removed=removed_options)
+    fs, root = filesystem(output)
+    if overwrite and fs.exists(layout.manifest_path(root)):
+        _remove_outputs(fs, root)
+    _check_manifest(fs, root, fingerprint, overwrite)
+    manifest = {
+        "pipeline": spec.to_dict(),
+        "pipeline_file": spec.source,
+        "fingerprint": fingerprint,
+        "versions": _versions(),
+        "inputs": files,
+        "options": {"limit": limit, "removed": removed_options},
+    }
+    write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
+    done = committed_inputs(fs, root, fingerprint)
+    result = RunResult(output=output, fingerprint=fingerprint, inputs=files)
+    todo = []
+    for path in files:
+        if layout.input_id(path) in done:
+            result.skipped.append(path)
+        else:
+            todo.append(path)
+    summaries = [done[layout.input_id(p)] for p in result.skipped]
+
+    if todo:
+        started_ray = connect(address, num_cpus=workers)
+        try:
+            summaries += _run_tasks(spec, todo, fingerprint, output, limit, removed_options, workers, result,
+                                    console, show_progress)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    for summary in summaries:
+        result.counters.merge(TaskCounters.from_dict(summary["counters"]))
+    result.seconds = time.perf_counter() - started
+    result.totals = _totals(summaries, result.counters, spec, result.seconds)
+    write_json(fs, layout.merged_stats_path(root), {
+        "fingerprint": fingerprint,
+        "complete": not result.failed and len(summaries) == len(files),
+        "inputs": len(files),
+        "committed": len(summaries),
+        "failed": result.failed,
+        "totals": result.totals,
+        "steps": result.counters.to_dict(),
+    })
+    status = "complete" if not result.failed else "incomplete"
+    write_json(fs, layout.manifest_path(root), {**manifest, "status": status, "failed": result.failed})
+    return result
+
+
+def _run_tasks(spec: PipelineSpec, todo: list[str], fingerprint: str, output: str, limit: int | None,
+               removed_options: dict[str, Any], workers: int | None, result: RunResult, console: Console,
+               show_progress: bool) -> list[dict[str, Any]]:
+    options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options)
+    remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
+    # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
+    in_flight_limit = workers if workers else 2 * cluster_cpus()
+    counter = ProgressCounter.remote()
+    spec_ref = ray.put(spec)
+    pending: dict[ray.ObjectRef, str] = {}
+    queue = list(reversed(todo))
+    summaries = []
+    with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
+        while queue or pending:
+            while queue and len(pending) < in_flight_limit:
+                path = queue.pop()
+                pending[remote.remote(spec_ref, path, options, counter)] = path
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                path = pending.pop(ref)
+                try:
+                    summary = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
+                    message = str(exc).strip().splitlines()
+                    result.failed[path] = next((line for line in reversed(message) if line.strip()), repr(exc))
+                    console.print(f"[red]failed[/red] {path}: {result.failed[path]}")
+                    continue
+                summaries.append(summary)
+                result.completed.append(summary)
+            docs, nbytes = ray.get(counter.totals.remote())
+            display.update(len(result.completed) + len(result.failed), docs, nbytes, len(pending))
+    ray.kill(counter)
+    return summaries

@@ -1,0 +1,130 @@
+"""The process stage for one input file, as it runs inside a Ray task.
+
+Reads the file in bounded batches, pushes each batch through the steps, writes kept documents, removed
+documents and counters, and commits them with a marker file written last. Returns only a small summary
+to the driver. Everything a task writes is keyed by its input, so a retried or rerun task overwrites its
+own files and never anyone else's.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tamis.batch import DocBatch
+from tamis.engine import layout
+from tamis.engine.removed import RemovedWriter
+from tamis.extract.steps import sandbox_cpu_seconds
+from tamis.io.parquet import ParquetWriter, ShardWriter
+from tamis.io.storage import filesystem, write_json
+from tamis.pipeline.spec import PipelineSpec
+from tamis.readers.warc import WarcReader
+from tamis.stats.counters import TaskCounters
+from tamis.steps.base import Step, StepContext
+
+WRITER_STEP = "write"
+# Steps built once per worker process and pipeline fingerprint: models and lists load once, not per task.
+_BUILT: dict[str, tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]] = {}
+
+
+@dataclass
+class TaskOptions:
+    output: str
+    fingerprint: str
+    limit: int | None = None
+    removed: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "rate": 0.1})
+    progress_every: float = 1.0
+
+
+def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]:
+    built = _BUILT.get(fingerprint)
+    if built is None:
+        reader = spec.reader.build()
+        steps = [(s.name, s.build()) for s in spec.steps]
+        writer = spec.writer.build()
+        for _, step in steps:
+            step.setup()
+        assert isinstance(reader, WarcReader) and isinstance(writer, ParquetWriter)
+        built = _BUILT[fingerprint] = (reader, steps, writer)
+    return built
+
+
+def _cpu_seconds() -> float:
+    """CPU of this worker, its finished children and its live extraction sandboxes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + sandbox_cpu_seconds()
+
+
+def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, progress: Any = None) -> dict[str, Any]:
+    """Run the process stage on one input and commit its outputs; returns a small summary."""
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    ident = layout.input_id(input_path)
+    fs, root = filesystem(options.output)
+    reader, steps, writer_step = _built_steps(spec, options.fingerprint)
+    for _, step in steps:
+        step.start_input()
+    counters = TaskCounters()
+    reader_counters = counters.for_step(spec.reader.name)
+    step_counters = [counters.for_step(name) for name, _ in steps]
+    write_counters = counters.for_step(WRITER_STEP)
+    removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
+    contexts = [StepContext(name, c, removed) for (name, _), c in zip(steps, step_counters, strict=True)]
+    shard: ShardWriter | None = None
+    last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
+    try:
+        for batch in reader.iter_batches(input_path, reader_counters, options.limit):
+            batch = _run_steps(batch, steps, step_counters, contexts)
+            if len(batch):
+                with write_counters.timed():
+                    if shard is None:
+                        shard = writer_step.open(fs, layout.shard_path(root, batch["dump"][0], ident))
+                    write_counters.docs_in += len(batch)
+                    shard.write(batch)
+                    write_counters.docs_out += len(batch)
+            if progress is not None and time.monotonic() - last_report >= options.progress_every:
+                docs = reader_counters.docs_out
+                read = reader_counters.events.get("bytes_read", 0)
+                progress.add.remote(docs - reported_docs, read - reported_bytes)
+                reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
+        with write_counters.timed():
+            written = shard.commit() if shard is not None else None
+            removed_written = removed.commit()
+    except BaseException:
+        if shard is not None:
+            shard.abort()
+        removed.abort()
+        raise
+    summary = {
+        "input": input_path,
+        "input_id": ident,
+        "fingerprint": options.fingerprint,
+        "shard": written.to_dict() if written else None,
+        "removed": {step: s.to_dict() for step, s in removed_written.items()},
+        "counters": counters.to_dict(),
+        "wall_seconds": round(time.perf_counter() - started, 6),
+        "cpu_seconds": round(_cpu_seconds() - cpu_started, 6),
+        "docs_read": reader_counters.docs_out,
+        "docs_kept": written.rows if written else 0,
+        "tokens": written.tokens if written else 0,
+        "bytes_read": reader_counters.events.get("bytes_read", 0),
+    }
+    write_json(fs, layout.task_stats_path(root, ident), summary)
+    # the marker is written last: its presence is what makes this input's outputs committed
+    write_json(fs, layout.commit_path(root, ident), summary)
+    if progress is not None:
+        progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes)
+    return summary
+
+
+def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext]) -> DocBatch:
+    for (_, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
+        step_counters.docs_in += len(batch)
+        with step_counters.timed():
+            batch = step.process(batch, ctx)
+        step_counters.docs_out += len(batch)
+        if not len(batch):
+            break
+    return batch

@@ -1,0 +1,1 @@
+"""HTML to text: the extraction engines and the sandbox that bounds their time per page."""

@@ -1,0 +1,144 @@
+"""Extraction steps: HTML in the `html` column becomes text in the `text` column."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from tamis.batch import DocBatch
+from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed
+from tamis.steps.base import Extractor, StepContext
+from tamis.steps.registry import register_step
+
+# One sandbox per distinct configuration per worker process, reused by every task that worker runs.
+_SANDBOXES: dict[tuple[str, str, float], ExtractionSandbox] = {}
+
+
+def sandbox_cpu_seconds() -> float:
+    """CPU seconds of this worker's live extraction children, for per-task CPU accounting."""
+    return sum(sandbox.cpu_seconds() for sandbox in _SANDBOXES.values())
+
+
+class Reasons:
+    TIMEOUT = "timeout"
+    CRASHED = "extractor_crashed"
+    NO_TEXT = "no_text"
+
+
+class SandboxedExtractor(Extractor):
+    """Runs an engine in the extraction sandbox; documents that already have text (WET) pass through."""
+
+    engine: ClassVar[str] = ""
+    timeout: float
+
+    def engine_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _sandbox(self) -> ExtractionSandbox:
+        params = self.engine_params()
+        key = (self.engine, repr(sorted(params.items())), float(self.timeout))
+        sandbox = _SANDBOXES.get(key)
+        if sandbox is None:
+            sandbox = _SANDBOXES[key] = ExtractionSandbox(self.engine, params, float(self.timeout))
+        return sandbox
+
+    def setup(self) -> None:
+        self._sandbox()
+
+    def start_input(self) -> None:
+        """Called at the start of each input file: extraction must not depend on earlier files."""
+        self._sandbox().reset()
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        sandbox = self._sandbox()
+        texts = list(batch["text"])
+        reasons: list[str | None] = []
+        for i, html in enumerate(batch["html"]):
+            if html is None:
+                reasons.append(None if texts[i] else Reasons.NO_TEXT)
+                continue
+            try:
+                text = sandbox.extract(html)
+            except ExtractionTimeout:
+                reasons.append(Reasons.TIMEOUT)
+                continue
+            except ExtractorCrashed:
+                reasons.append(Reasons.CRASHED)
+                continue
+            text = text.strip() if text else ""
+            texts[i] = text
+            reasons.append(None if text else Reasons.NO_TEXT)
+        batch.set_column("text", texts)
+        batch.drop_column("html")
+        keep = [reason is None for reason in reasons]
+        if all(keep):
+            return batch
+        kept, removed = batch.split(keep)
+        removed_reasons = [reason for reason in reasons if reason is not None]
+        for reason in removed_reasons:
+            ctx.counters.drop(reason)
+        if ctx.removed is not None:
+            ctx.removed(ctx.name, removed, removed_reasons)
+        return kept
+
+
+@register_step("trafilatura")
+class TrafilaturaExtractor(SandboxedExtractor):
+    """trafilatura main-text extraction with FineWeb's settings (the default extractor)."""
+
+    engine: ClassVar[str] = "tamis.extract.trafilatura_engine:build"
+
+    def __init__(
+        self,
+        favor_precision: bool = True,
+        include_comments: bool = False,
+        deduplicate: bool = True,
+        timeout: float = 1.0,
+    ):
+        """
+        Args:
+            favor_precision: prefer less but cleaner text (FineWeb: True).
+            include_comments: keep page comments (FineWeb: False).
+            deduplicate: trafilatura's in-page duplicate removal (FineWeb: True).
+            timeout: hard limit in seconds per page; a page over it is dropped as `timeout`.
+        """
+        self.favor_precision = favor_precision
+        self.include_comments = include_comments
+        self.deduplicate = deduplicate
+        self.timeout = timeout
+
+    def engine_params(self) -> dict[str, Any]:
+        return {
+            "favor_precision": self.favor_precision,
+            "include_comments": self.include_comments,
+            "deduplicate": self.deduplicate,
+        }
+
+
+@register_step("resiliparse")
+class ResiliparseExtractor(SandboxedExtractor):
+    """resiliparse main-content extraction: about 15x faster than trafilatura, different output.
+
+    Not FineWeb's extractor: text differs (more boilerplate kept, different line breaks), so filter
+    decisions differ too. Needs the `fast` extra (`pip install tamis[fast]`).
+    """
+
+    engine: ClassVar[str] = "tamis.extract.resiliparse_engine:build"
+
+    def __init__(
+        self,
+        main_content: bool = True,
+        alt_texts: bool = False,
+        preserve_formatting: bool = True,
+        timeout: float = 1.0,
+    ):
+        self.main_content = main_content
+        self.alt_texts = alt_texts
+        self.preserve_formatting = preserve_formatting
+        self.timeout = timeout
+
+    def engine_params(self) -> dict[str, Any]:
+        return {
+            "main_content": self.main_content,
+            "alt_texts": self.alt_texts,
+            "preserve_formatting": self.preserve_formatting,
+        }

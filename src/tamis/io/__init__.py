@@ -1,0 +1,1 @@
+"""Reading and writing files on any fsspec filesystem, with atomic commits."""

@@ -1,0 +1,61 @@
+"""Files on local disks and object stores alike (fsspec), committed atomically.
+
+A file is written under a temporary name in its final directory and renamed when complete, so a reader
+never sees half a file. On object stores, where rename is a copy, the per-input commit marker written
+last (see engine.commit) is what makes outputs visible; a stray temporary object is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """(filesystem, path within it) for a local path or any fsspec URL."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/") if path != "/" else path
+
+
+def join(*parts: str) -> str:
+    return posixpath.join(*parts)
+
+
+def temporary_name(path: str) -> str:
+    directory, name = posixpath.split(path)
+    return posixpath.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+
+
+@contextmanager
+def atomic_open(fs: AbstractFileSystem, path: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write to a temporary name, rename onto `path` only if the block completes."""
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with fs.open(tmp, mode) as handle:
+            yield handle
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+        except Exception:  # noqa: BLE001 - best effort cleanup; the original error matters
+            pass
+        raise
+
+
+def write_json(fs: AbstractFileSystem, path: str, data: Any) -> None:
+    with atomic_open(fs, path, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True, default=str)
+
+
+def read_json(fs: AbstractFileSystem, path: str) -> Any:
+    with fs.open(path, "r") as handle:
+        return json.load(handle)

@@ -1,0 +1,1 @@
+"""Pipeline files: parsing, validation against step signatures, fingerprints."""

@@ -1,0 +1,150 @@
+"""A pipeline file, parsed and validated into a spec that can build its steps anywhere.
+
+The spec holds only names and plain parameters (what the YAML says, defaults filled in): it is what
+travels to Ray workers, what the fingerprint hashes, and what the manifest records. Everything is
+checked here, on the driver, so a typo fails in a second with the file, step and field named, instead
+of an hour into a cluster job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import tamis
+from tamis.pipeline.validation import ParameterError, validate_params
+from tamis.steps.base import Step
+from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir
+
+RESERVED_STEP_KEYS = ("step", "name")
+TOP_LEVEL_KEYS = ("name", "description", "reader", "steps", "writer", "plugins", "removed")
+DEFAULT_READER = {"step": "warc"}
+DEFAULT_WRITER = {"step": "parquet"}
+
+
+class PipelineError(ValueError):
+    """The pipeline file is wrong; the message names the file, the step and the field."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    step: str
+    name: str
+    params: dict[str, Any]
+
+    def build(self) -> Step:
+        return get_step_class(self.step)(**self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "name": self.name, "params": self.params}
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    reader: StepSpec
+    steps: tuple[StepSpec, ...]
+    writer: StepSpec
+    source: str = "<memory>"
+    removed: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reader": self.reader.to_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+            "writer": self.writer.to_dict(),
+            "removed": self.removed,
+        }
+
+    def fingerprint(self, **extra: Any) -> str:
+        """Hash of every step's parameters, the tamis version, and run options that change output."""
+        payload = {"pipeline": self.to_dict(), "tamis": tamis.__version__, **extra}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _step_spec(raw: Any, where: str, taken: set[str], expected_kind: str | None) -> StepSpec:
+    if isinstance(raw, str):
+        raw = {"step": raw}
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{where}: expected a mapping with a 'step' key, got {raw!r}")
+    if "step" not in raw:
+        raise PipelineError(f"{where}: missing the 'step' key (the registered step name)")
+    step_name = raw["step"]
+    if not isinstance(step_name, str):
+        raise PipelineError(f"{where}.step: expected a step name, got {step_name!r}")
+    try:
+        step_class = get_step_class(step_name)
+    except UnknownStepError as exc:
+        raise PipelineError(f"{where}.step: {exc}") from None
+    if expected_kind is not None and step_class.kind != expected_kind:
+        raise PipelineError(f"{where}.step: {step_name!r} is a {step_class.kind}, expected a {expected_kind}")
+    if expected_kind is None and step_class.kind in ("reader", "writer"):
+        raise PipelineError(f"{where}.step: {step_name!r} is a {step_class.kind}; put it under '{step_class.kind}:'")
+    instance_name = raw.get("name", step_name)
+    if not isinstance(instance_name, str) or not instance_name.replace("_", "").replace("-", "").isalnum():
+        raise PipelineError(f"{where}.name: expected a short identifier, got {instance_name!r}")
+    if instance_name in taken:
+        raise PipelineError(f"{where}.name: {instance_name!r} is used twice; give one of them another 'name:'")
+    taken.add(instance_name)
+    params = {k: v for k, v in raw.items() if k not in RESERVED_STEP_KEYS}
+    try:
+        resolved = validate_params(step_class, params)
+    except ParameterError as exc:
+        raise PipelineError(f"{where} ({step_name}).{exc.field}: {str(exc)[len(exc.field) + 2 :]}") from None
+    try:
+        step_class(**resolved)
+    except Exception as exc:  # noqa: BLE001 - a constructor that rejects its arguments
+        raise PipelineError(f"{where} ({step_name}): {exc}") from None
+    return StepSpec(step_name, instance_name, resolved)
+
+
+def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] | None = None) -> PipelineSpec:
+    if not isinstance(data, dict):
+        raise PipelineError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise PipelineError(f"{source}: unknown top-level key {unknown[0]!r} (accepted: {', '.join(TOP_LEVEL_KEYS)})")
+    plugins = data.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise PipelineError(f"{source}: plugins: expected a list of directories or module names")
+    base = Path(source).parent if source != "<memory>" else Path.cwd()
+    for plugin in [*(plugin_dirs or []), *plugins]:
+        candidate = Path(plugin) if Path(plugin).is_absolute() else base / plugin
+        if candidate.is_dir():
+            load_plugin_dir(candidate)
+        elif Path(plugin).is_dir():
+            load_plugin_dir(plugin)
+        else:
+            try:
+                __import__(plugin)
+            except ImportError as exc:
+                raise PipelineError(f"{source}: plugins: cannot load {plugin!r}: {exc}") from None
+    steps_raw = data.get("steps", [])
+    if not isinstance(steps_raw, list):
+        raise PipelineError(f"{source}: steps: expected a list of steps")
+    taken: set[str] = set()
+    reader = _step_spec(data.get("reader", DEFAULT_READER), f"{source}: reader", taken, "reader")
+    steps = tuple(_step_spec(raw, f"{source}: steps[{i}]", taken, None) for i, raw in enumerate(steps_raw))
+    writer = _step_spec(data.get("writer", DEFAULT_WRITER), f"{source}: writer", taken, "writer")
+    removed = data.get("removed", {})
+    if not isinstance(removed, dict):
+        raise PipelineError(f"{source}: removed: expected a mapping")
+    name = data.get("name", Path(source).stem if source != "<memory>" else "pipeline")
+    return PipelineSpec(str(name), reader, steps, writer, source, removed)
+
+
+def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None) -> PipelineSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: pipeline file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    return parse_pipeline(data, str(path), plugin_dirs)

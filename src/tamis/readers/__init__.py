@@ -1,0 +1,1 @@
+"""Readers turn input files into batches of documents."""

@@ -1,0 +1,318 @@
+"""Streaming WARC/WET reader that survives corrupt input.
+
+warcio parses the records; this module decides which records are documents, decodes them, and, when a
+record is corrupt (bad headers, truncated gzip member, wrong Content-Length, garbage bytes), counts the
+reason, finds the next record boundary in the raw bytes and carries on, so one bad record costs one
+record, not the rest of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, ClassVar
+
+import fsspec
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeadersParserException
+
+from tamis.batch import DocBatch
+from tamis.readers.decode import decode_payload
+from tamis.stats.counters import StepCounters
+from tamis.steps.base import Step
+from tamis.steps.registry import register_step
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+DOC_RECORD_TYPES = frozenset({"response", "conversion", "resource"})
+_DUMP_IN_PATH = re.compile(r"CC-MAIN-\d{4}-\d{2}", re.IGNORECASE)
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_SCAN_CHUNK = 1 << 20
+READER_COLUMNS = ("id", "url", "date", "dump", "file_path", "html", "text")
+
+
+class Reasons:
+    """Why a record did not become a document (counter names, declared once)."""
+
+    NOT_HTML = "not_html"
+    TOO_LARGE = "too_large"
+    UNDECODABLE = "undecodable"
+    EMPTY = "empty_payload"
+    MALFORMED_HEADER = "corrupt_header"
+    MALFORMED_RECORD = "corrupt_record"
+    DECOMPRESSION = "corrupt_gzip"
+    TRUNCATED = "truncated"
+    UNREADABLE = "unreadable"
+
+
+class Events:
+    RECORDS = "records"
+    RESYNC = "resynced"
+    SKIPPED_BYTES = "skipped_bytes"
+    BYTES_READ = "bytes_read"
+
+
+def classify_error(exc: BaseException) -> str:
+    if isinstance(exc, StatusAndHeadersParserException):
+        return Reasons.MALFORMED_HEADER
+    if isinstance(exc, zlib.error):
+        return Reasons.DECOMPRESSION
+    if isinstance(exc, EOFError):
+        return Reasons.TRUNCATED
+    if isinstance(exc, ArchiveLoadFailed):
+        return Reasons.MALFORMED_RECORD
+    if isinstance(exc, (ValueError, KeyError, IndexError, UnicodeError)):
+        return Reasons.MALFORMED_RECORD
+    return Reasons.UNREADABLE
+
+
+def _mime(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value.split(";", 1)[0].strip().lower() or None
+
+
+def _looks_like_html(payload: bytes) -> bool:
+    head = payload[:1024].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in head or b"<body" in head
+
+
+@dataclass
+class RawRecord:
+    """A record that passed the type checks, with its payload read and bounded."""
+
+    offset: int
+    record_type: str
+    headers: dict[str, str]
+    content_type: str | None
+    mime: str | None
+    payload: bytes
+
+
+@register_step("warc")
+class WarcReader(Step):
+    """Reads WARC (0.17–1.1), WET and ARC files, gzip (multi-member) or not, from any fsspec URL."""
+
+    kind: ClassVar[str] = "reader"
+
+    def __init__(
+        self,
+        dump: str | None = None,
+        max_payload_bytes: int = 10 * 2**20,
+        batch_size: int = 128,
+        batch_bytes: int = 32 * 2**20,
+        keep_wet_text: bool = True,
+    ):
+        """
+        Args:
+            dump: value of the `dump` column; by default the `CC-MAIN-YYYY-WW` in the file path, else the
+                warcinfo record's `isPartOf`, else "unknown".
+            max_payload_bytes: pages larger than this are skipped (counted as `too_large`) rather than
+                parsed; Common Crawl truncates payloads at 1 MiB, so the default only stops pathologies.
+            batch_size: documents per batch handed to the next step.
+            batch_bytes: a batch is also cut when its HTML reaches this size, bounding task memory.
+            keep_wet_text: read WET `conversion` records (already text) as documents.
+        """
+        self.dump = dump
+        self.max_payload_bytes = max_payload_bytes
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.keep_wet_text = keep_wet_text
+
+    # -- raw record stream with recovery -------------------------------------------------------------------
+
+    def iter_raw_records(self, path: str, counters: StepCounters) -> Iterator[RawRecord]:
+        """Every document-type record of the file, payload read; corrupt stretches counted and skipped."""
+        with fsspec.open(path, "rb") as raw:
+            start = raw.read(2)
+            gzipped = start == _GZIP_MAGIC[:2]
+            position: int | None = 0
+            last_start = -1
+            while position is not None:
+                raw.seek(position)
+                iterator = ArchiveIterator(raw, arc2warc=True)
+                try:
+                    for record in iterator:
+                        offset = iterator.offset
+                        last_start = offset
+                        counters.event(Events.RECORDS)
+                        raw_record = self._read_record(record, offset, counters)
+                        if raw_record is not None:
+                            yield raw_record
+                    position = None
+                except Exception as exc:  # noqa: BLE001 - any parse failure is data damage, never fatal
+                    reason = classify_error(exc)
+                    failed_at = max(getattr(iterator, "offset", position), last_start + 1, position)
+                    counters.drop(reason)
+                    log.warning("%s: %s near byte %d (%s); looking for the next record", path, reason, failed_at, exc)
+                    position = self._next_boundary(raw, failed_at + 1, gzipped)
+                    if position is not None:
+                        counters.event(Events.RESYNC)
+                        counters.event(Events.SKIPPED_BYTES, position - failed_at)
+                    last_start = (position or 0) - 1
+            counters.event(Events.BYTES_READ, raw.tell() if hasattr(raw, "tell") else 0)
+
+    def _read_record(self, record: ArcWarcRecord, offset: int, counters: StepCounters) -> RawRecord | None:
+        record_type = record.rec_type
+        if record_type not in DOC_RECORD_TYPES:
+            if record_type == "warcinfo":
+                self._note_warcinfo(record)
+            return None
+        counters.docs_in += 1
+        headers = record.rec_headers
+        payload_type = _mime(headers.get_header("WARC-Identified-Payload-Type"))
+        http_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
+        block_type = headers.get_header("Content-Type")
+        content_type = http_type or (block_type if record_type != "response" else None)
+        mime = payload_type or _mime(content_type)
+        is_wet_text = record_type == "conversion" and mime in (None, "text/plain")
+        if is_wet_text and not self.keep_wet_text:
+            counters.drop(Reasons.NOT_HTML)
+            return None
+        if not is_wet_text and mime is not None and mime not in HTML_TYPES:
+            counters.drop(Reasons.NOT_HTML)
+            return None
+        payload = record.content_stream().read(self.max_payload_bytes + 1)
+        if len(payload) > self.max_payload_bytes:
+            counters.drop(Reasons.TOO_LARGE)
+            return None
+        while record.raw_stream.read(65536):
+            pass
+        if getattr(record.raw_stream, "limit", 0) > 0:
+            # the block ended before its Content-Length: a truncated file or member
+            counters.drop(Reasons.TRUNCATED)
+            return None
+        if not payload.strip():
+            counters.drop(Reasons.EMPTY)
+            return None
+        if mime is None and not is_wet_text and not _looks_like_html(payload):
+            counters.drop(Reasons.NOT_HTML)
+            return None
+        header_map = {
+            "id": headers.get_header("WARC-Record-ID") or "",
+            "url": headers.get_header("WARC-Target-URI") or headers.get_header("uri") or "",
+            "date": headers.get_header("WARC-Date") or headers.get_header("archive-date") or "",
+        }
+        return RawRecord(offset, record_type, header_map, content_type, "text/plain" if is_wet_text else mime, payload)
+
+    def _note_warcinfo(self, record: ArcWarcRecord) -> None:
+        if self._warcinfo_dump is not None:
+            return
+        try:
+            body = record.content_stream().read(65536).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - warcinfo is optional metadata
+            return
+        match = re.search(r"^isPartOf:\s*(\S+)", body, re.MULTILINE)
+        if match:
+            self._warcinfo_dump = match.group(1)
+
+    @staticmethod
+    def _next_boundary(raw: BinaryIO, start: int, gzipped: bool) -> int | None:
+        """Offset of the next plausible record start at or after `start`, or None at end of file.
+
+        In a gzip file a record starts a gzip member whose first bytes inflate to a record header; in an
+        uncompressed file a record starts with `WARC/` at the start of a line.
+        """
+        position = start
+        marker = _GZIP_MAGIC if gzipped else b"WARC/"
+        while True:
+            raw.seek(position)
+            chunk = raw.read(_SCAN_CHUNK + 16)
+            if len(chunk) < len(marker):
+                return None
+            found = chunk.find(marker)
+            while found != -1:
+                candidate = position + found
+                if gzipped:
+                    head = chunk[found : found + 4096]
+                    if len(head) < 4096:
+                        head = _read_at(raw, candidate, 4096)
+                    if _gzip_member_is_record(head):
+                        return candidate
+                elif candidate == 0 or (found > 0 and chunk[found - 1 : found] == b"\n"):
+                    return candidate
+                elif found == 0 and _read_at(raw, candidate - 1, 1) == b"\n":
+                    return candidate
+                found = chunk.find(marker, found + 1)
+            if len(chunk) <= _SCAN_CHUNK:
+                return None
+            position += _SCAN_CHUNK
+
+    # -- documents ---------------------------------------------------------------------------------------
+
+    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None) -> Iterator[DocBatch]:
+        """Documents of `path` in bounded batches; `limit` caps the documents read from this file.
+
+        The reader's `seconds` count only its own work, not the time the consumer spends between batches.
+        """
+        self._warcinfo_dump = None
+        path_dump = self.dump or _dump_from_path(path)
+        columns: dict[str, list[Any]] = {name: [] for name in READER_COLUMNS}
+        batch_bytes = 0
+        emitted = 0
+        started = time.perf_counter()
+        for raw in self.iter_raw_records(path, counters):
+            text = decode_payload(raw.payload, raw.content_type)
+            if text is None:
+                counters.drop(Reasons.UNDECODABLE)
+                continue
+            is_text = raw.mime == "text/plain"
+            columns["id"].append(raw.headers["id"] or _synthetic_id(path, raw.offset))
+            columns["url"].append(raw.headers["url"])
+            columns["date"].append(raw.headers["date"])
+            columns["dump"].append(path_dump or self._warcinfo_dump or "unknown")
+            columns["file_path"].append(path)
+            columns["html"].append(None if is_text else text)
+            columns["text"].append(text if is_text else None)
+            batch_bytes += len(raw.payload)
+            counters.docs_out += 1
+            emitted += 1
+            done = limit is not None and emitted >= limit
+            if len(columns["id"]) >= self.batch_size or batch_bytes >= self.batch_bytes or done:
+                counters.seconds += time.perf_counter() - started
+                yield DocBatch(columns)
+                started = time.perf_counter()
+                columns = {name: [] for name in READER_COLUMNS}
+                batch_bytes = 0
+            if done:
+                break
+        counters.seconds += time.perf_counter() - started
+        if columns["id"]:
+            yield DocBatch(columns)
+
+    _warcinfo_dump: str | None = None
+
+
+def _read_at(raw: BinaryIO, offset: int, size: int = 65536) -> bytes:
+    here = raw.tell()
+    raw.seek(offset)
+    data = raw.read(size)
+    raw.seek(here)
+    return data
+
+
+def _gzip_member_is_record(data: bytes) -> bool:
+    """Does a gzip member start here whose content starts like a WARC or ARC record?"""
+    try:
+        head = zlib.decompressobj(31).decompress(data, 64)
+    except zlib.error:
+        return False
+    return head.startswith((b"WARC/", b"filedesc://")) or (len(head) >= 8 and b"://" in head[:64])
+
+
+def _dump_from_path(path: str) -> str | None:
+    match = _DUMP_IN_PATH.search(path)
+    return match.group(0).upper() if match else None
+
+
+def _synthetic_id(path: str, offset: int) -> str:
+    digest = hashlib.sha1(f"{path}:{offset}".encode()).hexdigest()
+    return f"<urn:tamis:{digest}>"

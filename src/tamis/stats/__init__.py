@@ -1,0 +1,1 @@
+"""Counters of a run: declared names, summed exactly across tasks and reruns."""

@@ -1,0 +1,127 @@
+"""Base classes of pipeline steps.
+
+Following scikit-learn, a step's constructor only stores its arguments under the same names: those
+arguments *are* the step's YAML, its fingerprint, and what is pickled to Ray workers. Anything heavy
+(models, word lists) is loaded in `setup()`, which runs once per worker process for each distinct
+configuration, not once per task.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tamis.batch import DocBatch
+from tamis.stats.counters import StepCounters
+
+RemovedSink = Callable[[str, DocBatch, list[str]], None]
+"""Receives (step name, removed documents, their reasons) so they can be written to `removed/<step>/`."""
+
+
+@dataclass
+class StepContext:
+    """What a step gets besides the batch: its counters and where removed documents go."""
+
+    name: str
+    counters: StepCounters
+    removed: RemovedSink | None = None
+
+
+class Step:
+    """A stage of the process pipeline: takes a batch, returns a batch."""
+
+    kind: ClassVar[str] = "step"
+    #: registry name, set by @register_step
+    step_name: ClassVar[str] = ""
+
+    def setup(self) -> None:
+        """Load what the step needs on the worker (models, lists). Called before the first batch."""
+
+    def start_input(self) -> None:
+        """Called at the start of each input file; steps that keep state across documents reset it here."""
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, as given (scikit-learn's contract)."""
+        params = {}
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name in ("self", "args", "kwargs"):
+                continue
+            params[name] = getattr(self, name)
+        return params
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Filter(Step):
+    """Keeps or drops documents, with a reason for each drop.
+
+    Implement either `filter(text, metadata)` per document, returning True to keep or `(False, reason)`,
+    or `filter_batch(batch)` returning one reason per document (None to keep). A filter may also add
+    columns in `filter_batch` (language ID adds `language` and `language_score`).
+    """
+
+    kind: ClassVar[str] = "filter"
+    #: the reason used when `filter` returns a bare False
+    default_reason: ClassVar[str] = "filtered"
+
+    def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
+        raise NotImplementedError(f"{type(self).__name__} implements neither filter() nor filter_batch()")
+
+    def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        reasons: list[str | None] = []
+        texts = batch["text"]
+        for i, text in enumerate(texts):
+            verdict = self.filter(text, batch.row(i))
+            if isinstance(verdict, tuple):
+                keep, reason = verdict
+                reasons.append(None if keep else str(reason))
+            else:
+                reasons.append(None if verdict else self.default_reason)
+        return reasons
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        reasons = self.filter_batch(batch)
+        if len(reasons) != len(batch):
+            raise ValueError(f"{ctx.name}: filter_batch returned {len(reasons)} reasons for {len(batch)} documents")
+        keep = [reason is None for reason in reasons]
+        if all(keep):
+            return batch
+        kept, removed = batch.split(keep)
+        removed_reasons = [reason for reason in reasons if reason is not None]
+        for reason in removed_reasons:
+            ctx.counters.drop(reason)
+        if ctx.removed is not None:
+            ctx.removed(ctx.name, removed, removed_reasons)
+        return kept
+
+
+class Extractor(Step):
+    """Turns the `html` column into a `text` column; documents with no text are dropped and counted."""
+
+    kind: ClassVar[str] = "extractor"
+
+
+class Formatter(Step):
+    """Rewrites the `text` column (e.g. PII replacement); never drops documents."""
+
+    kind: ClassVar[str] = "formatter"
+
+    def format(self, text: str) -> str:
+        raise NotImplementedError
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        batch.set_column("text", [self.format(text) for text in batch["text"]])
+        return batch
+
+
+class Annotator(Step):
+    """Adds columns (e.g. `token_count`); never drops documents."""
+
+    kind: ClassVar[str] = "annotator"

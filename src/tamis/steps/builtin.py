@@ -1,0 +1,7 @@
+"""Importing this module registers every built-in step."""
+
+import tamis.annotate.language  # noqa: F401
+import tamis.annotate.tokens  # noqa: F401
+import tamis.extract.steps  # noqa: F401
+import tamis.io.parquet  # noqa: F401
+import tamis.readers.warc  # noqa: F401

@@ -1,0 +1,106 @@
+"""Steps by name: built-ins, classes registered with @register_step, and plugins.
+
+Plugins come from the `tamis.steps` entry-point group (an installed package) or from `*.py` files in a
+plugin directory (the repository's `filters/` by default). Every source ends in the same table, so a
+pipeline file can name any of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+from tamis.steps.base import Step
+
+_REGISTRY: dict[str, type[Step]] = {}
+_BUILTINS_LOADED = False
+_LOADED_PLUGIN_FILES: set[Path] = set()
+
+S = TypeVar("S", bound=type[Step])
+
+
+class UnknownStepError(KeyError):
+    def __init__(self, name: str, known: list[str]):
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown step {name!r}{hint} (available: {', '.join(sorted(known))})")
+        self.name = name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_step(name: str):
+    """Class decorator: make a Step subclass available under `name` in pipeline files."""
+
+    def decorate(cls: S) -> S:
+        if not (isinstance(cls, type) and issubclass(cls, Step)):
+            raise TypeError(f"@register_step({name!r}) must decorate a tamis Step subclass, got {cls!r}")
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ValueError(f"step name {name!r} is taken by {existing.__module__}.{existing.__qualname__}")
+        cls.step_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    importlib.import_module("tamis.steps.builtin")
+    for entry_point in importlib.metadata.entry_points(group="tamis.steps"):
+        loaded = entry_point.load()
+        if isinstance(loaded, type) and issubclass(loaded, Step) and not loaded.step_name:
+            register_step(entry_point.name)(loaded)
+
+
+def load_plugin_dir(directory: str | Path) -> list[str]:
+    """Import every `*.py` in `directory` (not starting with `_`) so its @register_step classes register.
+
+    Plugin modules are pickled by value to Ray workers (they need not be importable there).
+    """
+    import cloudpickle
+
+    _load_builtins()
+    directory = Path(directory)
+    modules = []
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        resolved = path.resolve()
+        if resolved in _LOADED_PLUGIN_FILES:
+            continue
+        module_name = f"tamis_plugins.{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, resolved)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        cloudpickle.register_pickle_by_value(module)
+        _LOADED_PLUGIN_FILES.add(resolved)
+        modules.append(module_name)
+    return modules
+
+
+def get_step_class(name: str) -> type[Step]:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownStepError(name, list(_REGISTRY)) from None
+
+
+def available_steps() -> dict[str, type[Step]]:
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))

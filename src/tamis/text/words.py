@@ -1,0 +1,104 @@
+"""English word and sentence splitting with the decisions of datatrove 0.10.1 (a blank spaCy tokenizer).
+
+spaCy tokenises every whitespace-delimited chunk of a text on its own (prefixes, suffixes, infixes and
+special cases never cross whitespace), so the words of a document are the concatenation of the tokens
+of its chunks. Web text is Zipfian: most chunks of a document were already seen in earlier documents.
+We therefore split on whitespace in C (`str.split`) and look each chunk up in a per-process memo of
+spaCy's answer; only unseen chunks go through spaCy, in one call per document. The result is exactly
+spaCy's token list (whitespace tokens dropped and tokens stripped, as datatrove does), at the cost of a
+dict lookup per chunk instead of building a spaCy `Doc` per document.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from itertools import chain
+from typing import Any
+
+#: memo of chunk -> its spaCy tokens; cleared when it grows past this many chunks (bounded memory)
+_MAX_CACHED_CHUNKS = 2_000_000
+_CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
+
+
+@lru_cache(maxsize=1)
+def english_nlp() -> Any:
+    """A blank English spaCy pipeline with the rule-based sentencizer, as datatrove builds it."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def _tokenize_chunks(chunks: list[str]) -> None:
+    """Run spaCy once over unseen chunks joined by single spaces and memoise each chunk's tokens.
+
+    A single space between chunks never becomes a token: spaCy records it as the trailing whitespace
+    of the chunk's last token, which is how we find where each chunk's tokens end.
+    """
+    if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
+        _CHUNK_TOKENS.clear()
+    nlp = english_nlp()
+    with nlp.memory_zone():
+        current: list[str] = []
+        index = 0
+        for token in nlp.tokenizer(" ".join(chunks)):
+            current.append(token.text)
+            if token.whitespace_:
+                _CHUNK_TOKENS[chunks[index]] = tuple(current)
+                current = []
+                index += 1
+        _CHUNK_TOKENS[chunks[index]] = tuple(current)
+
+
+def split_words(text: str) -> list[str]:
+    """The words of `text`: spaCy blank-English tokens without whitespace tokens (datatrove's list)."""
+    chunks = text.split()
+    unseen = set(chunks).difference(_CHUNK_TOKENS)
+    if unseen:
+        _tokenize_chunks(list(unseen))
+    return list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, chunks)))
+
+
+@lru_cache(maxsize=1)
+def _sentence_punct() -> frozenset[str]:
+    from spacy.pipeline import Sentencizer
+
+    return frozenset(Sentencizer.default_punct_chars)
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_punct(token: str) -> bool:
+    """spaCy's IS_PUNCT lexical attribute: every character is Unicode punctuation (P*)."""
+    return all(unicodedata.category(ch)[0] == "P" for ch in token)
+
+
+def count_sentences(line: str) -> int:
+    """How many sentences spaCy's sentencizer finds in a stripped line (datatrove's C4 sentence count).
+
+    A new sentence starts at the first token that is neither punctuation nor a sentence-final character
+    after a sentence-final character. With single spaces between chunks the tokens are those of
+    `split_words`; any other whitespace makes spaCy emit whitespace tokens, so we ask spaCy itself.
+    """
+    words = split_words(line)
+    if " ".join(line.split()) != line:
+        return _count_sentences_spacy(line)
+    punct = _sentence_punct()
+    sentences = 1
+    seen_period = False
+    for token in words:
+        in_punct = token in punct
+        if seen_period and not in_punct and not _is_punct(token):
+            sentences += 1
+            seen_period = False
+        elif in_punct:
+            seen_period = True
+    return sentences
+
+
+def _count_sentences_spacy(text: str) -> int:
+    nlp = english_nlp()
+    nlp.max_length = len(text) + 10
+    with nlp.memory_zone():
+        return max(1, sum(1 for _ in nlp(text).sents))
