@@ -85,6 +85,14 @@ def _looks_like_html(payload: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in head or b"<body" in head
 
 
+class _DamagedRecord(Exception):
+    """Damage found by our own checks rather than by warcio."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class RawRecord:
     """A record that passed the type checks, with its payload read and bounded."""
@@ -130,10 +138,14 @@ class WarcReader(Step):
     # -- raw record stream with recovery -------------------------------------------------------------------
 
     def iter_raw_records(self, path: str, counters: StepCounters) -> Iterator[RawRecord]:
-        """Every document-type record of the file, payload read; corrupt stretches counted and skipped."""
+        """Every document-type record of the file, payload read; corrupt stretches counted and skipped.
+
+        warcio stops quietly at some damage (a gzip member failing its CRC ends the iteration without an
+        error), so an iteration that ends before the end of the file is treated as damage too.
+        """
         with fsspec.open(path, "rb") as raw:
-            start = raw.read(2)
-            gzipped = start == _GZIP_MAGIC[:2]
+            gzipped = raw.read(2) == _GZIP_MAGIC[:2]
+            size = raw.seek(0, 2)
             position: int | None = 0
             last_start = -1
             while position is not None:
@@ -141,24 +153,27 @@ class WarcReader(Step):
                 iterator = ArchiveIterator(raw, arc2warc=True)
                 try:
                     for record in iterator:
-                        offset = iterator.offset
-                        last_start = offset
+                        last_start = iterator.offset
                         counters.event(Events.RECORDS)
-                        raw_record = self._read_record(record, offset, counters)
+                        raw_record = self._read_record(record, last_start, counters)
                         if raw_record is not None:
                             yield raw_record
-                    position = None
+                    end = iterator.offset
+                    if size - end <= 4 or self._next_boundary(raw, end, gzipped) is None:
+                        break
+                    raise _DamagedRecord(Reasons.DECOMPRESSION if gzipped else Reasons.MALFORMED_RECORD)
                 except Exception as exc:  # noqa: BLE001 - any parse failure is data damage, never fatal
-                    reason = classify_error(exc)
-                    failed_at = max(getattr(iterator, "offset", position), last_start + 1, position)
+                    reason = exc.reason if isinstance(exc, _DamagedRecord) else classify_error(exc)
+                    failed_at = max(getattr(iterator, "offset", position), last_start, position)
                     counters.drop(reason)
-                    log.warning("%s: %s near byte %d (%s); looking for the next record", path, reason, failed_at, exc)
+                    log.warning("%s: %s near byte %d (%.120r); skipping to the next record",
+                                path, reason, failed_at, str(exc))
                     position = self._next_boundary(raw, failed_at + 1, gzipped)
                     if position is not None:
                         counters.event(Events.RESYNC)
                         counters.event(Events.SKIPPED_BYTES, position - failed_at)
                     last_start = (position or 0) - 1
-            counters.event(Events.BYTES_READ, raw.tell() if hasattr(raw, "tell") else 0)
+            counters.event(Events.BYTES_READ, size)
 
     def _read_record(self, record: ArcWarcRecord, offset: int, counters: StepCounters) -> RawRecord | None:
         record_type = record.rec_type
@@ -187,9 +202,8 @@ class WarcReader(Step):
         while record.raw_stream.read(65536):
             pass
         if getattr(record.raw_stream, "limit", 0) > 0:
-            # the block ended before its Content-Length: a truncated file or member
-            counters.drop(Reasons.TRUNCATED)
-            return None
+            # the block ended before its Content-Length: a truncated file, or a damaged gzip member
+            raise _DamagedRecord(Reasons.TRUNCATED)
         if not payload.strip():
             counters.drop(Reasons.EMPTY)
             return None

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TypeVar
 
+from ray import cloudpickle
+
 from tamis.steps.base import Step
 
 _REGISTRY: dict[str, type[Step]] = {}
@@ -67,10 +69,9 @@ def _load_builtins() -> None:
 def load_plugin_dir(directory: str | Path) -> list[str]:
     """Import every `*.py` in `directory` (not starting with `_`) so its @register_step classes register.
 
-    Plugin modules are pickled by value to Ray workers (they need not be importable there).
+    Plugin modules are pickled by value to Ray workers (Ray's own cloudpickle), so they need not be
+    importable on the cluster's nodes.
     """
-    import cloudpickle
-
     _load_builtins()
     directory = Path(directory)
     modules = []

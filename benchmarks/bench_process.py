@@ -1,0 +1,393 @@
+"""Process-stage throughput per core: tamis against datatrove 0.10.1 on the same WARC corpus, in one run.
+
+    python benchmarks/bench_process.py [--records 600] [--files 1] [--datatrove-python PATH] [--json]
+
+1. Builds (or reuses, cached under .bench/corpus/ by its parameters) a Common-Crawl-shaped WARC corpus from
+   the real pages in shared/data with shared/tools/make_warc_corpus.py.
+2. Runs tamis's process stage (pipelines/fineweb.yaml: warc -> trafilatura -> language_id [en] 0.65 ->
+   token_count -> parquet) with one worker, twice:
+   - in-process: tamis.engine.task.process_input per input file in this process (the pure per-core figure);
+   - via Ray: run_pipeline(workers=1) on an embedded loopback Ray started with num_cpus=1 (Ray's start-up
+     is reported apart and not counted in the run's wall time).
+3. Runs datatrove's same steps (benchmarks/datatrove_process.py) with LocalPipelineExecutor(tasks=1,
+   workers=1) on the same files, in a subprocess of a separate venv (benchmarks/setup_datatrove_venv.sh).
+4. Prints a side-by-side table: documents, docs per CPU second and per wall second, MB/s of WARC input,
+   seconds per step (reading, extraction, language ID, tokens, writing) and the ratio.
+
+CPU seconds are user+system of the process doing the work plus its extraction child on both sides (tamis's
+task summary counts its sandbox; the datatrove side adds RUSAGE_CHILDREN after its extractor has exited).
+Per-step seconds are each framework's own timers; "other" is wall time outside them (set-up such as model
+loading and the extractor child's start, generator and batching overhead, committing).
+By default tamis writes no removed-documents files (`removed: none`), as datatrove's LanguageFilter without
+an exclusion writer does; --removed pipeline keeps what the pipeline file says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TAMIS_SHARED", REPO.parent / "shared"))
+DEFAULT_TOOL = SHARED / "tools" / "make_warc_corpus.py"
+DEFAULT_PAGES = SHARED / "data" / "extraction" / "scrapinghub_aeb" / "html"
+DEFAULT_DT_PYTHON = REPO / ".bench" / "dtvenv" / "bin" / "python"
+RESOURCES = REPO / "src" / "tamis" / "resources"
+CATEGORIES = ("reading", "extraction", "language ID", "tokens", "writing")
+
+
+# ---------------------------------------------------------------- corpus
+
+def build_corpus(args: argparse.Namespace, bench_dir: Path) -> list[Path]:
+    """The corpus's WARC files, built once per parameter set and cached."""
+    tool = Path(args.corpus_tool)
+    params = {
+        "pages": [str(Path(p).resolve()) for p in args.pages], "records": args.records, "files": args.files,
+        "exact_dup_rate": args.exact_dup_rate, "near_dup_rate": args.near_dup_rate, "seed": args.seed,
+        "tool": hashlib.sha256(tool.read_bytes()).hexdigest()[:12],
+    }
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    directory = bench_dir / "corpus" / f"r{args.records}-f{args.files}-{key}"
+    done = directory / "params.json"
+    if not done.exists():
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        command = [sys.executable, str(tool), "--out", str(directory / "corpus.warc.gz"),
+                   "--records", str(args.records), "--files", str(args.files), "--seed", str(args.seed),
+                   "--exact-dup-rate", str(args.exact_dup_rate), "--near-dup-rate", str(args.near_dup_rate)]
+        for pages in args.pages:
+            command += ["--pages", str(pages)]
+        log(f"building corpus in {directory} ...")
+        subprocess.run(command, check=True, stdout=sys.stderr)
+        done.write_text(json.dumps(params, indent=1))
+    files = sorted(directory.glob("*.warc.gz"))
+    if not files:
+        raise SystemExit(f"no WARC files in {directory}")
+    return files
+
+
+# ---------------------------------------------------------------- tamis
+
+def _categorise_tamis(spec: Any, steps: dict[str, dict[str, Any]]) -> dict[str, float]:
+    from tamis.engine.task import WRITER_STEP
+
+    seconds = dict.fromkeys(CATEGORIES, 0.0)
+    seconds["reading"] = steps.get(spec.reader.name, {}).get("seconds", 0.0)
+    seconds["writing"] = steps.get(WRITER_STEP, {}).get("seconds", 0.0)
+    for step in spec.steps:
+        value = steps.get(step.name, {}).get("seconds", 0.0)
+        kind = step.step.lower()
+        if "token" in kind:
+            seconds["tokens"] += value
+        elif "lang" in kind:
+            seconds["language ID"] += value
+        elif kind in ("trafilatura", "resiliparse") or "extract" in kind:
+            seconds["extraction"] += value
+        else:
+            seconds["other steps"] = seconds.get("other steps", 0.0) + value
+    return seconds
+
+
+def _tamis_result(label: str, spec: Any, summaries: list[dict[str, Any]], wall: float,
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    from tamis.stats.counters import TaskCounters
+
+    counters = TaskCounters()
+    for summary in summaries:
+        counters.merge(TaskCounters.from_dict(summary["counters"]))
+    steps = counters.to_dict()
+    return {
+        "name": label,
+        "docs_read": sum(s["docs_read"] for s in summaries),
+        "docs_kept": sum(s["docs_kept"] for s in summaries),
+        "tokens": sum(s["tokens"] for s in summaries),
+        "bytes_read": sum(s["bytes_read"] for s in summaries),
+        "wall_seconds": wall,
+        "cpu_seconds": sum(s["cpu_seconds"] for s in summaries),
+        "step_seconds": _categorise_tamis(spec, steps),
+        "steps": steps,
+        **extra,
+    }
+
+
+def _load_spec(args: argparse.Namespace) -> Any:
+    from tamis.engine.removed import validate_removed_options
+    from tamis.pipeline.spec import load_pipeline
+
+    spec = load_pipeline(args.pipeline)
+    if args.removed == "none":
+        spec = dataclasses.replace(spec, removed={"mode": "none"})
+    return spec, validate_removed_options(spec.removed, spec.source)
+
+
+def run_tamis_inprocess(args: argparse.Namespace, files: list[Path], workdir: Path) -> dict[str, Any]:
+    from tamis.engine.task import TaskOptions, process_input
+
+    spec, removed = _load_spec(args)
+    output = workdir / "tamis-inprocess"
+    options = TaskOptions(output=str(output), fingerprint=spec.fingerprint(limit=None, removed=removed),
+                          removed=removed)
+    log("tamis in-process (one core) ...")
+    started = time.perf_counter()
+    summaries = [process_input(spec, str(path), options) for path in files]
+    wall = time.perf_counter() - started
+    return _tamis_result("tamis in-process", spec, summaries, wall, {})
+
+
+def run_tamis_ray(args: argparse.Namespace, files: list[Path], workdir: Path) -> dict[str, Any]:
+    for name, value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
+                        ("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_DEDUP_LOGS", "0"), ("RAY_COLOR_PREFIX", "0")):
+        os.environ[name] = value
+    os.environ.pop("RAY_ADDRESS", None)
+    import ray
+
+    from tamis.engine.runner import run_pipeline
+
+    spec, _ = _load_spec(args)
+    temp_dir = tempfile.mkdtemp(prefix="tbray-", dir="/tmp")
+    log("tamis via Ray (embedded, num_cpus=1, workers=1) ...")
+    started = time.perf_counter()
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=256 * 2**20, logging_level="WARNING", _temp_dir=temp_dir)
+    ray_start = time.perf_counter() - started
+    try:
+        result = run_pipeline(spec, [str(p) for p in files], str(workdir / "tamis-ray"), workers=1,
+                              overwrite=True, show_progress=False)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    if result.failed:
+        raise RuntimeError(f"tamis run failed: {result.failed}")
+    return _tamis_result("tamis via Ray", spec, result.completed, result.seconds,
+                         {"ray_start_seconds": ray_start})
+
+
+# ---------------------------------------------------------------- datatrove
+
+def _categorise_datatrove(steps: list[dict[str, Any]]) -> dict[str, float]:
+    seconds = dict.fromkeys(CATEGORIES, 0.0)
+    for step in steps:
+        name = step["name"].upper()
+        if "READER" in name:
+            category = "reading"
+        elif "EXTRAC" in name:
+            category = "extraction"
+        elif "LANGUAGE" in name:
+            category = "language ID"
+        elif "TOKEN" in name:
+            category = "tokens"
+        elif "WRITER" in name:
+            category = "writing"
+        else:
+            category = "other steps"
+        seconds[category] = seconds.get(category, 0.0) + step["seconds"]
+    return seconds
+
+
+def run_datatrove(args: argparse.Namespace, files: list[Path], workdir: Path) -> dict[str, Any]:
+    python = Path(args.datatrove_python)
+    if not python.exists():
+        if Path(args.datatrove_python) != DEFAULT_DT_PYTHON:
+            raise SystemExit(f"{python} not found")
+        log("no datatrove venv yet: running benchmarks/setup_datatrove_venv.sh ...")
+        subprocess.run(["bash", str(REPO / "benchmarks" / "setup_datatrove_venv.sh"),
+                        str(DEFAULT_DT_PYTHON.parents[1])], check=True, stdout=sys.stderr)
+    directory = files[0].parent
+    if any(p.parent != directory for p in files):
+        raise SystemExit("the datatrove side needs all WARC files in one folder")
+    dt_work = workdir / "datatrove"
+    command = [str(python), str(REPO / "benchmarks" / "datatrove_process.py"), "--input", str(directory),
+               "--glob", "*.warc.gz", "--workdir", str(dt_work),
+               "--lid-model", str(args.lid_model), "--gpt2-ranks", str(RESOURCES / "gpt2.tiktoken")]
+    log("datatrove 0.10.1 (LocalPipelineExecutor, tasks=1, workers=1) in its own venv ...")
+    dt_work.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    with open(dt_work / "stderr.log", "w") as stderr:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    if done.returncode:
+        tail = (dt_work / "stderr.log").read_text()[-3000:]
+        raise SystemExit(f"datatrove side failed ({done.returncode}):\n{tail}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    steps = data["steps"]
+    reader = next((s for s in steps if "READER" in s["name"].upper()), steps[0])
+    writer = next((s for s in steps if "WRITER" in s["name"].upper()), steps[-1])
+    token_stats = next((s["stats"].get("tokens", 0) for s in steps if "TOKEN" in s["name"].upper()), 0)
+    return {
+        "name": "datatrove",
+        "docs_read": reader["docs_out"],
+        "docs_kept": writer["docs_out"],
+        "tokens": token_stats,
+        "bytes_read": sum(p.stat().st_size for p in files),
+        "wall_seconds": data["wall_seconds"],
+        "cpu_seconds": data["cpu_seconds"],
+        "cpu_seconds_children": data["cpu_seconds_children"],
+        "step_seconds": _categorise_datatrove(steps),
+        "steps": steps,
+        "versions": data["versions"],
+        "substitutions": data["substitutions"],
+    }
+
+
+# ---------------------------------------------------------------- report
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def derived(result: dict[str, Any]) -> dict[str, float]:
+    mb = result["bytes_read"] / 1e6
+    steps = result["step_seconds"]
+    return {
+        "docs_per_cpu_second": result["docs_read"] / result["cpu_seconds"],
+        "docs_per_wall_second": result["docs_read"] / result["wall_seconds"],
+        "mb_per_wall_second": mb / result["wall_seconds"],
+        "mb_per_cpu_second": mb / result["cpu_seconds"],
+        "ms_per_doc_cpu": 1000 * result["cpu_seconds"] / result["docs_read"],
+        "other_seconds": result["wall_seconds"] - sum(steps.values()),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Rows of figures, one column per run, and tamis/datatrove ratios (>1: tamis faster)."""
+    for result in results:
+        result["derived"] = derived(result)
+    baseline = next((r for r in results if r["name"] == "datatrove"), None)
+    others = [r for r in results if r is not baseline]
+    head = ["", *(r["name"] for r in results)]
+    if baseline:
+        head += [f"{r['name'].replace('tamis ', '')} vs dt" for r in others]
+    rows: list[list[str]] = []
+
+    def row(label: str, getter: Any, fmt: str, higher_is_better: bool | None = None) -> None:
+        values = [getter(r) for r in results]
+        cells = [label, *(format(v, fmt) if v is not None else "-" for v in values)]
+        if baseline:
+            base = getter(baseline)
+            for r in others:
+                value = getter(r)
+                if higher_is_better is None or not value or not base:
+                    cells.append("")
+                else:
+                    cells.append(f"{(value / base if higher_is_better else base / value):.2f}x")
+        rows.append(cells)
+
+    row("documents read (HTML responses)", lambda r: r["docs_read"], "d")
+    row("documents kept", lambda r: r["docs_kept"], "d")
+    row("tokens (GPT-2)", lambda r: r["tokens"], "d")
+    row("WARC input, MB", lambda r: r["bytes_read"] / 1e6, ".1f")
+    row("wall seconds", lambda r: r["wall_seconds"], ".2f", False)
+    row("CPU seconds (incl. extractor child)", lambda r: r["cpu_seconds"], ".2f", False)
+    row("docs / core-second (CPU)", lambda r: r["derived"]["docs_per_cpu_second"], ".1f", True)
+    row("docs / wall-second", lambda r: r["derived"]["docs_per_wall_second"], ".1f", True)
+    row("MB/s WARC input (per CPU second)", lambda r: r["derived"]["mb_per_cpu_second"], ".2f", True)
+    row("MB/s WARC input (wall)", lambda r: r["derived"]["mb_per_wall_second"], ".2f", True)
+    row("CPU ms / document", lambda r: r["derived"]["ms_per_doc_cpu"], ".2f", False)
+    categories = list(CATEGORIES) + sorted({k for r in results for k in r["step_seconds"]} - set(CATEGORIES))
+    for category in categories:
+        row(f"  {category}, s", lambda r, c=category: r["step_seconds"].get(c, 0.0), ".3f", False)
+    row("  other (outside step timers), s", lambda r: r["derived"]["other_seconds"], ".3f", False)
+    if any("ray_start_seconds" in r for r in results):
+        row("Ray start (not in wall), s", lambda r: r.get("ray_start_seconds"), ".2f")
+
+    widths = [max(len(line[i]) for line in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+             for line in [head, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=600, help="HTML response records in the corpus (default 600)")
+    ap.add_argument("--files", type=int, default=1, help="WARC files the records are split into (default 1)")
+    ap.add_argument("--exact-dup-rate", type=float, default=0.0)
+    ap.add_argument("--near-dup-rate", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pages", action="append", default=None,
+                    help=f"folder of real HTML pages (repeatable; default {DEFAULT_PAGES})")
+    ap.add_argument("--corpus-tool", default=str(DEFAULT_TOOL))
+    ap.add_argument("--pipeline", default=str(REPO / "pipelines" / "fineweb.yaml"))
+    ap.add_argument("--removed", choices=("none", "pipeline"), default="none",
+                    help="tamis removed-documents output: none (default, like datatrove here) or as the pipeline says")
+    ap.add_argument("--lid-model", default=str(RESOURCES / "lid.176.ftz"),
+                    help="fastText model for datatrove's LanguageFilter (default: tamis's own copy)")
+    ap.add_argument("--datatrove-python", default=str(DEFAULT_DT_PYTHON),
+                    help="python of the datatrove venv (default .bench/dtvenv, made by setup_datatrove_venv.sh)")
+    ap.add_argument("--bench-dir", default=str(REPO / ".bench"), help="corpus cache and run outputs")
+    ap.add_argument("--no-inprocess", action="store_true", help="skip tamis in-process")
+    ap.add_argument("--no-ray", action="store_true", help="skip tamis via Ray")
+    ap.add_argument("--no-datatrove", action="store_true", help="skip datatrove")
+    ap.add_argument("--keep", action="store_true", help="keep the run's outputs under --bench-dir/runs")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = ap.parse_args()
+    args.pages = args.pages or [str(DEFAULT_PAGES)]
+
+    bench_dir = Path(args.bench_dir)
+    files = build_corpus(args, bench_dir)
+    (bench_dir / "runs").mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=datetime.now().strftime("%Y%m%d-%H%M%S-"), dir=bench_dir / "runs"))
+    results = []
+    try:
+        if not args.no_inprocess:
+            results.append(run_tamis_inprocess(args, files, workdir))
+        if not args.no_ray:
+            results.append(run_tamis_ray(args, files, workdir))
+        if not args.no_datatrove:
+            results.append(run_datatrove(args, files, workdir))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    from importlib import metadata
+
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine()},
+        "corpus": {"files": [str(p) for p in files], "records": args.records, "warc_files": args.files,
+                   "exact_dup_rate": args.exact_dup_rate, "near_dup_rate": args.near_dup_rate, "seed": args.seed,
+                   "pages": args.pages, "bytes": sum(p.stat().st_size for p in files)},
+        "tamis_versions": {p: metadata.version(p) for p in ("tamis", "trafilatura", "lxml", "warcio",
+                                                             "fasttext-numpy2-wheel", "tiktoken", "pyarrow", "ray")},
+        "tamis_removed_mode": args.removed,
+        "results": results,
+    }
+    text = table(results)  # also adds the derived figures to each result
+    if args.json:
+        print(json.dumps(report, indent=1, default=str))
+        return
+    corpus = report["corpus"]
+    print(f"process stage, one core each  |  {report['date']}  |  {report['machine']['cpus']} CPUs, "
+          f"{report['machine']['platform']}")
+    print(f"corpus: {corpus['records']} records in {corpus['warc_files']} WARC file(s), "
+          f"{corpus['bytes'] / 1e6:.1f} MB, exact-dup {corpus['exact_dup_rate']}, near-dup {corpus['near_dup_rate']}, "
+          f"seed {corpus['seed']}")
+    print()
+    print(text)
+    print()
+    print("ratios: >1x means tamis is faster (time rows: datatrove/tamis; rate rows: tamis/datatrove)")
+    dt = next((r for r in results if r["name"] == "datatrove"), None)
+    if dt:
+        print("datatrove", dt["versions"]["datatrove"], "| trafilatura", dt["versions"]["trafilatura"],
+              "(tamis:", report["tamis_versions"]["trafilatura"] + ")")
+        for note in dt["substitutions"]:
+            print("datatrove side:", note)
+    print(f"tamis removed-documents output: {args.removed}")
+
+
+if __name__ == "__main__":
+    main()

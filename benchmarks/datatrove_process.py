@@ -1,0 +1,175 @@
+"""The datatrove 0.10.1 side of benchmarks/bench_process.py; run by the datatrove venv's python, offline.
+
+    .bench/dtvenv/bin/python benchmarks/datatrove_process.py --input CORPUS_DIR --workdir DIR \
+        --lid-model src/tamis/resources/lid.176.ftz --gpt2-ranks src/tamis/resources/gpt2.tiktoken
+
+Runs FineWeb's process steps the datatrove way: WarcReader -> Trafilatura(favour_precision, timeout 1 s,
+deduplicate) -> LanguageFilter(["en"], 0.65) -> token count -> ParquetWriter (zstd, as tamis writes), with
+LocalPipelineExecutor(tasks=1, workers=1), and prints one JSON object on stdout: docs in/out per step,
+per-step seconds from datatrove's own stats.json, wall seconds and CPU seconds (this process and its
+children: datatrove's extractor runs in a forked child, reaped before we read RUSAGE_CHILDREN).
+
+Two offline substitutions, both reported in the output:
+- FT176LID downloads lid.176.bin; here it loads a local fastText model (the compressed lid.176.ftz by
+  default, the same model tamis uses).
+- TokensCounter loads a HF tokenizer by name (a download); here a small PipelineStep counts GPT-2 tokens
+  with tiktoken from the local ranks file (tiktoken's encode_ordinary, one thread, as tamis does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# GPT-2's pre-tokenisation pattern, as in tiktoken's gpt2 definition (and tamis.annotate.tokens).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _cpu() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"self": own.ru_utime + own.ru_stime, "children": children.ru_utime + children.ru_stime}
+
+
+def build_pipeline(args: argparse.Namespace) -> list:
+    from datatrove.data import DocumentsPipeline
+    from datatrove.pipeline.base import PipelineStep
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import LanguageFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import ParquetWriter
+    from datatrove.utils.lid import FT176LID
+
+    class LocalFT176LID(FT176LID):
+        """FT176LID that loads a local model file instead of downloading lid.176.bin."""
+
+        def __init__(self, languages: list[str] | None, model_path: str) -> None:
+            super().__init__(languages)
+            self.model_path = model_path
+
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                self._model = _FastText(self.model_path)
+            return self._model
+
+    class TiktokenCounter(PipelineStep):
+        """GPT-2 token counts with tiktoken from a local ranks file (stands in for datatrove's TokensCounter)."""
+
+        name = "📊 Counter (tiktoken gpt2)"
+        type = "🔢 - TOKENIZER"
+
+        def __init__(self, ranks_path: str) -> None:
+            super().__init__()
+            self.ranks_path = ranks_path
+            self._encoding = None
+
+        @property
+        def encoding(self):
+            if self._encoding is None:
+                import tiktoken
+                from tiktoken.load import load_tiktoken_bpe
+
+                self._encoding = tiktoken.Encoding(
+                    name="gpt2", explicit_n_vocab=50257, pat_str=GPT2_PATTERN,
+                    mergeable_ranks=load_tiktoken_bpe(self.ranks_path), special_tokens={"<|endoftext|>": 50256},
+                )
+            return self._encoding
+
+        def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+            for document in data:
+                with self.track_time():
+                    count = len(self.encoding.encode_ordinary(document.text))
+                document.metadata["token_count"] = count
+                self.stat_update("tokens", value=count)
+                yield document
+
+    language_filter = LanguageFilter(languages=["en"], language_threshold=0.65)
+    language_filter.model = LocalFT176LID(["en"], args.lid_model)
+    return [
+        WarcReader(args.input, glob_pattern=args.glob),
+        Trafilatura(favour_precision=True, timeout=1.0, deduplicate=True),
+        language_filter,
+        TiktokenCounter(args.gpt2_ranks),
+        ParquetWriter(os.path.join(args.workdir, "output"), compression="zstd"),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", required=True, help="folder holding the WARC files")
+    ap.add_argument("--glob", default="*.warc.gz", help="WARC files in --input to read")
+    ap.add_argument("--workdir", required=True, help="fresh folder for datatrove's output and logs")
+    ap.add_argument("--lid-model", required=True, help="local fastText lid.176 model (.ftz or .bin)")
+    ap.add_argument("--gpt2-ranks", required=True, help="local GPT-2 tiktoken ranks file")
+    args = ap.parse_args()
+
+    from importlib import metadata
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.utils.logging import logger
+
+    logger.remove()  # keep stdout for the JSON; datatrove's own log goes to its logging_dir
+    logger.add(sys.stderr, level="WARNING")
+
+    pipeline = build_pipeline(args)
+    logs = os.path.join(args.workdir, "logs")
+    executor = LocalPipelineExecutor(pipeline, tasks=1, workers=1, logging_dir=logs, skip_completed=False)
+    cpu_before, wall = _cpu(), time.perf_counter()
+    executor.run()
+    wall = time.perf_counter() - wall
+    cpu_after = _cpu()  # the extractor child and multiprocess's manager have been reaped by now
+
+    with open(os.path.join(logs, "stats.json")) as f:
+        stats = json.load(f)
+    steps = []
+    previous_out = 0
+    for step in stats:
+        values = step.get("stats", {})
+
+        def total(key: str, values: dict = values) -> float:
+            item = values.get(key)
+            return item.get("total", 0) if isinstance(item, dict) else (item or 0)
+
+        # readers count "documents", filters/extractors "total"/"forwarded"/"dropped"; steps that count nothing
+        # (the token counter) pass every document on, and the writer's "total" is what it wrote
+        docs_in = total("documents") or total("total") or previous_out
+        docs_out = total("documents") or total("forwarded") or (docs_in - total("dropped"))
+        previous_out = docs_out
+        steps.append({
+            "name": step["name"],
+            "seconds": step["time_stats"]["total"],
+            "docs_in": docs_in,
+            "docs_out": docs_out,
+            "stats": {k: total(k) for k in values},
+        })
+    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+    print(json.dumps({
+        "versions": {p: metadata.version(p) for p in ("datatrove", "trafilatura", "lxml", "warcio",
+                                                       "fasttext-numpy2-wheel", "tiktoken", "pyarrow")},
+        "python": sys.version.split()[0],
+        "substitutions": [
+            f"FT176LID loads the local model {args.lid_model} (no download of lid.176.bin)",
+            "TokensCounter (HF tokenizers, downloads 'gpt2') replaced by a PipelineStep counting GPT-2 tokens "
+            f"with tiktoken from {args.gpt2_ranks}",
+            "ParquetWriter compression zstd (datatrove's default is snappy; tamis writes zstd)",
+        ],
+        "wall_seconds": wall,
+        "cpu_seconds": cpu["self"] + cpu["children"],
+        "cpu_seconds_self": cpu["self"],
+        "cpu_seconds_children": cpu["children"],
+        "steps": steps,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Gopher repetition filter (Rae et al. 2021, table A1), as datatrove 0.10.1 computes it.
+
+Duplicate counts use set arithmetic (all elements minus distinct ones, in C) instead of a Python loop;
+n-gram counts use `Counter` over `zip` of shifted word lists, also in C. For the duplicated 5..10-grams
+datatrove's greedy scan (skip n words after each repeat) is replayed only over positions whose n-gram
+occurs more than once, which gives the same total and touches few positions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from itertools import compress
+from operator import itemgetter
+from typing import Any
+
+from tamis.batch import DocBatch
+from tamis.steps.base import Filter
+from tamis.steps.registry import register_step
+from tamis.text import WORDS, split_words
+
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+_LINE_BREAK = re.compile(r"\n+")
+
+
+class Reasons:
+    EMPTY = "empty"
+    DUP_PARA_FRAC = "dup_para_frac"
+    DUP_PARA_CHAR_FRAC = "dup_para_char_frac"
+    DUP_LINE_FRAC = "dup_line_frac"
+    DUP_LINE_CHAR_FRAC = "dup_line_char_frac"
+
+    @staticmethod
+    def top_n_gram(n: int) -> str:
+        return f"top_{n}_gram"
+
+    @staticmethod
+    def duplicated_n_grams(n: int) -> str:
+        return f"duplicated_{n}_n_grams"
+
+
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of repeated elements, characters in them), every occurrence after the first counted."""
+    distinct = set(items)
+    return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
+
+
+def top_n_gram_chars(words: list[str], n: int) -> int:
+    """Characters covered by the most frequent word n-gram (words joined by spaces) times its count.
+
+    Ties go to the n-gram seen first, as `Counter.most_common(1)` does.
+    """
+    counts = Counter(zip(*(words[k:] for k in range(n)), strict=False))
+    gram, count = max(counts.items(), key=itemgetter(1))
+    return (sum(map(len, gram)) + n - 1) * count
+
+
+def duplicated_n_gram_chars(words: list[str], n: int) -> int:
+    """Characters in repeated n-grams (words concatenated without separator, as datatrove keys them).
+
+    Scanning left to right, an n-gram already seen adds its length and the scan jumps n words ahead;
+    n-grams occurring once never count and never matter to later positions, so only the others are
+    visited.
+    """
+    keys = list(map("".join, zip(*(words[k:] for k in range(n)), strict=False)))
+    repeated = {key for key, count in Counter(keys).items() if count > 1}
+    if not repeated:
+        return 0
+    seen: set[str] = set()
+    chars = 0
+    resume = 0
+    for i in compress(range(len(keys)), map(repeated.__contains__, keys)):
+        if i < resume:
+            continue
+        key = keys[i]
+        if key in seen:
+            chars += len(key)
+            resume = i + n
+        else:
+            seen.add(key)
+    return chars
+
+
+@register_step("gopher_repetition")
+class GopherRepetitionFilter(Filter):
+    """Drops documents dominated by repeated paragraphs, lines or word n-grams. None disables a check."""
+
+    def __init__(
+        self,
+        dup_line_frac: float | None = 0.3,
+        dup_para_frac: float | None = 0.3,
+        dup_line_char_frac: float | None = 0.2,
+        dup_para_char_frac: float | None = 0.2,
+        top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16)),
+        dup_n_grams: tuple[tuple[int, float], ...] = (
+            (5, 0.15),
+            (6, 0.14),
+            (7, 0.13),
+            (8, 0.12),
+            (9, 0.11),
+            (10, 0.10),
+        ),
+    ):
+        """
+        Args:
+            dup_line_frac: max fraction of lines that repeat an earlier line.
+            dup_para_frac: max fraction of paragraphs (split on blank lines) that repeat an earlier one.
+            dup_line_char_frac: max fraction of characters in repeated lines.
+            dup_para_char_frac: max fraction of characters in repeated paragraphs.
+            top_n_grams: (n, max fraction of characters covered by the most frequent n-gram).
+            dup_n_grams: (n, max fraction of characters in repeated n-grams).
+        """
+        self.dup_line_frac = dup_line_frac
+        self.dup_para_frac = dup_para_frac
+        self.dup_line_char_frac = dup_line_char_frac
+        self.dup_para_char_frac = dup_para_char_frac
+        self.top_n_grams = top_n_grams
+        self.dup_n_grams = dup_n_grams
+
+    def check(self, text: str, words: list[str]) -> str | None:
+        """The reason to drop `text`, or None to keep it."""
+        if not text:
+            return Reasons.EMPTY
+        n_chars = len(text)
+        paragraphs = _PARAGRAPH_BREAK.split(text.strip())
+        dup, dup_chars = duplicates(paragraphs)
+        if self.dup_para_frac is not None and dup / len(paragraphs) > self.dup_para_frac:
+            return Reasons.DUP_PARA_FRAC
+        if self.dup_para_char_frac is not None and dup_chars / n_chars > self.dup_para_char_frac:
+            return Reasons.DUP_PARA_CHAR_FRAC
+        lines = _LINE_BREAK.split(text)
+        dup, dup_chars = duplicates(lines)
+        if self.dup_line_frac is not None and dup / len(lines) > self.dup_line_frac:
+            return Reasons.DUP_LINE_FRAC
+        if self.dup_line_char_frac is not None and dup_chars / n_chars > self.dup_line_char_frac:
+            return Reasons.DUP_LINE_CHAR_FRAC
+        for n, max_frac in self.top_n_grams:
+            if len(words) >= n and top_n_gram_chars(words, n) / n_chars > max_frac:
+                return Reasons.top_n_gram(n)
+        for n, max_frac in self.dup_n_grams:
+            if len(words) > n and duplicated_n_gram_chars(words, n) / n_chars > max_frac:
+                return Reasons.duplicated_n_grams(n)
+        return None
+
+    def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
+        reason = self.check(text, split_words(text))
+        return True if reason is None else (False, reason)
+
+    def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        words = batch.derived(WORDS, split_words)
+        return [self.check(text, doc_words) for text, doc_words in zip(batch["text"], words, strict=True)]

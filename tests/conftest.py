@@ -1,0 +1,73 @@
+"""Shared fixtures: the real data in ../shared/data, and one real local Ray per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from tamis.readers.warc import HTML_TYPES
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TAMIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+WARC_DIR = SHARED / "warc"
+SAMPLE_DIR = REPO / "examples" / "data"
+
+for key, value in {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_COLOR_PREFIX": "0",
+}.items():
+    os.environ.setdefault(key, value)
+
+
+def shared_warcs() -> list[Path]:
+    files = sorted(WARC_DIR.glob("*.gz"))
+    if not files:
+        pytest.skip(f"shared WARC data not found at {WARC_DIR}")
+    return files
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A real local Ray with 2 CPUs, started once for the whole test session."""
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="tr-", dir="/tmp")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=512 * 2**20,
+        _temp_dir=temp_dir,
+        logging_level="WARNING",
+    )
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def warcio_documents(path: Path) -> list[tuple[str, int, int]]:
+    """(record id, offset, length) of every HTML response / WET conversion record, by warcio alone."""
+    found = []
+    with open(path, "rb") as handle:
+        iterator = ArchiveIterator(handle, arc2warc=True)
+        for record in iterator:
+            if record.rec_type not in ("response", "conversion", "resource"):
+                continue
+            payload_type = record.rec_headers.get_header("WARC-Identified-Payload-Type")
+            content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
+            if record.rec_type == "conversion" and content_type is None:
+                content_type = record.rec_headers.get_header("Content-Type")
+            mime = (payload_type or content_type or "").split(";")[0].strip().lower()
+            if mime in HTML_TYPES or (record.rec_type == "conversion" and mime == "text/plain"):
+                record_id = record.rec_headers.get_header("WARC-Record-ID")
+                found.append((record_id, iterator.get_record_offset(), iterator.get_record_length()))
+    return found

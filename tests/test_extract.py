@@ -1,0 +1,106 @@
+"""Extraction: FineWeb's trafilatura settings, the hard time limit, and state that must not leak."""
+
+from __future__ import annotations
+
+import time
+
+import trafilatura
+from conftest import WARC_DIR
+
+from tamis.batch import DocBatch
+from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed
+from tamis.extract.steps import Reasons, ResiliparseExtractor, TrafilaturaExtractor
+from tamis.readers.warc import WarcReader
+from tamis.stats.counters import StepCounters
+from tamis.steps.base import StepContext
+
+
+def pages(name: str) -> list[str]:
+    batches = WarcReader().iter_batches(str(WARC_DIR / name), StepCounters())
+    return [html for batch in batches for html in batch["html"] if html]
+
+
+def run_step(step, htmls: list[str]) -> tuple[DocBatch, StepCounters]:
+    counters = StepCounters()
+    batch = DocBatch({"id": [str(i) for i in range(len(htmls))], "html": htmls, "text": [None] * len(htmls)})
+    step.start_input()
+    return step.process(batch, StepContext("extract", counters)), counters
+
+
+def test_trafilatura_step_matches_library_call() -> None:
+    htmls = pages("dolma_sample-0001.warc.gz")
+    out, counters = run_step(TrafilaturaExtractor(), htmls)
+    trafilatura.deduplication.LRU_TEST.clear()
+    expected = [trafilatura.extract(h, favor_precision=True, include_comments=False, deduplicate=True) for h in htmls]
+    assert out["text"] == [text.strip() for text in expected if text and text.strip()]
+    assert len(out) + counters.dropped[Reasons.NO_TEXT] == len(htmls)
+
+
+def test_output_does_not_depend_on_earlier_inputs() -> None:
+    """trafilatura's deduplicate cache is per process: each input must start from a clean cache."""
+    htmls = pages("dolma_sample-0000.warc.gz")
+    step = TrafilaturaExtractor()
+    first, _ = run_step(step, htmls)
+    second, _ = run_step(step, htmls)
+    assert first["text"] == second["text"]
+
+
+def test_pathological_page_times_out_and_the_rest_goes_on() -> None:
+    # 20,000 distinct paragraphs: trafilatura needs well over a second of CPU on this (measured ~1.8 s)
+    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
+    monster = f"<html><body>{paragraphs}</body></html>"
+    htmls = pages("dolma_sample-0001.warc.gz")[:3]
+    step = TrafilaturaExtractor(timeout=0.2)
+    started = time.monotonic()
+    out, counters = run_step(step, [htmls[0], monster, htmls[1], htmls[2]])
+    assert counters.dropped[Reasons.TIMEOUT] == 1
+    assert len(out) + counters.dropped[Reasons.NO_TEXT] == 3
+    assert time.monotonic() - started < 30
+
+
+def test_crashing_engine_is_contained() -> None:
+    sandbox = ExtractionSandbox("os:_exit", {}, timeout=1.0)
+    try:
+        sandbox.extract("<html></html>")
+    except (ExtractorCrashed, RuntimeError):
+        pass
+    else:
+        raise AssertionError("a child that exits must be reported")
+
+
+def test_factory_that_fails_is_a_clear_error() -> None:
+    # time.sleep as a factory: sleep(**{}) fails at start, which must be a clear error, not a hang
+    sandbox = ExtractionSandbox("time:sleep", {}, timeout=0.5)
+    try:
+        sandbox.extract("x")
+    except RuntimeError as exc:
+        assert "failed to start" in str(exc)
+    else:
+        raise AssertionError("a factory that fails must be reported")
+
+
+def test_a_blocked_child_hits_the_wall_clock_ceiling() -> None:
+    """A child that blocks uses no CPU; the wall-clock ceiling must still end the wait."""
+    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build",
+                                {"favor_precision": True, "include_comments": False, "deduplicate": True}, 0.05)
+    sandbox.wall_factor = 2.0
+    sandbox.extract("<html><body><p>ready</p></body></html>")
+    import os
+    import signal
+
+    os.kill(sandbox._process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        sandbox.extract("<html><body><p>blocked</p></body></html>")
+    except ExtractionTimeout:
+        pass
+    else:
+        raise AssertionError("a stopped child must time out")
+    assert time.monotonic() - started < 10
+
+
+def test_resiliparse_extracts_text() -> None:
+    htmls = pages("dolma_sample-0001.warc.gz")
+    out, counters = run_step(ResiliparseExtractor(), htmls)
+    assert len(out) >= len(htmls) - 2
+    assert all(text.strip() for text in out["text"])

@@ -1,0 +1,81 @@
+"""Bad pipeline files fail before any Ray work, naming the file, the step and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+from click.testing import CliRunner
+from conftest import SAMPLE_DIR
+
+from tamis.cli.main import cli
+from tamis.pipeline.spec import PipelineError, load_pipeline, parse_pipeline
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipe.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("steps:\n  - step: trafilaturra\n",
+         r"steps\[0\]\.step: unknown step 'trafilaturra'; did you mean 'trafilatura'"),
+        ("steps:\n  - step: language_id\n    threshhold: 0.5\n",
+         r"steps\[0\] \(language_id\)\.threshhold: unknown parameter\. Did you mean 'threshold'"),
+        ("steps:\n  - step: language_id\n    threshold: high\n",
+         r"steps\[0\] \(language_id\)\.threshold: expected float"),
+        ("steps:\n  - step: language_id\n    languages: en\n", r"\.languages: expected list\[str\] or null"),
+        ("steps:\n  - step: trafilatura\n    timeout: true\n", r"\.timeout: expected float"),
+        ("steps:\n  - trafilatura\n  - trafilatura\n", r"steps\[1\]\.name: 'trafilatura' is used twice"),
+        ("reader:\n  step: trafilatura\n", r"reader\.step: 'trafilatura' is a extractor, expected a reader"),
+        ("steps:\n  - step: warc\n", r"steps\[0\]\.step: 'warc' is a reader"),
+        ("stepz: []\n", r"unknown top-level key 'stepz'"),
+        ("steps: {a: 1}\n", r"steps: expected a list"),
+        ("steps:\n  - {name: x}\n", r"steps\[0\]: missing the 'step' key"),
+        ("steps: [\n", r"not valid YAML"),
+    ],
+)
+def test_bad_pipeline_names_the_field(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(PipelineError, match=expected) as info:
+        load_pipeline(path)
+    assert str(path) in str(info.value)
+
+
+def test_defaults_are_filled_and_fingerprint_tracks_parameters() -> None:
+    a = parse_pipeline({"steps": [{"step": "language_id", "languages": ["en"]}]})
+    b = parse_pipeline({"steps": [{"step": "language_id", "languages": ["en"], "threshold": 0.65}]})
+    c = parse_pipeline({"steps": [{"step": "language_id", "languages": ["en"], "threshold": 0.7}]})
+    assert a.steps[0].params["threshold"] == 0.65
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_cli_rejects_bad_pipeline_before_starting_ray(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps:\n  - step: language_id\n    threshold: [1]\n")
+    result = CliRunner().invoke(cli, ["run", str(path), "--input", str(SAMPLE_DIR / "*.gz"),
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "threshold" in result.output and str(path) in result.output
+    assert not ray.is_initialized()
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_input_exits_nonzero(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps:\n  - step: trafilatura\n")
+    result = CliRunner().invoke(cli, ["run", str(path), "--input", str(tmp_path / "nothing-*.warc.gz"),
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "no input file matches" in result.output
+    assert not ray.is_initialized()
+
+
+def test_steps_command_lists_builtins() -> None:
+    result = CliRunner().invoke(cli, ["steps"])
+    assert result.exit_code == 0
+    for name in ("warc", "trafilatura", "resiliparse", "language_id", "token_count", "parquet"):
+        assert name in result.output
+    assert "threshold" in result.output and "0.65" in result.output
