@@ -123,7 +123,7 @@ def _tamis_result(label: str, spec: Any, summaries: list[dict[str, Any]], wall: 
     }
 
 
-def _load_spec(args: argparse.Namespace) -> Any:
+def _load_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from tamis.engine.removed import validate_removed_options
     from tamis.pipeline.spec import load_pipeline
 
@@ -244,6 +244,25 @@ def run_datatrove(args: argparse.Namespace, files: list[Path], workdir: Path) ->
 
 # ---------------------------------------------------------------- report
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all processes, all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    # user nice system [idle iowait] irq softirq steal
+    return sum(fields[i] for i in (0, 1, 2, 5, 6, 7) if i < len(fields)) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(run: Any, *args: Any) -> dict[str, Any]:
+    """Run one side, noting the machine-wide CPU it overlapped with (Ray's daemons, or other users)."""
+    before = machine_cpu_seconds()
+    result = run(*args)
+    result["machine_cpu_seconds"] = machine_cpu_seconds() - before
+    return result
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -300,6 +319,7 @@ def table(results: list[dict[str, Any]]) -> str:
     for category in categories:
         row(f"  {category}, s", lambda r, c=category: r["step_seconds"].get(c, 0.0), ".3f", False)
     row("  other (outside step timers), s", lambda r: r["derived"]["other_seconds"], ".3f", False)
+    row("machine CPU s in that time (all processes)", lambda r: r.get("machine_cpu_seconds"), ".2f")
     if any("ray_start_seconds" in r for r in results):
         row("Ray start (not in wall), s", lambda r: r.get("ray_start_seconds"), ".2f")
 
@@ -343,11 +363,11 @@ def main() -> None:
     results = []
     try:
         if not args.no_inprocess:
-            results.append(run_tamis_inprocess(args, files, workdir))
+            results.append(measured(run_tamis_inprocess, args, files, workdir))
         if not args.no_ray:
-            results.append(run_tamis_ray(args, files, workdir))
+            results.append(measured(run_tamis_ray, args, files, workdir))
         if not args.no_datatrove:
-            results.append(run_datatrove(args, files, workdir))
+            results.append(measured(run_datatrove, args, files, workdir))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -387,6 +407,11 @@ def main() -> None:
         for note in dt["substitutions"]:
             print("datatrove side:", note)
     print(f"tamis removed-documents output: {args.removed}")
+    for r in results:
+        extra = r.get("machine_cpu_seconds", 0) - r["cpu_seconds"]
+        if r["name"] != "tamis via Ray" and extra > 0.15 * r["cpu_seconds"] + 1:
+            print(f"WARNING: {extra:.1f} CPU seconds of other processes ran during '{r['name']}': the machine was "
+                  "not idle, wall-clock figures are unreliable (CPU-second figures less so)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("datatrove", reason="datatrove==0.10.1 (the parity oracle) is not installed: pip install -e .[test]")
+pytest.importorskip(
+    "datatrove",
+    reason="datatrove==0.10.1 (the parity oracle) is not installed: pip install -e '.[test]'",
+)
 pytest.importorskip("spacy", reason="spaCy (datatrove's English tokenizer) is not installed: pip install -e .[test]")
 
 from datatrove.data import Document  # noqa: E402
@@ -201,6 +204,7 @@ def _urls() -> list[str]:
     return urls
 
 
+@pytest.mark.filterwarnings("ignore:The 'registered_domain' property is deprecated:DeprecationWarning")
 def test_url_filter():
     import tarfile
 

@@ -36,9 +36,11 @@ class StepSpec:
     step: str
     name: str
     params: dict[str, Any]
+    # The class itself travels with the spec, so plugin steps (pickled by value) need no registry on workers.
+    step_class: type[Step] | None = field(default=None, compare=False, repr=False)
 
     def build(self) -> Step:
-        return get_step_class(self.step)(**self.params)
+        return (self.step_class or get_step_class(self.step))(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "name": self.name, "params": self.params}
@@ -101,7 +103,7 @@ def _step_spec(raw: Any, where: str, taken: set[str], expected_kind: str | None)
         step_class(**resolved)
     except Exception as exc:  # noqa: BLE001 - a constructor that rejects its arguments
         raise PipelineError(f"{where} ({step_name}): {exc}") from None
-    return StepSpec(step_name, instance_name, resolved)
+    return StepSpec(step_name, instance_name, resolved, step_class)
 
 
 def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] | None = None) -> PipelineSpec:

@@ -9,9 +9,11 @@ configuration, not once per task.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import pyarrow as pa
 
 from tamis.batch import DocBatch
 from tamis.stats.counters import StepCounters
@@ -62,9 +64,13 @@ class Step:
 class Filter(Step):
     """Keeps or drops documents, with a reason for each drop.
 
-    Implement either `filter(text, metadata)` per document, returning True to keep or `(False, reason)`,
-    or `filter_batch(batch)` returning one reason per document (None to keep). A filter may also add
-    columns in `filter_batch` (language ID adds `language` and `language_score`).
+    Implement one of:
+      - `filter(text, metadata)` per document, returning True to keep, or False / `(False, reason)`;
+      - `filter_table(table)`, vectorised over a `pyarrow.Table` of the batch, returning one verdict per
+        row: True/None to keep, False or a reason string to drop (a list or an Arrow array);
+      - `filter_batch(batch)` over the DocBatch, returning one reason per document (None to keep); built-in
+        filters use it to share derived features, and may add columns (language ID adds `language`).
+    Counters, timing and removed-document output come from the framework.
     """
 
     kind: ClassVar[str] = "filter"
@@ -74,7 +80,12 @@ class Filter(Step):
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         raise NotImplementedError(f"{type(self).__name__} implements neither filter() nor filter_batch()")
 
+    def filter_table(self, table: pa.Table) -> Sequence[bool | str | None] | pa.Array:
+        raise NotImplementedError
+
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        if type(self).filter_table is not Filter.filter_table:
+            return self._reasons_from_table(batch)
         reasons: list[str | None] = []
         texts = batch["text"]
         for i, text in enumerate(texts):
@@ -84,6 +95,20 @@ class Filter(Step):
                 reasons.append(None if keep else str(reason))
             else:
                 reasons.append(None if verdict else self.default_reason)
+        return reasons
+
+    def _reasons_from_table(self, batch: DocBatch) -> list[str | None]:
+        verdicts = self.filter_table(batch.to_arrow())
+        if isinstance(verdicts, (pa.Array, pa.ChunkedArray)):
+            verdicts = verdicts.to_pylist()
+        reasons: list[str | None] = []
+        for verdict in verdicts:
+            if verdict is None or verdict is True:
+                reasons.append(None)
+            elif verdict is False:
+                reasons.append(self.default_reason)
+            else:
+                reasons.append(str(verdict))
         return reasons
 
     def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:

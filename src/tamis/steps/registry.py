@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import TypeVar
 
 from ray import cloudpickle
 
-from tamis.steps.base import Step
+from tamis.steps.base import Filter, Step
 
 _REGISTRY: dict[str, type[Step]] = {}
 _BUILTINS_LOADED = False
@@ -50,6 +51,51 @@ def register_step(name: str):
         cls.step_name = name
         _REGISTRY[name] = cls
         return cls
+
+    return decorate
+
+
+def register_filter(name: str, reason: str | None = None):
+    """Function decorator: `fn(text, metadata, **params) -> bool | (False, reason)` becomes a filter step.
+
+    The parameters after `text` and `metadata` (with their type hints and defaults) become the step's
+    parameters in pipeline files, validated like any class's.
+    """
+
+    def decorate(function):
+        signature = inspect.signature(function)
+        parameters = list(signature.parameters.values())
+        if len(parameters) < 2:
+            raise TypeError(f"@register_filter({name!r}): {function.__name__} must take (text, metadata, ...)")
+        step_params = parameters[2:]
+        param_names = [p.name for p in step_params]
+
+        def __init__(self, **kwargs):
+            for param in step_params:
+                setattr(self, param.name, kwargs.get(param.name, param.default))
+
+        __init__.__signature__ = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *step_params]
+        )
+        __init__.__annotations__ = {
+            k: v for k, v in getattr(function, "__annotations__", {}).items() if k in param_names
+        }
+
+        def filter(self, text, metadata):
+            return function(text, metadata, **{n: getattr(self, n) for n in param_names})
+
+        attributes = {
+            "__init__": __init__,
+            "filter": filter,
+            "__doc__": function.__doc__,
+            "__module__": function.__module__,
+            "__qualname__": function.__qualname__,
+            "default_reason": reason or name,
+        }
+        step_class = type(function.__name__, (Filter,), attributes)
+        register_step(name)(step_class)
+        function.step_class = step_class
+        return function
 
     return decorate
 
