@@ -56,20 +56,20 @@ def run_ours(texts: list[str], batch_size: int = 1000, memo: bool = True) -> tup
         step.setup()
     words._CHUNK_TOKENS.clear()
     words.english_nlp()  # model construction is set-up, not per-document work
+    size = batch_size if memo else 1
     outcome: list[str | None] = []
     start = time.process_time()
-    for lo in range(0, len(texts), batch_size if memo else 1):
+    for lo in range(0, len(texts), size):
         if not memo:
             words._CHUNK_TOKENS.clear()
-        batch = DocBatch({"text": texts[lo : lo + (batch_size if memo else 1)], "i": list(range(lo, lo + batch_size))[: len(texts[lo : lo + (batch_size if memo else 1)])]})
-        reasons_by_doc: dict[int, str | None] = {}
+        chunk = texts[lo : lo + size]
+        batch = DocBatch({"text": chunk, "i": list(range(len(chunk)))})
+        dropped: dict[int, str] = {}
         for step in chain:
             reasons = step.filter_batch(batch)
-            for i, reason in zip(batch["i"], reasons, strict=True):
-                if reason is not None:
-                    reasons_by_doc[i] = reason
+            dropped.update((i, r) for i, r in zip(batch["i"], reasons, strict=True) if r is not None)
             batch, _ = batch.split([r is None for r in reasons])
-        outcome += [reasons_by_doc.get(i) for i in range(lo, lo + len(texts[lo : lo + (batch_size if memo else 1)]))]
+        outcome += [dropped.get(i) for i in range(len(chunk))]
     return time.process_time() - start, outcome
 
 

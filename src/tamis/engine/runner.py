@@ -26,6 +26,7 @@ from tamis.engine.task import TaskOptions, process_input
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
+from tamis.stats.merge import merge_summaries
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
@@ -170,18 +171,20 @@ def run_pipeline(
             if started_ray:
                 ray.shutdown()
 
-    for summary in summaries:
-        result.counters.merge(TaskCounters.from_dict(summary["counters"]))
+    merged = merge_summaries(summaries)
+    result.counters = merged.counters
     result.seconds = time.perf_counter() - started
     result.totals = _totals(summaries, result.counters, spec, result.seconds)
     write_json(fs, layout.merged_stats_path(root), {
         "fingerprint": fingerprint,
+        "pipeline": spec.name,
+        "steps_order": [spec.reader.name, *(s.name for s in spec.steps), "write"],
         "complete": not result.failed and len(summaries) == len(files),
         "inputs": len(files),
         "committed": len(summaries),
         "failed": result.failed,
         "totals": result.totals,
-        "steps": result.counters.to_dict(),
+        **merged.to_dict(),
     })
     status = "complete" if not result.failed else "incomplete"
     write_json(fs, layout.manifest_path(root), {**manifest, "status": status, "failed": result.failed})

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
@@ -22,7 +25,11 @@ from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.readers.warc import WarcReader
 from tamis.stats.counters import TaskCounters
-from tamis.steps.base import Step, StepContext
+from tamis.stats.histograms import HistogramSet
+from tamis.steps.base import Annotator, Formatter, Step, StepContext
+
+FEATURE_PREFIX = "feature."
+OUTPUT_SCOPE = "output"
 
 WRITER_STEP = "write"
 # Steps built once per worker process and pipeline fingerprint: models and lists load once, not per task.
@@ -71,13 +78,21 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
     step_counters = [counters.for_step(name) for name, _ in steps]
     write_counters = counters.for_step(WRITER_STEP)
     removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
-    contexts = [StepContext(name, c, removed) for (name, _), c in zip(steps, step_counters, strict=True)]
+    histograms = HistogramSet()
+    languages: Counter[str] = Counter()
+
+    def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
+        observe(histograms, step, "removed", docs)
+        removed(step, docs, reasons)
+
+    contexts = [StepContext(name, c, on_removed) for (name, _), c in zip(steps, step_counters, strict=True)]
     shard: ShardWriter | None = None
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
     try:
         for batch in reader.iter_batches(input_path, reader_counters, options.limit):
-            batch = _run_steps(batch, steps, step_counters, contexts)
+            batch = _run_steps(batch, steps, step_counters, contexts, histograms)
             if len(batch):
+                observe_output(histograms, languages, batch)
                 with write_counters.timed():
                     if shard is None:
                         shard = writer_step.open(fs, layout.shard_path(root, batch["dump"][0], ident))
@@ -104,6 +119,8 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
         "shard": written.to_dict() if written else None,
         "removed": {step: s.to_dict() for step, s in removed_written.items()},
         "counters": counters.to_dict(),
+        "languages": dict(sorted(languages.items())),
+        "histograms": histograms.to_dict(),
         "wall_seconds": round(time.perf_counter() - started, 6),
         "cpu_seconds": round(_cpu_seconds() - cpu_started, 6),
         "docs_read": reader_counters.docs_out,
@@ -119,12 +136,39 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
     return summary
 
 
-def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext]) -> DocBatch:
-    for (_, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
+def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
+               histograms: HistogramSet) -> DocBatch:
+    for (name, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
         step_counters.docs_in += len(batch)
         with step_counters.timed():
             batch = step.process(batch, ctx)
         step_counters.docs_out += len(batch)
+        if not isinstance(step, (Annotator, Formatter)):
+            observe(histograms, name, "kept", batch)
+        for column in [c for c in batch.columns if c.startswith(FEATURE_PREFIX)]:
+            batch.drop_column(column)
         if not len(batch):
             break
     return batch
+
+
+def observe(histograms: HistogramSet, scope: str, outcome: str, batch: DocBatch) -> None:
+    """Text length, and every `feature.<name>` column a filter published, of kept or removed documents."""
+    if not len(batch):
+        return
+    if "text" in batch and batch["text"] and batch["text"][0] is not None:
+        histograms.add(scope, outcome, "text_chars", [len(t) if t is not None else np.nan for t in batch["text"]])
+    for column, values in batch.columns.items():
+        if column.startswith(FEATURE_PREFIX):
+            metric = column[len(FEATURE_PREFIX):]
+            histograms.add(scope, outcome, metric, [np.nan if v is None else v for v in values])
+
+
+def observe_output(histograms: HistogramSet, languages: Counter[str], batch: DocBatch) -> None:
+    observe(histograms, OUTPUT_SCOPE, "kept", batch)
+    histograms.add(OUTPUT_SCOPE, "kept", "words", [len(t.split()) for t in batch["text"]])
+    if "token_count" in batch:
+        histograms.add(OUTPUT_SCOPE, "kept", "tokens", batch["token_count"])
+    if "language" in batch:
+        languages.update(batch["language"])
+        histograms.add(OUTPUT_SCOPE, "kept", "language_score", batch["language_score"])

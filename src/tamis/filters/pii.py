@@ -95,4 +95,3 @@ class PIIFormatter(Formatter):
         if self.remove_ips and "." in text:
             text = IPV4.sub(self._ip, text)
         return text
-

@@ -1,0 +1,104 @@
+"""Distributions with declared, fixed bins, so that merging tasks is an exact sum of counts.
+
+Fixed edges (rather than quantile sketches) make the stats of a relaunched run identical to a clean run's:
+each committed task contributes the same integer counts whatever order tasks finish in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _log_edges(top: float, per_decade: int = 8) -> tuple[float, ...]:
+    exponents = np.arange(0, np.log10(top) + 1e-9, 1 / per_decade)
+    return tuple(float(round(v, 6)) for v in np.unique(np.round(10**exponents)))
+
+
+def _linear_edges(low: float, high: float, step: float) -> tuple[float, ...]:
+    return tuple(float(round(v, 6)) for v in np.arange(low, high + step / 2, step))
+
+
+#: Declared metrics: name -> (bin edges, description). A value v falls in bin i when edges[i-1] <= v < edges[i];
+#: bin 0 holds values below edges[0] and the last bin values >= edges[-1].
+METRICS: dict[str, tuple[tuple[float, ...], str]] = {
+    "text_chars": (_log_edges(1e7), "characters of text"),
+    "words": (_log_edges(1e6), "whitespace-separated words"),
+    "tokens": (_log_edges(1e7), "GPT-2 tokens"),
+    "language_score": (_linear_edges(0.0, 1.0, 0.02), "fastText score of the best language"),
+}
+DEFAULT_RATIO_EDGES = _linear_edges(0.0, 1.0, 0.02)
+
+
+def edges_for(metric: str) -> tuple[float, ...]:
+    """Declared edges; a filter feature not declared here is taken to be a ratio in [0, 1]."""
+    declared = METRICS.get(metric)
+    return declared[0] if declared else DEFAULT_RATIO_EDGES
+
+
+@dataclass
+class Histogram:
+    edges: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.edges) + 1)
+
+    def add(self, values: Any) -> None:
+        array = np.asarray(values, dtype=np.float64)
+        array = array[~np.isnan(array)]
+        if not array.size:
+            return
+        bins = np.searchsorted(np.asarray(self.edges), array, side="right")
+        for index, count in zip(*np.unique(bins, return_counts=True), strict=True):
+            self.counts[int(index)] += int(count)
+        self.total += float(array.sum())
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+    def merge(self, other: Histogram) -> None:
+        if tuple(other.edges) != tuple(self.edges):
+            raise ValueError("cannot merge histograms with different bins")
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "counts": self.counts, "total": self.total}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Histogram:
+        return cls(tuple(data["edges"]), list(data["counts"]), float(data.get("total", 0.0)))
+
+
+@dataclass
+class HistogramSet:
+    """Histograms keyed "<scope>/<outcome>/<metric>", e.g. "gopher_quality/removed/text_chars"."""
+
+    histograms: dict[str, Histogram] = field(default_factory=dict)
+
+    def add(self, scope: str, outcome: str, metric: str, values: Any) -> None:
+        key = f"{scope}/{outcome}/{metric}"
+        histogram = self.histograms.get(key)
+        if histogram is None:
+            histogram = self.histograms[key] = Histogram(edges_for(metric))
+        histogram.add(values)
+
+    def merge(self, other: HistogramSet) -> None:
+        for key, histogram in other.histograms.items():
+            if key in self.histograms:
+                self.histograms[key].merge(histogram)
+            else:
+                self.histograms[key] = Histogram(histogram.edges, list(histogram.counts), histogram.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: h.to_dict() for key, h in sorted(self.histograms.items())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistogramSet:
+        return cls({key: Histogram.from_dict(value) for key, value in data.items()})
