@@ -19,6 +19,7 @@ import glob
 import gzip
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ from tamis.filters.c4 import C4QualityFilter  # noqa: E402
 from tamis.filters.fineweb_quality import FineWebQualityFilter  # noqa: E402
 from tamis.filters.gopher_quality import GopherQualityFilter  # noqa: E402
 from tamis.filters.gopher_repetition import GopherRepetitionFilter  # noqa: E402
-from tamis.filters.pii import PIIFormatter  # noqa: E402
+from tamis.filters.pii import EMAIL_PLACEHOLDERS, IP_PLACEHOLDERS, PIIFormatter  # noqa: E402
 from tamis.filters.url import URLFilter, _read_list  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -182,8 +183,15 @@ def test_pii_formatter(texts):
     theirs = Theirs()
     ours = PIIFormatter()
     ours.setup()
+    # datatrove hands out placeholders in turn across documents; we choose one by a hash of the address so
+    # that output does not depend on document order. The same spans must be replaced, by a placeholder.
+    placeholder = re.compile("|".join(re.escape(p) for p in (*EMAIL_PLACEHOLDERS, *IP_PLACEHOLDERS)))
+    replaced = 0
     for text in samples:
-        assert ours.format(text) == theirs.format(text)
+        mine, reference = ours.format(text), theirs.format(text)
+        assert placeholder.sub("<PII>", mine) == placeholder.sub("<PII>", reference)
+        replaced += mine != text
+    assert replaced >= 2
 
 
 def _urls() -> list[str]:

@@ -1,13 +1,16 @@
 """PII formatter: e-mail addresses and public IPv4 addresses replaced by fixed placeholders (FineWeb).
 
-Same patterns and placeholders as datatrove 0.10.1's PIIFormatter. Placeholders are used in turn across
-the documents a worker formats (a counter per formatter), as datatrove does.
+Same patterns and placeholders as datatrove 0.10.1's PIIFormatter. datatrove hands out the placeholders in
+turn across all the documents a worker formats, so which placeholder a document gets depends on which
+documents that worker saw before; we pick the placeholder from a hash of the replaced address instead, so
+the output is the same whatever the number of workers (and an address always gets the same placeholder).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import zlib
 
 from tamis.steps.base import Formatter
 from tamis.steps.registry import register_step
@@ -31,6 +34,11 @@ IP_PLACEHOLDERS = (
     "220.127.116.11",
     "18.104.22.168",
 )
+
+
+def pick(placeholders: tuple[str, ...], value: str) -> str:
+    """A placeholder chosen by a stable hash of the value (the same in every process and run)."""
+    return placeholders[zlib.crc32(value.encode("utf-8")) % len(placeholders)]
 
 
 def replaceable_ip(address: str, public_only: bool) -> bool:
@@ -59,8 +67,8 @@ class PIIFormatter(Formatter):
             remove_emails: replace e-mail addresses.
             remove_ips: replace IPv4 addresses.
             only_remove_public_ips: leave private, loopback, reserved... addresses alone.
-            email_replacement: placeholders used in turn; default datatrove's two example.com/.org ones.
-            ip_replacement: placeholders used in turn; default datatrove's six addresses.
+            email_replacement: placeholders (one chosen per address by hash); default datatrove's two.
+            ip_replacement: placeholders (one chosen per address by hash); default datatrove's six addresses.
         """
         self.remove_emails = remove_emails
         self.remove_ips = remove_ips
@@ -71,21 +79,15 @@ class PIIFormatter(Formatter):
     def setup(self) -> None:
         self._emails = tuple(self.email_replacement or EMAIL_PLACEHOLDERS)
         self._ips = tuple(self.ip_replacement or IP_PLACEHOLDERS)
-        self._next_email = 0
-        self._next_ip = 0
 
     def _email(self, match: re.Match[str]) -> str:
-        placeholder = self._emails[self._next_email]
-        self._next_email = (self._next_email + 1) % len(self._emails)
-        return placeholder
+        return pick(self._emails, match.group(0))
 
     def _ip(self, match: re.Match[str]) -> str:
         address = match.group(0)
         if not replaceable_ip(address, self.only_remove_public_ips):
             return address
-        placeholder = self._ips[self._next_ip]
-        self._next_ip = (self._next_ip + 1) % len(self._ips)
-        return placeholder
+        return pick(self._ips, address)
 
     def format(self, text: str) -> str:
         if not hasattr(self, "_emails"):

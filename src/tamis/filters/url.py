@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tldextract
 
 from tamis.batch import DocBatch
 from tamis.steps.base import Filter
@@ -118,8 +119,6 @@ def load_block_lists(lists_path: str) -> BlockLists:
 @lru_cache(maxsize=1)
 def _domain_splitter() -> Any:
     """Registered domain / host splitting with the public-suffix list bundled in tldextract (no network)."""
-    import tldextract
-
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 

@@ -16,6 +16,8 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
+import spacy
+
 #: memo of chunk -> its spaCy tokens; cleared when it grows past this many chunks (bounded memory)
 _MAX_CACHED_CHUNKS = 2_000_000
 _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
@@ -24,8 +26,6 @@ _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
 @lru_cache(maxsize=1)
 def english_nlp() -> Any:
     """A blank English spaCy pipeline with the rule-based sentencizer, as datatrove builds it."""
-    import spacy
-
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     return nlp

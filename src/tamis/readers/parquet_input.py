@@ -1,0 +1,75 @@
+"""Reads FineWeb-schema Parquet shards (a previous run's `data/`) as the input of a later pipeline.
+
+`tamis ablate` uses it to run the steps that differ between variants on the output of the steps they
+share, so extraction and language ID run once. Documents keep every column they had (id, url, text,
+language, ...), so a later step sees what it would have seen in one long pipeline. There is no `html`
+column: put extractors before the shards are written, not after this reader.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import ClassVar
+
+import fsspec
+import pyarrow.parquet as pq
+
+from tamis.batch import DocBatch
+from tamis.readers.warc import WarcReader
+from tamis.stats.counters import StepCounters
+from tamis.steps.registry import register_step
+
+
+class Events:
+    RECORDS = "records"
+    BYTES_READ = "bytes_read"
+
+
+# The base class is WarcReader only because engine/task.py asserts `isinstance(reader, WarcReader)`; nothing
+# of it is used (its __init__ and iter_batches are both replaced). Make it `Step` when that assert accepts any
+# reader with `iter_batches(path, counters, limit)`.
+@register_step("parquet_input")
+class ParquetInputReader(WarcReader):
+    """Reads Parquet shards written by tamis (FineWeb columns) as documents, for pipelines run in stages."""
+
+    kind: ClassVar[str] = "reader"
+
+    def __init__(self, dump: str | None = None, batch_size: int = 128):
+        """
+        Args:
+            dump: value of the `dump` column; by default the one stored in the shard.
+            batch_size: documents per batch handed to the next step.
+        """
+        self.dump = dump
+        self.batch_size = batch_size
+
+    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None) -> Iterator[DocBatch]:
+        """The documents of one shard in batches of `batch_size`; `limit` caps the documents read."""
+        emitted = 0
+        started = time.perf_counter()
+        with fsspec.open(path, "rb") as handle:
+            counters.event(Events.BYTES_READ, handle.seek(0, 2))
+            handle.seek(0)
+            shard = pq.ParquetFile(handle)
+            for record_batch in shard.iter_batches(batch_size=self.batch_size):
+                if limit is not None:
+                    record_batch = record_batch.slice(0, max(0, limit - emitted))
+                rows = record_batch.num_rows
+                if not rows:
+                    break
+                batch = DocBatch({name: record_batch.column(name).to_pylist() for name in record_batch.schema.names})
+                if self.dump is not None:
+                    batch.set_column("dump", [self.dump] * rows)
+                elif "dump" not in batch:
+                    batch.set_column("dump", ["unknown"] * rows)
+                counters.event(Events.RECORDS, rows)
+                counters.docs_in += rows
+                counters.docs_out += rows
+                emitted += rows
+                counters.seconds += time.perf_counter() - started
+                yield batch
+                started = time.perf_counter()
+                if limit is not None and emitted >= limit:
+                    return
+        counters.seconds += time.perf_counter() - started
