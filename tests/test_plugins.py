@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -77,8 +79,6 @@ def _real_paragraphs() -> list[str]:
 
 
 def test_fasttext_quality_filter_with_a_model_trained_here(tmp_path: Path) -> None:
-    import fasttext
-
     rng = random.Random(0)
     paragraphs = _real_paragraphs()
     rng.shuffle(paragraphs)
@@ -93,10 +93,17 @@ def test_fasttext_quality_filter_with_a_model_trained_here(tmp_path: Path) -> No
     rng.shuffle(lines)
     train_file = tmp_path / "train.txt"
     train_file.write_text("\n".join(line.replace("\n", " ") for line in lines))
-    model = fasttext.train_supervised(str(train_file), wordNgrams=2, epoch=25, lr=0.5, dim=16, minCount=1,
-                                      bucket=200_000, thread=1, seed=0)
     model_path = tmp_path / "quality.bin"
-    model.save_model(str(model_path))
+    # Trained in a fresh interpreter: inside a long pytest process, another library's floating-point state
+    # made fastText's training diverge ("Encountered NaN") although the same call succeeds on its own.
+    train = (
+        "import fasttext, sys\n"
+        "m = fasttext.train_supervised(sys.argv[1], wordNgrams=2, epoch=20, lr=0.2, dim=16, minCount=1,"
+        " bucket=200_000, thread=1, seed=0)\n"
+        "m.save_model(sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", train, str(train_file), str(model_path)], check=True,
+                   capture_output=True, timeout=300)
 
     step = get_step_class("fasttext_quality")(model_path=str(model_path), threshold=0.5)
     texts = held_out + [shuffled(p) for p in held_out]
@@ -104,6 +111,7 @@ def test_fasttext_quality_filter_with_a_model_trained_here(tmp_path: Path) -> No
     kept = set(out["text"])
     real_kept = sum(p in kept for p in held_out)
     shuffled_kept = len(out) - real_kept
+    print(f"real kept {real_kept}/100, shuffled kept {shuffled_kept}/100")
     assert real_kept >= 80, real_kept
     assert shuffled_kept <= 20, shuffled_kept
     assert counters.dropped["low_quality"] == len(texts) - len(out)

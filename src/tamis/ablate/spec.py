@@ -24,6 +24,7 @@ Everything is checked before Ray starts; errors name the file, the variant or ev
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,8 +350,6 @@ def load_ablation(path: str | Path) -> AblationSpec:
 def with_overrides(spec: AblationSpec, *, inputs: list[str] | None = None, seeds: list[int] | None = None,
                    token_budget: int | None = None) -> AblationSpec:
     """The spec with command-line overrides (inputs relative to the current directory)."""
-    import dataclasses
-
     changes: dict[str, Any] = {}
     if inputs:
         changes["inputs"] = tuple(inputs)

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from tamis import __version__
 from tamis.cli.summary import print_summary
-from tamis.engine.inputs import MissingInputError
-from tamis.engine.runner import OutputConflictError, run_pipeline
+from tamis.engine.inputs import COMMON_CRAWL_BASE, MissingInputError
+from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, OutputConflictError, run_pipeline
 from tamis.pipeline.spec import PipelineError, load_pipeline
 from tamis.pipeline.validation import describe_params
 from tamis.steps.registry import available_steps, load_plugin_dir
@@ -51,13 +51,20 @@ def cli() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Read at most N HTML documents per input file (for quick trials).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing output made with another pipeline and start over.")
+@click.option("--max-task-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_TASK_BYTES, show_default=True,
+              help="Split input files larger than this into byte ranges, one task each.")
+@click.option("--paths-base", default=COMMON_CRAWL_BASE, show_default=True,
+              help="Where the relative paths listed in a Common Crawl *.paths.gz input live.")
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
               help="Directory of *.py step plugins (repeatable); ./filters is always scanned.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
-        limit: int | None, overwrite: bool, plugins: tuple[str, ...], no_progress: bool) -> None:
-    """Run PIPELINE (a YAML file) on the inputs. Exit 0 when every input is committed, 1 when inputs are
-    missing or every task failed, 2 for a bad pipeline file or option, 3 when some inputs failed."""
+        limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
+        no_progress: bool) -> None:
+    """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
+
+    Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
+    pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
     console = Console(stderr=True)
     try:
         spec = load_pipeline(pipeline, _plugin_dirs(plugins))
@@ -66,7 +73,8 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
         sys.exit(EXIT_USAGE)
     try:
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
-                              overwrite=overwrite, console=console, show_progress=not no_progress)
+                              overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
+                              console=console, show_progress=not no_progress)
     except MissingInputError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_FAILED)
@@ -77,7 +85,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
     out = Console()
     out.print(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json")
     if result.failed:
-        sys.exit(EXIT_FAILED if len(result.failed) == len(result.inputs) - len(result.skipped) else EXIT_PARTIAL)
+        sys.exit(EXIT_PARTIAL if result.completed else EXIT_FAILED)
 
 
 @cli.command()
@@ -100,6 +108,17 @@ def steps(plugins: tuple[str, ...]) -> None:
             table.caption = doc[0]
             table.caption_justify = "left"
         console.print(table)
+
+
+from tamis.cli.stats import inspect_command, stats  # noqa: E402 - the stats commands live in their own module
+
+cli.add_command(stats)
+cli.add_command(inspect_command)
+
+
+from tamis.cli.ablate import ablate  # noqa: E402 - registered after the group is defined
+
+cli.add_command(ablate)
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ from tamis.engine.runner import RunResult
 def print_summary(console: Console, result: RunResult) -> None:
     totals = result.totals
     table = Table(title="tamis run", show_header=True, header_style="bold")
-    for column in ("inputs", "records", "HTML docs", "kept", "tokens", "seconds", "docs/s"):
+    for column in ("tasks", "records", "HTML docs", "kept", "tokens", "seconds", "docs/s"):
         table.add_column(column, justify="right")
     seconds = totals.get("seconds", 0.0) or 1e-9
     table.add_row(
-        f"{totals['inputs']}/{len(result.inputs)}",
+        f"{totals['units']}",
         f"{totals['records']:,}",
         f"{totals['html_docs']:,}",
         f"{totals['kept']:,}",

@@ -16,13 +16,20 @@ class ProgressCounter:
     def __init__(self) -> None:
         self.docs = 0
         self.bytes = 0
+        self.running: dict[str, float] = {}
 
     def add(self, docs: int, nbytes: int) -> None:
         self.docs += docs
         self.bytes += nbytes
 
-    def totals(self) -> tuple[int, int]:
-        return self.docs, self.bytes
+    def started(self, unit: str) -> None:
+        self.running[unit] = time.time()
+
+    def finished(self, unit: str) -> None:
+        self.running.pop(unit, None)
+
+    def totals(self) -> tuple[int, int, dict[str, float]]:
+        return self.docs, self.bytes, dict(self.running)
 
 
 class ProgressDisplay:
@@ -35,6 +42,7 @@ class ProgressDisplay:
         self.started = time.monotonic()
         self.log_every = log_every
         self._last_log = 0.0
+        self.durations: list[float] = []
         self.files = 0
         self.docs = 0
         self.bytes = 0
@@ -48,9 +56,10 @@ class ProgressDisplay:
                 TextColumn("{task.fields[docs]:,} docs"),
                 TextColumn("{task.fields[rate]:.1f} MB/s"),
                 TimeElapsedColumn(),
+                TextColumn("{task.fields[slowest]}"),
                 console=console,
             )
-            self._task = self._progress.add_task("process", total=total_files, docs=0, rate=0.0)
+            self._task = self._progress.add_task("process", total=total_files, docs=0, rate=0.0, slowest="")
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -61,14 +70,30 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, files: int, docs: int, nbytes: int, running: int) -> None:
+    def stragglers(self, running: dict[str, float]) -> str:
+        """The slowest running task, flagged when it has run 3x longer than the median finished one."""
+        if not running:
+            return ""
+        unit, since = min(running.items(), key=lambda item: item[1])
+        age = time.time() - since
+        text = f"slowest {unit} {age:.0f}s"
+        if len(self.durations) >= 3:
+            median = sorted(self.durations)[len(self.durations) // 2]
+            late = sum(time.time() - t > max(3 * median, 30.0) for t in running.values())
+            if late:
+                text = f"{late} straggler(s): " + text
+        return text
+
+    def update(self, files: int, docs: int, nbytes: int, running: dict[str, float]) -> None:
         self.files, self.docs, self.bytes = files, docs, nbytes
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = nbytes / elapsed / 1e6
+        slowest = self.stragglers(running)
         if self._progress is not None:
-            self._progress.update(self._task, completed=files, docs=docs, rate=rate)
+            self._progress.update(self._task, completed=files, docs=docs, rate=rate, slowest=slowest)
         elif self.enabled and time.monotonic() - self._last_log >= self.log_every:
             self._last_log = time.monotonic()
             self.console.print(
-                f"process: {files}/{self.total_files} files, {running} running, {docs:,} docs, {rate:.1f} MB/s"
+                f"process: {files}/{self.total_files} units, {len(running)} running, {docs:,} docs, "
+                f"{rate:.1f} MB/s {slowest}"
             )

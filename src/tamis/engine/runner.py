@@ -18,7 +18,8 @@ from rich.console import Console
 
 import tamis
 from tamis.engine import layout
-from tamis.engine.inputs import expand_inputs
+from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
+from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.removed import validate_removed_options
@@ -30,6 +31,9 @@ from tamis.stats.merge import merge_summaries
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
+#: inputs larger than this are split into byte ranges, so no task reads more (Common Crawl's WARC files are
+#: about 1 GiB, so by default they are not split)
+DEFAULT_MAX_TASK_BYTES = 2 * 2**30
 
 
 class OutputConflictError(RuntimeError):
@@ -107,7 +111,8 @@ def committed_inputs(fs: Any, root: str, fingerprint: str) -> dict[str, dict[str
 def _totals(summaries: list[dict[str, Any]], counters: TaskCounters, spec: PipelineSpec, seconds: float) -> dict:
     reader = counters.steps.get(spec.reader.name)
     return {
-        "inputs": len(summaries),
+        "units": len(summaries),
+        "io_retries": sum(len(s.get("io_retries", [])) for s in summaries),
         "records": reader.events.get("records", 0) if reader else 0,
         "html_docs": sum(s["docs_read"] for s in summaries),
         "kept": sum(s["docs_kept"] for s in summaries),
@@ -127,18 +132,26 @@ def run_pipeline(
     workers: int | None = None,
     limit: int | None = None,
     overwrite: bool = False,
+    max_task_bytes: int | None = DEFAULT_MAX_TASK_BYTES,
+    paths_base: str = COMMON_CRAWL_BASE,
     console: Console | None = None,
     show_progress: bool = True,
 ) -> RunResult:
-    """Run the process stage of `spec` on `inputs` into `output` (see tamis.engine.layout)."""
+    """Run the process stage of `spec` on `inputs` into `output` (see tamis.engine.layout).
+
+    `max_task_bytes` splits larger input files into byte ranges (None: never split); `paths_base` is where
+    the relative lines of a Common Crawl `*.paths.gz` input live.
+    """
     console = console or Console(stderr=True)
     started = time.perf_counter()
     try:
         removed_options = validate_removed_options(spec.removed, spec.source)
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
-    files = expand_inputs(inputs)
-    fingerprint = spec.fingerprint(limit=limit, removed=removed_options)
+    files, sizes = expand_inputs(inputs, paths_base)
+    units = plan_units(files, sizes, max_task_bytes)
+    split = max_task_bytes if any(u.part is not None for u in units) else None
+    fingerprint = spec.fingerprint(limit=limit, removed=removed_options, split=split)
     fs, root = filesystem(output)
     if overwrite and fs.exists(layout.manifest_path(root)):
         _remove_outputs(fs, root)
@@ -148,25 +161,22 @@ def run_pipeline(
         "pipeline_file": spec.source,
         "fingerprint": fingerprint,
         "versions": _versions(),
-        "inputs": files,
-        "options": {"limit": limit, "removed": removed_options},
+        "inputs": {path: sizes.get(path) for path in files},
+        "units": len(units),
+        "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split},
     }
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
     done = committed_inputs(fs, root, fingerprint)
     result = RunResult(output=output, fingerprint=fingerprint, inputs=files)
-    todo = []
-    for path in files:
-        if layout.input_id(path) in done:
-            result.skipped.append(path)
-        else:
-            todo.append(path)
-    summaries = [done[layout.input_id(p)] for p in result.skipped]
+    todo = [unit for unit in units if unit.unit_id not in done]
+    result.skipped = [unit.label() for unit in units if unit.unit_id in done]
+    summaries = [done[unit.unit_id] for unit in units if unit.unit_id in done]
 
     if todo:
         started_ray = connect(address, num_cpus=workers)
         try:
-            summaries += _run_tasks(spec, todo, fingerprint, output, limit, removed_options, workers, result,
-                                    console, show_progress)
+            options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options)
+            summaries += _run_tasks(spec, todo, options, workers, result, console, show_progress)
         finally:
             if started_ray:
                 ray.shutdown()
@@ -179,8 +189,9 @@ def run_pipeline(
         "fingerprint": fingerprint,
         "pipeline": spec.name,
         "steps_order": [spec.reader.name, *(s.name for s in spec.steps), "write"],
-        "complete": not result.failed and len(summaries) == len(files),
+        "complete": not result.failed and len(summaries) == len(units),
         "inputs": len(files),
+        "units": len(units),
         "committed": len(summaries),
         "failed": result.failed,
         "totals": result.totals,
@@ -191,36 +202,37 @@ def run_pipeline(
     return result
 
 
-def _run_tasks(spec: PipelineSpec, todo: list[str], fingerprint: str, output: str, limit: int | None,
-               removed_options: dict[str, Any], workers: int | None, result: RunResult, console: Console,
-               show_progress: bool) -> list[dict[str, Any]]:
-    options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options)
+def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
+               result: RunResult, console: Console, show_progress: bool) -> list[dict[str, Any]]:
     remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
     in_flight_limit = workers if workers else 2 * cluster_cpus()
     counter = ProgressCounter.remote()
     spec_ref = ray.put(spec)
-    pending: dict[ray.ObjectRef, str] = {}
+    pending: dict[ray.ObjectRef, WorkUnit] = {}
     queue = list(reversed(todo))
     summaries = []
     with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
         while queue or pending:
             while queue and len(pending) < in_flight_limit:
-                path = queue.pop()
-                pending[remote.remote(spec_ref, path, options, counter)] = path
+                unit = queue.pop()
+                pending[remote.remote(spec_ref, unit, options, counter)] = unit
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
-                path = pending.pop(ref)
+                unit = pending.pop(ref)
+                counter.finished.remote(unit.unit_id)
                 try:
                     summary = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
                     message = str(exc).strip().splitlines()
-                    result.failed[path] = next((line for line in reversed(message) if line.strip()), repr(exc))
-                    console.print(f"[red]failed[/red] {path}: {result.failed[path]}")
+                    error = next((line for line in reversed(message) if line.strip()), repr(exc))
+                    result.failed[unit.label()] = error
+                    console.print(f"[red]failed[/red] {unit.label()}: {error}")
                     continue
                 summaries.append(summary)
                 result.completed.append(summary)
-            docs, nbytes = ray.get(counter.totals.remote())
-            display.update(len(result.completed) + len(result.failed), docs, nbytes, len(pending))
+                display.durations.append(summary["wall_seconds"])
+            docs, nbytes, running = ray.get(counter.totals.remote())
+            display.update(len(result.completed) + len(result.failed), docs, nbytes, running)
     ray.kill(counter)
     return summaries

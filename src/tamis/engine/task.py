@@ -8,6 +8,7 @@ own files and never anyone else's.
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from collections import Counter
@@ -18,9 +19,11 @@ import numpy as np
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
+from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
 from tamis.io.parquet import ParquetWriter, ShardWriter
+from tamis.io.retry import with_retries
 from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.readers.warc import WarcReader
@@ -31,6 +34,7 @@ from tamis.steps.base import Annotator, Formatter, Step, StepContext
 FEATURE_PREFIX = "feature."
 OUTPUT_SCOPE = "output"
 
+log = logging.getLogger(__name__)
 WRITER_STEP = "write"
 # Steps built once per worker process and pipeline fingerprint: models and lists load once, not per task.
 _BUILT: dict[str, tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]] = {}
@@ -43,6 +47,9 @@ class TaskOptions:
     limit: int | None = None
     removed: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "rate": 0.1})
     progress_every: float = 1.0
+    #: attempts for a unit that fails with a transient storage error (throttling, timeouts)
+    io_attempts: int = 4
+    io_retry_delay: float = 1.0
 
 
 def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]:
@@ -65,10 +72,30 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + sandbox_cpu_seconds()
 
 
-def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, progress: Any = None) -> dict[str, Any]:
-    """Run the process stage on one input and commit its outputs; returns a small summary."""
+def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any = None) -> dict[str, Any]:
+    """Run the process stage on one unit and commit its outputs; returns a small summary.
+
+    A transient storage error restarts the unit after a backoff (it is idempotent: everything it writes is
+    keyed by the unit and committed last); other errors fail it, and the driver reports it by input.
+    """
+    if progress is not None:
+        progress.started.remote(unit.unit_id)
+    retries: list[str] = []
+
+    def note_retry(attempt: int, exc: BaseException) -> None:
+        retries.append(f"{type(exc).__name__}: {exc}"[:300])
+        log.warning("%s: transient error (%s), retrying (attempt %d)", unit.label(), exc, attempt + 1)
+
+    summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
+                           options.io_attempts, options.io_retry_delay, note_retry)
+    summary["io_retries"] = retries
+    return summary
+
+
+def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    ident = layout.input_id(input_path)
+    input_path = unit.path
+    ident = unit.unit_id
     fs, root = filesystem(options.output)
     reader, steps, writer_step = _built_steps(spec, options.fingerprint)
     for _, step in steps:
@@ -89,7 +116,7 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
     shard: ShardWriter | None = None
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
     try:
-        for batch in reader.iter_batches(input_path, reader_counters, options.limit):
+        for batch in reader.iter_batches(input_path, reader_counters, options.limit, unit.byte_range):
             batch = _run_steps(batch, steps, step_counters, contexts, histograms)
             if len(batch):
                 observe_output(histograms, languages, batch)
@@ -115,6 +142,7 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
     summary = {
         "input": input_path,
         "input_id": ident,
+        "byte_range": list(unit.byte_range) if unit.byte_range else None,
         "fingerprint": options.fingerprint,
         "shard": written.to_dict() if written else None,
         "removed": {step: s.to_dict() for step, s in removed_written.items()},
@@ -128,9 +156,9 @@ def process_input(spec: PipelineSpec, input_path: str, options: TaskOptions, pro
         "tokens": written.tokens if written else 0,
         "bytes_read": reader_counters.events.get("bytes_read", 0),
     }
-    write_json(fs, layout.task_stats_path(root, ident), summary)
+    with_retries(lambda: write_json(fs, layout.task_stats_path(root, ident), summary), options.io_attempts)
     # the marker is written last: its presence is what makes this input's outputs committed
-    write_json(fs, layout.commit_path(root, ident), summary)
+    with_retries(lambda: write_json(fs, layout.commit_path(root, ident), summary), options.io_attempts)
     if progress is not None:
         progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes)
     return summary

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from tamis.batch import DocBatch
+from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import LINES, count_sentences
@@ -20,6 +21,9 @@ CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
 ELLIPSIS = "..."
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+#: published per document as `feature.<name>` columns, for the run's kept/removed histograms; sentences are
+#: counted only up to `min_num_sentences` (more cannot change the decision)
+FEATURES = ("kept_lines_ratio", "sentences")
 
 
 class Reasons:
@@ -71,6 +75,11 @@ class C4QualityFilter(Filter):
 
     def rewrite(self, lines: list[str]) -> tuple[str | None, str]:
         """(reason to drop or None, the kept lines joined by newlines)."""
+        reason, text, _ = self.rewrite_measured(lines)
+        return reason, text
+
+    def rewrite_measured(self, lines: list[str]) -> tuple[str | None, str, tuple[float | None, int | None]]:
+        """`rewrite`, plus (kept_lines_ratio, sentences); both None when a document-level rule fired."""
         min_sentences = self.min_num_sentences
         max_word = self.max_word_length
         min_words = self.min_words_per_line
@@ -89,19 +98,20 @@ class C4QualityFilter(Filter):
                 continue
             lower = line.lower()
             if self.filter_lorem_ipsum and "lorem ipsum" in lower:
-                return Reasons.LOREM_IPSUM, ""
+                return Reasons.LOREM_IPSUM, "", (None, None)
             if self.filter_javascript and "javascript" in lower:
                 continue
             if self.filter_curly_bracket and "{" in line:
-                return Reasons.CURLY_BRACKET, ""
+                return Reasons.CURLY_BRACKET, "", (None, None)
             if self.filter_policy and any(phrase in lower for phrase in POLICY_PHRASES):
                 continue
             if min_sentences is not None and sentences < min_sentences:
                 sentences += count_sentences(line)
             kept.append(line)
+        measured = (len(kept) / len(lines) if lines else None, sentences)
         if min_sentences is not None and sentences < min_sentences:
-            return Reasons.TOO_FEW_SENTENCES, ""
-        return None, "\n".join(kept).strip()
+            return Reasons.TOO_FEW_SENTENCES, "", measured
+        return None, "\n".join(kept).strip(), measured
 
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         """Decision only; `filter_batch` also rewrites the text of kept documents."""
@@ -111,9 +121,13 @@ class C4QualityFilter(Filter):
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         reasons: list[str | None] = []
         texts: list[str] = []
+        measured: list[tuple[float | None, int | None]] = []
         for text, lines in zip(batch["text"], batch.derived(LINES, str.splitlines), strict=True):
-            reason, rewritten = self.rewrite(lines)
+            reason, rewritten, measures = self.rewrite_measured(lines)
             reasons.append(reason)
+            measured.append(measures)
             texts.append(text if reason is not None else rewritten)
         batch.set_column("text", texts)
+        for i, name in enumerate(FEATURES):
+            batch.set_column(feature_column(name), [m[i] for m in measured])
         return reasons

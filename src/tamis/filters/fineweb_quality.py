@@ -6,11 +6,13 @@ mostly short lines, duplicated lines, many newlines per word.
 
 from __future__ import annotations
 
+import math
 from itertools import repeat
 from typing import Any
 
 from tamis.batch import DocBatch
 from tamis.filters.gopher_repetition import duplicates
+from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import WORDS, split_words
@@ -23,6 +25,10 @@ class Reasons:
     SHORT_LINE_RATIO = "short_line_ratio"
     CHAR_DUP_RATIO = "char_dup_ratio"
     LIST_RATIO = "list_ratio"
+
+
+#: published per document as `feature.<name>` columns, for the run's kept/removed histograms
+FEATURES = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "new_line_ratio")
 
 
 @register_step("fineweb_quality")
@@ -61,25 +67,38 @@ class FineWebQualityFilter(Filter):
     def setup(self) -> None:
         self._stop_chars = tuple(TERMINAL_PUNCTUATION if self.stop_chars is None else self.stop_chars)
 
-    def check(self, text: str, words: list[str]) -> str | None:
-        """The reason to drop `text`, or None to keep it."""
+    def measure(self, text: str, words: list[str]) -> tuple[float, float, float, float] | None:
+        """(line_punct_ratio, short_line_ratio, char_dup_ratio, new_line_ratio), or None for a blank text."""
         if not hasattr(self, "_stop_chars"):
             self.setup()
         lines = list(filter(str.strip, text.split("\n")))
         if not lines:
-            return Reasons.EMPTY
+            return None
         n_lines = len(lines)
-        ratio = sum(map(str.endswith, lines, repeat(self._stop_chars))) / n_lines
-        if ratio < self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
-            return Reasons.LINE_PUNCT_RATIO
-        if sum(map(self.short_line_length.__ge__, map(len, lines))) / n_lines > self.short_line_thr:
-            return Reasons.SHORT_LINE_RATIO
+        punct = sum(map(str.endswith, lines, repeat(self._stop_chars))) / n_lines
+        short = sum(map(self.short_line_length.__ge__, map(len, lines))) / n_lines
         newlines = text.count("\n")
-        if duplicates(lines)[1] / (len(text) - newlines) > self.char_duplicates_ratio:
+        dup = duplicates(lines)[1] / (len(text) - newlines)
+        return punct, short, dup, newlines / len(words) if words else math.inf
+
+    def decide(self, measured: tuple[float, float, float, float] | None) -> str | None:
+        """The reason to drop a document with these measures, or None to keep it (checked in datatrove's order)."""
+        if measured is None:
+            return Reasons.EMPTY
+        punct, short, dup, new_line = measured
+        if punct < self.line_punct_thr and not (punct == 0 and self.line_punct_exclude_zero):
+            return Reasons.LINE_PUNCT_RATIO
+        if short > self.short_line_thr:
+            return Reasons.SHORT_LINE_RATIO
+        if dup > self.char_duplicates_ratio:
             return Reasons.CHAR_DUP_RATIO
-        if newlines / len(words) > self.new_line_ratio:
+        if new_line > self.new_line_ratio:
             return Reasons.LIST_RATIO
         return None
+
+    def check(self, text: str, words: list[str]) -> str | None:
+        """The reason to drop `text`, or None to keep it."""
+        return self.decide(self.measure(text, words))
 
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         reason = self.check(text, split_words(text))
@@ -87,4 +106,7 @@ class FineWebQualityFilter(Filter):
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         words = batch.derived(WORDS, split_words)
-        return [self.check(text, doc_words) for text, doc_words in zip(batch["text"], words, strict=True)]
+        measured = [self.measure(text, doc_words) for text, doc_words in zip(batch["text"], words, strict=True)]
+        for i, name in enumerate(FEATURES):
+            batch.set_column(feature_column(name), [None if m is None or math.isinf(m[i]) else m[i] for m in measured])
+        return [self.decide(m) for m in measured]

@@ -11,6 +11,7 @@ from itertools import compress
 from typing import Any
 
 from tamis.batch import DocBatch
+from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import LINES, WORDS, split_words
@@ -19,6 +20,10 @@ from tamis.text.punctuation import PUNCTUATION_CHARS
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 _BULLETS = ("•", "-")
 _ELLIPSES = ("...", "…")
+
+#: published per document as `feature.<name>` columns (the order of `measure`), for the kept/removed histograms
+FEATURES = ("doc_words", "mean_word_length", "symbol_word_ratio", "ellipsis_word_ratio", "bullet_lines_ratio",
+            "ellipsis_lines_ratio", "alpha_words_ratio", "stop_words")
 
 _MAX_MEMO_WORDS = 2_000_000
 _SYMBOLS_ONLY: dict[str, bool] = {}
@@ -99,46 +104,61 @@ class GopherQualityFilter(Filter):
     def setup(self) -> None:
         self._stop_words = frozenset(STOP_WORDS if self.stop_words is None else self.stop_words)
 
-    def check(self, text: str, words: list[str], lines: list[str]) -> str | None:
-        """The reason to drop `text`, or None to keep it."""
+    def measure(self, text: str, words: list[str], lines: list[str]) -> tuple:
+        """Every quantity the checks compare, in FEATURES order; None where undefined (no words, no lines)."""
         if not hasattr(self, "_stop_words"):
             self.setup()
         _memoise(words)
         n_words = len(words)
         symbols_only = list(map(_SYMBOLS_ONLY.__getitem__, words))
-        n_symbol_words = sum(symbols_only)
-        n_content_words = n_words - n_symbol_words
+        n_content_words = n_words - sum(symbols_only)
+        mean_length = None
+        if n_content_words:
+            content_chars = sum(map(len, words)) - sum(map(len, compress(words, symbols_only)))
+            mean_length = content_chars / n_content_words
+        hashes = ellipses = alpha = None
+        if n_words:
+            hashes = text.count("#") / n_words
+            ellipses = (text.count("...") + text.count("…")) / n_words
+            alpha = sum(map(_HAS_LETTER.__getitem__, words)) / n_words
+        bullet_lines = ellipsis_lines = None
+        if lines:
+            bullet_lines = sum(line.lstrip().startswith(_BULLETS) for line in lines) / len(lines)
+            ellipsis_lines = sum(line.rstrip().endswith(_ELLIPSES) for line in lines) / len(lines)
+        stop_words = len(self._stop_words.intersection(words))
+        return n_content_words, mean_length, hashes, ellipses, bullet_lines, ellipsis_lines, alpha, stop_words
+
+    def decide(self, measured: tuple) -> str | None:
+        """The reason to drop a document with these measures, or None to keep it (checked in datatrove's order)."""
+        n_content_words, mean_length, hashes, ellipses, bullet_lines, ellipsis_lines, alpha, stop_words = measured
         if self.min_doc_words is not None and n_content_words < self.min_doc_words:
             return Reasons.SHORT_DOC
         if self.max_doc_words is not None and n_content_words > self.max_doc_words:
             return Reasons.LONG_DOC
-        if n_content_words:
-            content_chars = sum(map(len, words)) - sum(map(len, compress(words, symbols_only)))
-            mean_length = content_chars / n_content_words
+        if mean_length is not None:
             if self.min_avg_word_length is not None and mean_length < self.min_avg_word_length:
                 return Reasons.BELOW_AVG_WORD_LENGTH
             if self.max_avg_word_length is not None and mean_length > self.max_avg_word_length:
                 return Reasons.ABOVE_AVG_WORD_LENGTH
-        if n_words and self.max_symbol_word_ratio is not None:
-            if text.count("#") / n_words > self.max_symbol_word_ratio:
+        if hashes is not None and self.max_symbol_word_ratio is not None:
+            if hashes > self.max_symbol_word_ratio:
                 return Reasons.TOO_MANY_HASHES
-            if (text.count("...") + text.count("…")) / n_words > self.max_symbol_word_ratio:
+            if ellipses > self.max_symbol_word_ratio:
                 return Reasons.TOO_MANY_ELLIPSIS
-        if lines:
-            if self.max_bullet_lines_ratio is not None:
-                bullets = sum(line.lstrip().startswith(_BULLETS) for line in lines)
-                if bullets / len(lines) > self.max_bullet_lines_ratio:
-                    return Reasons.TOO_MANY_BULLETS
-            if self.max_ellipsis_lines_ratio is not None:
-                ellipses = sum(line.rstrip().endswith(_ELLIPSES) for line in lines)
-                if ellipses / len(lines) > self.max_ellipsis_lines_ratio:
-                    return Reasons.TOO_MANY_END_ELLIPSIS
-        if n_words and self.min_alpha_words_ratio is not None:
-            if sum(map(_HAS_LETTER.__getitem__, words)) / n_words < self.min_alpha_words_ratio:
-                return Reasons.BELOW_ALPHA
-        if self.min_stop_words is not None and len(self._stop_words.intersection(words)) < self.min_stop_words:
+        if bullet_lines is not None:
+            if self.max_bullet_lines_ratio is not None and bullet_lines > self.max_bullet_lines_ratio:
+                return Reasons.TOO_MANY_BULLETS
+            if self.max_ellipsis_lines_ratio is not None and ellipsis_lines > self.max_ellipsis_lines_ratio:
+                return Reasons.TOO_MANY_END_ELLIPSIS
+        if alpha is not None and self.min_alpha_words_ratio is not None and alpha < self.min_alpha_words_ratio:
+            return Reasons.BELOW_ALPHA
+        if self.min_stop_words is not None and stop_words < self.min_stop_words:
             return Reasons.FEW_STOP_WORDS
         return None
+
+    def check(self, text: str, words: list[str], lines: list[str]) -> str | None:
+        """The reason to drop `text`, or None to keep it."""
+        return self.decide(self.measure(text, words, lines))
 
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         reason = self.check(text, split_words(text), text.splitlines())
@@ -147,4 +167,7 @@ class GopherQualityFilter(Filter):
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         words = batch.derived(WORDS, split_words)
         lines = batch.derived(LINES, str.splitlines)
-        return [self.check(*doc) for doc in zip(batch["text"], words, lines, strict=True)]
+        measured = [self.measure(*doc) for doc in zip(batch["text"], words, lines, strict=True)]
+        for i, name in enumerate(FEATURES):
+            batch.set_column(feature_column(name), [m[i] for m in measured])
+        return [self.decide(m) for m in measured]

@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from tamis.batch import DocBatch
+from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import WORDS, split_words
@@ -37,6 +38,10 @@ class Reasons:
     @staticmethod
     def duplicated_n_grams(n: int) -> str:
         return f"duplicated_{n}_n_grams"
+
+#: published per document as `feature.<name>` columns, for the run's kept/removed histograms
+FEATURES = ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac", "top_2_gram_frac",
+            "dup_5_gram_frac")
 
 
 def duplicates(items: list[str]) -> tuple[int, int]:
@@ -117,30 +122,56 @@ class GopherRepetitionFilter(Filter):
         self.top_n_grams = top_n_grams
         self.dup_n_grams = dup_n_grams
 
-    def check(self, text: str, words: list[str]) -> str | None:
-        """The reason to drop `text`, or None to keep it."""
+    def measure(self, text: str, words: list[str]) -> dict[str, float | None]:
+        """The quantities FEATURES names, for any text (None where undefined)."""
+        if not text:
+            return dict.fromkeys(FEATURES)
+        n_chars = len(text)
+        paragraphs = _PARAGRAPH_BREAK.split(text.strip())
+        para_dup, para_dup_chars = duplicates(paragraphs)
+        lines = _LINE_BREAK.split(text)
+        line_dup, line_dup_chars = duplicates(lines)
+        return {
+            "dup_para_frac": para_dup / len(paragraphs),
+            "dup_para_char_frac": para_dup_chars / n_chars,
+            "dup_line_frac": line_dup / len(lines),
+            "dup_line_char_frac": line_dup_chars / n_chars,
+            "top_2_gram_frac": top_n_gram_chars(words, 2) / n_chars if len(words) >= 2 else None,
+            "dup_5_gram_frac": duplicated_n_gram_chars(words, 5) / n_chars if len(words) > 5 else None,
+        }
+
+    def decide(self, text: str, words: list[str], measured: dict[str, float | None]) -> str | None:
+        """The reason to drop `text`, or None to keep it; n-gram fractions not in `measured` are computed here."""
         if not text:
             return Reasons.EMPTY
         n_chars = len(text)
-        paragraphs = _PARAGRAPH_BREAK.split(text.strip())
-        dup, dup_chars = duplicates(paragraphs)
-        if self.dup_para_frac is not None and dup / len(paragraphs) > self.dup_para_frac:
+        if self.dup_para_frac is not None and measured["dup_para_frac"] > self.dup_para_frac:
             return Reasons.DUP_PARA_FRAC
-        if self.dup_para_char_frac is not None and dup_chars / n_chars > self.dup_para_char_frac:
+        if self.dup_para_char_frac is not None and measured["dup_para_char_frac"] > self.dup_para_char_frac:
             return Reasons.DUP_PARA_CHAR_FRAC
-        lines = _LINE_BREAK.split(text)
-        dup, dup_chars = duplicates(lines)
-        if self.dup_line_frac is not None and dup / len(lines) > self.dup_line_frac:
+        if self.dup_line_frac is not None and measured["dup_line_frac"] > self.dup_line_frac:
             return Reasons.DUP_LINE_FRAC
-        if self.dup_line_char_frac is not None and dup_chars / n_chars > self.dup_line_char_frac:
+        if self.dup_line_char_frac is not None and measured["dup_line_char_frac"] > self.dup_line_char_frac:
             return Reasons.DUP_LINE_CHAR_FRAC
         for n, max_frac in self.top_n_grams:
-            if len(words) >= n and top_n_gram_chars(words, n) / n_chars > max_frac:
-                return Reasons.top_n_gram(n)
+            if len(words) >= n:
+                frac = measured.get(f"top_{n}_gram_frac")
+                if frac is None:
+                    frac = top_n_gram_chars(words, n) / n_chars
+                if frac > max_frac:
+                    return Reasons.top_n_gram(n)
         for n, max_frac in self.dup_n_grams:
-            if len(words) > n and duplicated_n_gram_chars(words, n) / n_chars > max_frac:
-                return Reasons.duplicated_n_grams(n)
+            if len(words) > n:
+                frac = measured.get(f"dup_{n}_gram_frac")
+                if frac is None:
+                    frac = duplicated_n_gram_chars(words, n) / n_chars
+                if frac > max_frac:
+                    return Reasons.duplicated_n_grams(n)
         return None
+
+    def check(self, text: str, words: list[str]) -> str | None:
+        """The reason to drop `text`, or None to keep it."""
+        return self.decide(text, words, self.measure(text, words))
 
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         reason = self.check(text, split_words(text))
@@ -148,4 +179,8 @@ class GopherRepetitionFilter(Filter):
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         words = batch.derived(WORDS, split_words)
-        return [self.check(text, doc_words) for text, doc_words in zip(batch["text"], words, strict=True)]
+        texts = batch["text"]
+        measured = [self.measure(text, doc_words) for text, doc_words in zip(texts, words, strict=True)]
+        for name in FEATURES:
+            batch.set_column(feature_column(name), [m[name] for m in measured])
+        return [self.decide(*doc) for doc in zip(texts, words, measured, strict=True)]

@@ -137,43 +137,73 @@ class WarcReader(Step):
 
     # -- raw record stream with recovery -------------------------------------------------------------------
 
-    def iter_raw_records(self, path: str, counters: StepCounters) -> Iterator[RawRecord]:
+    def iter_raw_records(
+        self, path: str, counters: StepCounters, start: int = 0, end: int | None = None
+    ) -> Iterator[RawRecord]:
         """Every document-type record of the file, payload read; corrupt stretches counted and skipped.
 
-        warcio stops quietly at some damage (a gzip member failing its CRC ends the iteration without an
-        error), so an iteration that ends before the end of the file is treated as damage too.
+        With a byte range, exactly the records that *start* in [start, end) are read, so ranges that tile a
+        file read each record once. warcio stops quietly at some damage (a gzip member failing its CRC ends
+        the iteration without an error), so an iteration that ends before the end of the file is damage too.
         """
         with fsspec.open(path, "rb") as raw:
             gzipped = raw.read(2) == _GZIP_MAGIC[:2]
             size = raw.seek(0, 2)
-            position: int | None = 0
+            stop = size if end is None else min(end, size)
+            position: int | None = 0 if start <= 0 else self._next_boundary(raw, start, gzipped)
             last_start = -1
-            while position is not None:
+            while position is not None and position < stop:
                 raw.seek(position)
                 iterator = ArchiveIterator(raw, arc2warc=True)
                 try:
                     for record in iterator:
                         last_start = iterator.offset
+                        if last_start >= stop:
+                            break
                         counters.event(Events.RECORDS)
                         raw_record = self._read_record(record, last_start, counters)
                         if raw_record is not None:
                             yield raw_record
-                    end = iterator.offset
-                    if size - end <= 4 or self._next_boundary(raw, end, gzipped) is None:
-                        break
-                    raise _DamagedRecord(Reasons.DECOMPRESSION if gzipped else Reasons.MALFORMED_RECORD)
+                    else:
+                        finished_at = iterator.offset
+                        if finished_at < stop and size - finished_at > 4 and (
+                            self._next_boundary(raw, finished_at, gzipped) is not None
+                        ):
+                            raise _DamagedRecord(Reasons.DECOMPRESSION if gzipped else Reasons.MALFORMED_RECORD)
+                    break
                 except Exception as exc:  # noqa: BLE001 - any parse failure is data damage, never fatal
-                    reason = exc.reason if isinstance(exc, _DamagedRecord) else classify_error(exc)
                     failed_at = max(getattr(iterator, "offset", position), last_start, position)
+                    if failed_at >= stop:
+                        break  # damage in the next range's records is the next range's to count
+                    reason = exc.reason if isinstance(exc, _DamagedRecord) else classify_error(exc)
                     counters.drop(reason)
                     log.warning("%s: %s near byte %d (%.120r); skipping to the next record",
                                 path, reason, failed_at, str(exc))
                     position = self._next_boundary(raw, failed_at + 1, gzipped)
                     if position is not None:
                         counters.event(Events.RESYNC)
-                        counters.event(Events.SKIPPED_BYTES, position - failed_at)
+                        counters.event(Events.SKIPPED_BYTES, min(position, stop) - failed_at)
                     last_start = (position or 0) - 1
-            counters.event(Events.BYTES_READ, size)
+            counters.event(Events.BYTES_READ, max(0, stop - max(start, 0)))
+
+    def dump_of_file(self, path: str) -> str:
+        """The dump a file belongs to: the `dump` parameter, the path, or its warcinfo record's isPartOf."""
+        if self.dump:
+            return self.dump
+        from_path = _dump_from_path(path)
+        if from_path:
+            return from_path
+        with fsspec.open(path, "rb") as raw:
+            try:
+                for record in ArchiveIterator(raw, arc2warc=True):
+                    if record.rec_type != "warcinfo":
+                        break
+                    self._note_warcinfo(record)
+                    if self._warcinfo_dump:
+                        return self._warcinfo_dump
+            except Exception:  # noqa: BLE001 - a damaged head only means we don't know the dump
+                pass
+        return "unknown"
 
     def _read_record(self, record: ArcWarcRecord, offset: int, counters: StepCounters) -> RawRecord | None:
         record_type = record.rec_type
@@ -262,18 +292,25 @@ class WarcReader(Step):
 
     # -- documents ---------------------------------------------------------------------------------------
 
-    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None) -> Iterator[DocBatch]:
-        """Documents of `path` in bounded batches; `limit` caps the documents read from this file.
+    def iter_batches(
+        self, path: str, counters: StepCounters, limit: int | None = None, byte_range: tuple[int, int] | None = None
+    ) -> Iterator[DocBatch]:
+        """Documents of `path` (or of the records starting in `byte_range`) in bounded batches; `limit` caps
+        the documents read.
 
         The reader's `seconds` count only its own work, not the time the consumer spends between batches.
         """
         self._warcinfo_dump = None
         path_dump = self.dump or _dump_from_path(path)
+        start, end = byte_range if byte_range is not None else (0, None)
+        if start > 0 and path_dump is None:
+            # a later range never sees the file's warcinfo record: look it up so all ranges agree
+            path_dump = self.dump_of_file(path)
         columns: dict[str, list[Any]] = {name: [] for name in READER_COLUMNS}
         batch_bytes = 0
         emitted = 0
         started = time.perf_counter()
-        for raw in self.iter_raw_records(path, counters):
+        for raw in self.iter_raw_records(path, counters, start, end):
             text = decode_payload(raw.payload, raw.content_type)
             if text is None:
                 counters.drop(Reasons.UNDECODABLE)

@@ -21,15 +21,57 @@ def _linear_edges(low: float, high: float, step: float) -> tuple[float, ...]:
     return tuple(float(round(v, 6)) for v in np.arange(low, high + step / 2, step))
 
 
+#: Filters publish per-document features as batch columns named FEATURE_PREFIX + metric; the engine histograms
+#: them for kept and removed documents, then drops the columns.
+FEATURE_PREFIX = "feature."
+
+
+def feature_column(metric: str) -> str:
+    return FEATURE_PREFIX + metric
+
+
+_RATIO = _linear_edges(0.0, 1.0, 0.02)
+# thresholds at 0.01 (FineWeb's char_dup_ratio) need finer bins near zero
+_SMALL_RATIO = tuple(sorted({*_linear_edges(0.0, 0.05, 0.0025), *_linear_edges(0.05, 0.2, 0.01), *_RATIO}))
+
 #: Declared metrics: name -> (bin edges, description). A value v falls in bin i when edges[i-1] <= v < edges[i];
 #: bin 0 holds values below edges[0] and the last bin values >= edges[-1].
 METRICS: dict[str, tuple[tuple[float, ...], str]] = {
     "text_chars": (_log_edges(1e7), "characters of text"),
     "words": (_log_edges(1e6), "whitespace-separated words"),
     "tokens": (_log_edges(1e7), "GPT-2 tokens"),
-    "language_score": (_linear_edges(0.0, 1.0, 0.02), "fastText score of the best language"),
+    "language_score": (_RATIO, "fastText score of the best language"),
+    # gopher_quality
+    "doc_words": (_log_edges(1e6), "words with a non-punctuation character"),
+    "mean_word_length": (_linear_edges(0.0, 20.0, 0.5), "mean length of those words"),
+    "symbol_word_ratio": (_RATIO, "'#' per word"),
+    "ellipsis_word_ratio": (_RATIO, "ellipses per word"),
+    "bullet_lines_ratio": (_RATIO, "fraction of lines starting with a bullet"),
+    "ellipsis_lines_ratio": (_RATIO, "fraction of lines ending with an ellipsis"),
+    "alpha_words_ratio": (_RATIO, "fraction of words with a letter"),
+    "stop_words": (_linear_edges(0.0, 10.0, 1.0), "distinct stop words present"),
+    # gopher_repetition
+    "dup_para_frac": (_RATIO, "fraction of paragraphs repeating an earlier one"),
+    "dup_para_char_frac": (_RATIO, "fraction of characters in repeated paragraphs"),
+    "dup_line_frac": (_RATIO, "fraction of lines repeating an earlier one"),
+    "dup_line_char_frac": (_RATIO, "fraction of characters in repeated lines"),
+    "top_2_gram_frac": (_RATIO, "characters covered by the most frequent 2-gram"),
+    "dup_5_gram_frac": (_RATIO, "characters in repeated 5-grams"),
+    # c4_quality
+    "kept_lines_ratio": (_RATIO, "fraction of lines C4 keeps"),
+    "sentences": (_linear_edges(0.0, 10.0, 1.0), "sentences kept, counted up to the minimum"),
+    # fineweb_quality
+    "line_punct_ratio": (_RATIO, "fraction of lines ending in punctuation"),
+    "short_line_ratio": (_RATIO, "fraction of short lines"),
+    "char_dup_ratio": (_SMALL_RATIO, "fraction of characters in duplicated lines"),
+    "new_line_ratio": (_linear_edges(0.0, 2.0, 0.05), "newlines per word"),
 }
-DEFAULT_RATIO_EDGES = _linear_edges(0.0, 1.0, 0.02)
+DEFAULT_RATIO_EDGES = _RATIO
+
+
+def describe(metric: str) -> str:
+    declared = METRICS.get(metric)
+    return declared[1] if declared else metric
 
 
 def edges_for(metric: str) -> tuple[float, ...]:

@@ -1,0 +1,85 @@
+"""`tamis ablate`: compare pipeline variants by training and evaluating a proxy model on each."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tamis.ablate.report import summary_table
+from tamis.ablate.runner import run_ablation
+from tamis.ablate.spec import AblationError, load_ablation, with_overrides
+from tamis.engine.inputs import MissingInputError
+from tamis.engine.runner import OutputConflictError
+from tamis.pipeline.spec import PipelineError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+def _seeds(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+@click.command()
+@click.argument("ablation", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", required=True, help="Output directory (pipeline stages, samples, results, report).")
+@click.option("--input", "-i", "inputs", multiple=True,
+              help="Input file or glob (repeatable), replacing the file's `input:`; relative to the current directory.")
+@click.option("--seeds", default=None, help="Comma-separated seeds, replacing the file's `seeds:` (e.g. 0,1,2).")
+@click.option("--token-budget", type=click.IntRange(min=1), default=None,
+              help="Tokens sampled per variant and seed, replacing the file's `token_budget:`.")
+@click.option("--address", default=None, help="Ray cluster address; default RAY_ADDRESS, else an embedded local Ray.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Pipeline tasks running at once.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Read at most N HTML documents per input file (for quick trials).")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | None, token_budget: int | None,
+           address: str | None, workers: int | None, limit: int | None, no_progress: bool) -> None:
+    """Run the variants of ABLATION (a YAML file), sample the same token budget from each, evaluate a proxy
+    model on each sample and seed, and write results.parquet, results.json, chart.png and report.html.
+    Exit 0 when every evaluation succeeded, 1 when none did, 2 for a bad file or option, 3 when some failed."""
+    console = Console(stderr=True)
+    try:
+        spec = with_overrides(load_ablation(ablation), inputs=list(inputs), seeds=_seeds(seeds),
+                              token_budget=token_budget)
+    except AblationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USAGE)
+    if not spec.inputs:
+        console.print(f"[red]error:[/red] {ablation}: no input: give `input:` in the file or --input")
+        sys.exit(EXIT_USAGE)
+    try:
+        result = run_ablation(spec, output, address=address, workers=workers, limit=limit, console=console,
+                              show_progress=not no_progress)
+    except MissingInputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_FAILED)
+    except (PipelineError, OutputConflictError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USAGE)
+    header, rows = summary_table(spec, result)
+    table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)}",
+                  title_justify="left")
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    out = Console()
+    out.print(table)
+    for failure in result.failures:
+        out.print(f"[red]failed[/red] {failure['variant']} seed {failure['seed']} "
+                  f"{failure['evaluator'] or failure['stage']}: {failure['error']}")
+    root = output.rstrip("/")
+    out.print(f"results: {root}/results.parquet  {root}/results.json   chart: {root}/chart.png   "
+              f"report: {root}/report.html   ({result.seconds:.0f} s)")
+    if result.failures:
+        sys.exit(EXIT_FAILED if not result.rows else EXIT_PARTIAL)

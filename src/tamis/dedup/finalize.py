@@ -1,0 +1,102 @@
+"""Finalize: per input shard, drop the documents a duplicate cluster does not keep, apply the pipeline's
+finalize steps (PII formatter, GPT-2 token count) and write the final shard with FineWeb's columns
+(plus `minhash_cluster_id` and `minhash_cluster_size` when asked: -1 and 1 outside duplicate clusters,
+as datatrove writes them; a cluster's id is the kept document's `shard << 24 | row`)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tamis.annotate.tokens import count_tokens
+from tamis.batch import DocBatch
+from tamis.dedup.components import members_of_shard
+from tamis.dedup.intermediate import TaskMeter
+from tamis.dedup.options import DedupOptions
+from tamis.dedup.partition import DOC_MASK, ROW_MASK
+from tamis.filters.pii import PIIFormatter
+from tamis.io.parquet import FINEWEB_SCHEMA, ShardWriter
+from tamis.io.storage import filesystem
+
+CLUSTER_COLUMNS = [pa.field("minhash_cluster_id", pa.int64()), pa.field("minhash_cluster_size", pa.int64())]
+BATCH_ROWS = 4096
+
+
+def final_schema(options: DedupOptions) -> pa.Schema:
+    schema = FINEWEB_SCHEMA
+    if options.cluster_columns:
+        for field in CLUSTER_COLUMNS:
+            schema = schema.append(field)
+    return schema
+
+
+def shard_ident(path: str) -> str:
+    name = posixpath.basename(path)
+    name = re.sub(r"\.parquet$", "", name)
+    return name[len("part-"):] if name.startswith("part-") else name
+
+
+def final_path(output_root: str, dump: str | None, shard_path: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dump or "") or "unknown"
+    return posixpath.join(output_root, "data", safe, f"part-{shard_ident(shard_path)}.parquet")
+
+
+def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,
+                  options: DedupOptions, output: str) -> dict[str, Any]:
+    """Write one final shard; returns counts and the path written (None when every document was removed)."""
+    meter = TaskMeter()
+    fs_out, root = filesystem(output)
+    fs_work = filesystem(member_entries[0]["path"])[0] if member_entries and member_entries[0] else fs_out
+    members = members_of_shard(fs_work, [e for e in member_entries if e], shard, groups)
+    rows = (members["node"] & ROW_MASK).astype(np.int64)
+    removed_rows = rows[members["node"] != members["rep"]]
+    pii = PIIFormatter()
+    pii.setup()
+    schema = final_schema(options)
+    fs_in, path_in = filesystem(shard_path)
+    writer: ShardWriter | None = None
+    docs = kept = 0
+    try:
+        with fs_in.open(path_in, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            total = parquet.metadata.num_rows
+            removed = np.zeros(total, dtype=bool)
+            removed[removed_rows] = True
+            if options.cluster_columns:
+                cluster_id = np.full(total, -1, dtype=np.int64)
+                cluster_size = np.ones(total, dtype=np.int64)
+                cluster_id[rows] = (members["rep"] & DOC_MASK).astype(np.int64)
+                cluster_size[rows] = members["size"].astype(np.int64)
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                start, docs = docs, docs + batch.num_rows
+                keep = ~removed[start:docs]
+                table = pa.Table.from_batches([batch]).filter(pa.array(keep))
+                if not table.num_rows:
+                    continue
+                columns = {name: table.column(name).to_pylist() for name in table.column_names}
+                if options.pii:
+                    columns["text"] = [pii.format(t) if t else t for t in columns["text"]]
+                if options.token_count:
+                    columns["token_count"] = count_tokens([t or "" for t in columns["text"]])
+                if options.cluster_columns:
+                    columns["minhash_cluster_id"] = cluster_id[start:docs][keep].tolist()
+                    columns["minhash_cluster_size"] = cluster_size[start:docs][keep].tolist()
+                out = DocBatch({name: columns[name] for name in schema.names if name in columns})
+                if writer is None:
+                    dump = out["dump"][0] if "dump" in out else None
+                    writer = ShardWriter(fs_out, final_path(root, dump, shard_path), schema, "zstd", 3,
+                                         128 * 2**20, 100_000)
+                writer.write(out)
+                kept += table.num_rows
+        written = writer.commit() if writer is not None else None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return {"shard": shard, "input": shard_path, "docs": docs, "kept": kept, "removed": docs - kept,
+            "output": written.to_dict() if written else None, "meter": meter.result()}

@@ -1,0 +1,328 @@
+"""The dedup stage on Ray: signatures -> buckets -> connected components -> finalize.
+
+    run_dedup(input_shards, work_dir, output_root, options) -> summary
+
+`input_shards` are FineWeb-schema Parquet files (the process stage's output); `work_dir` holds every
+intermediate (signatures/, edges/, components/) and the commit markers (_commits/<stage>/<task>.json);
+final shards go to `<output_root>/data/<dump>/part-<ident>.parquet`. The driver plans tasks, keeps a
+bounded number in flight and receives only file entries and counters, never documents.
+
+Every task's outputs are committed by a marker holding the options' fingerprint and each file's size and
+checksums; a rerun skips tasks whose marker matches and whose files are present with their recorded size.
+A reader that finds a corrupt or partial intermediate raises CorruptIntermediateError: the driver deletes
+the producer's marker and plans again (at most MAX_REPLANS times), so the file is recomputed, never used.
+Tasks lost with a node are retried by Ray; every task is deterministic and writes only its own files, so a
+retry produces the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+import ray
+
+from tamis.dedup.buckets import BYTES_PER_ROW, IndexSource, bucket_task
+from tamis.dedup.components import large_star_task, partitions_for, scatter_task, small_star_task
+from tamis.dedup.finalize import finalize_task
+from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
+from tamis.dedup.options import DedupOptions
+from tamis.dedup.partition import MAX_SHARDS, group_name, signature_task
+from tamis.io.storage import filesystem, read_json, write_json
+
+log = logging.getLogger(__name__)
+MAX_TASK_RETRIES = 3
+MAX_REPLANS = 3
+MAX_ROUNDS = 200
+INDEX_FILE = "index.json"
+
+
+class DedupError(RuntimeError):
+    """The dedup stage could not complete; the message names the task."""
+
+
+@dataclass
+class _Task:
+    stage: str
+    name: str
+    fn: Callable[..., dict[str, Any]]
+    args: tuple
+    memory: int = 0
+    files: Callable[[dict[str, Any]], list[dict[str, Any]]] = field(default=lambda s: [s["file"]])
+
+
+class _Driver:
+    def __init__(self, fs: Any, root: str, fingerprint: str, max_in_flight: int, progress: Callable | None):
+        self.fs = fs
+        self.root = root
+        self.fingerprint = fingerprint
+        self.max_in_flight = max_in_flight
+        self.progress = progress
+        self.producers: dict[str, str] = {}  # file path -> marker path
+        self.meters: list[dict[str, Any]] = []
+
+    def with_fingerprint(self, fingerprint: str) -> _Driver:
+        other = _Driver(self.fs, self.root, fingerprint, self.max_in_flight, self.progress)
+        other.producers, other.meters = self.producers, self.meters
+        return other
+
+    def marker(self, task: _Task) -> str:
+        return posixpath.join(self.root, "_commits", task.stage, f"{task.name}.json")
+
+    def _committed(self, task: _Task) -> dict[str, Any] | None:
+        path = self.marker(task)
+        try:
+            if not self.fs.exists(path):
+                return None
+            data = read_json(self.fs, path)
+        except Exception:  # noqa: BLE001 - an unreadable marker means the task is not committed
+            return None
+        if data.get("fingerprint") != self.fingerprint:
+            return None
+        summary = data["summary"]
+        if not all(check_exists(self.fs, f) for f in task.files(summary) if f):
+            return None
+        return summary
+
+    def run(self, tasks: list[_Task]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(tasks)
+        todo = []
+        for i, task in enumerate(tasks):
+            summary = self._committed(task)
+            if summary is None:
+                todo.append(i)
+            else:
+                results[i] = summary
+                self._record(task, summary, reused=True)
+        pending: dict[ray.ObjectRef, int] = {}
+        queue = list(reversed(todo))
+        limit = self.max_in_flight or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        while queue or pending:
+            while queue and len(pending) < limit:
+                i = queue.pop()
+                task = tasks[i]
+                options: dict[str, Any] = {"num_cpus": 1, "max_retries": MAX_TASK_RETRIES, "retry_exceptions": False}
+                if task.memory:
+                    options["memory"] = task.memory
+                pending[ray.remote(task.fn).options(**options).remote(*task.args)] = i
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                i = pending.pop(ref)
+                task = tasks[i]
+                try:
+                    summary = ray.get(ref)
+                except CorruptIntermediateError:
+                    self._cancel(pending)
+                    raise
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    self._cancel(pending)
+                    if isinstance(cause, CorruptIntermediateError):
+                        raise CorruptIntermediateError(cause.path, cause.reason) from None
+                    raise DedupError(f"dedup task {task.stage}/{task.name} failed: {exc}") from None
+                write_json(self.fs, self.marker(task), {"fingerprint": self.fingerprint, "summary": summary})
+                results[i] = summary
+                self._record(task, summary, reused=False)
+            if self.progress is not None:
+                self.progress(tasks[0].stage if tasks else "", sum(r is not None for r in results), len(tasks))
+        return results  # type: ignore[return-value]
+
+    def _cancel(self, pending: dict[ray.ObjectRef, int]) -> None:
+        for ref in pending:
+            ray.cancel(ref, force=False)
+        for ref in pending:
+            try:
+                ray.get(ref)
+            except Exception:  # noqa: BLE001 - results of cancelled tasks do not matter
+                pass
+        pending.clear()
+
+    def _record(self, task: _Task, summary: dict[str, Any], reused: bool) -> None:
+        for entry in task.files(summary):
+            if entry:
+                self.producers[entry["path"]] = self.marker(task)
+        meter = summary.get("meter")
+        if meter and not reused:
+            self.meters.append({"stage": task.stage, "task": task.name, **meter})
+
+    def invalidate(self, path: str) -> bool:
+        marker = self.producers.get(path)
+        if marker is None or not self.fs.exists(marker):
+            return False
+        log.warning("recomputing %s: its producer's marker %s is removed", path, marker)
+        self.fs.rm(marker)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+        return True
+
+
+def choose_ranges(total_docs: int, options: DedupOptions) -> int:
+    if options.ranges_per_band:
+        return options.ranges_per_band
+    return max(1, math.ceil(total_docs * BYTES_PER_ROW / options.memory_per_task))
+
+
+def _shard_rows(path: str) -> int:
+    fs, inner = filesystem(path)
+    with fs.open(inner, "rb") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
+def _load_index(directory: str, options: DedupOptions) -> dict[str, Any]:
+    fs, root = filesystem(directory)
+    path = posixpath.join(root, INDEX_FILE)
+    if not fs.exists(path):
+        raise DedupError(f"previous index {directory}: no {INDEX_FILE} (not a finished dedup work directory)")
+    index = read_json(fs, path)
+    if index["signature_params"] != options.signature_params():
+        raise DedupError(f"previous index {directory} was built with {index['signature_params']}, this run uses "
+                         f"{options.signature_params()}: signatures are not comparable")
+    return index
+
+
+def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options: DedupOptions, *,
+              address: str | None = None, workers: int | None = None,
+              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Deduplicate `input_shards` into final shards under `output_root`; returns a summary of counts,
+    stages, and every task's CPU seconds and peak memory."""
+    from tamis.engine.ray_runtime import connect
+
+    started = time.perf_counter()
+    shards = sorted(dict.fromkeys(input_shards))
+    if not shards:
+        raise DedupError("no input shards")
+    indexes = [_load_index(d, options) for d in options.previous_index]
+    if len(shards) + sum(len(i["shards"]) for i in indexes) > MAX_SHARDS:
+        raise DedupError(f"at most {MAX_SHARDS} shards (inputs and previous indexes) in one dedup run")
+    fs, root = filesystem(work_dir)
+    rows = [_shard_rows(s) for s in shards]
+    ranges = choose_ranges(sum(rows), options)
+    fingerprint = options.fingerprint(shards, rows, ranges, [i["fingerprint"] for i in indexes])
+    driver = _Driver(fs, root, fingerprint, options.max_in_flight or (workers or 0), progress)
+    started_ray = connect(address, num_cpus=workers)
+    try:
+        for attempt in range(MAX_REPLANS + 1):
+            driver.meters = []
+            try:
+                return _plan_and_run(driver, shards, ranges, indexes, work_dir, output_root, options, started)
+            except CorruptIntermediateError as exc:
+                if attempt == MAX_REPLANS:
+                    raise DedupError(f"{exc} (still corrupt after {MAX_REPLANS} recomputations)") from None
+                log.warning("%s: recomputing it", exc)
+                if not driver.invalidate(exc.path):
+                    raise DedupError(f"{exc}, and no task of this run produced it") from None
+    finally:
+        if started_ray:
+            ray.shutdown()
+    raise AssertionError("unreachable")
+
+
+def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list[dict[str, Any]], work_dir: str,
+                  output_root: str, options: DedupOptions, started: float) -> dict[str, Any]:
+    fs, root, fingerprint = driver.fs, driver.root, driver.fingerprint
+    memory = options.memory_per_task
+
+    # 1. signatures, one task per shard
+    sig_tasks = [_Task("signatures", f"{i:06d}", signature_task, (path, i, ranges, options, work_dir))
+                 for i, path in enumerate(shards)]
+    signatures = driver.run(sig_tasks)
+
+    # 2. buckets, one task per (band, range)
+    sources, offset = [], len(shards)
+    for index in indexes:
+        sources.append(IndexSource(index["signature_files"], index["ranges"], offset))
+        offset += len(index["shards"])
+    bucket_tasks = []
+    for band in range(options.bands):
+        for rng in range(ranges):
+            name = group_name(band, rng)
+            entries = [_only(s["file"], [name]) for s in signatures if name in s["file"]["groups"]]
+            task_sources = [IndexSource([_only(e, [f"b{band}-r{r}" for r in range(src.ranges)])
+                                         for e in src.entries], src.ranges, src.shard_offset) for src in sources]
+            bucket_tasks.append(_Task("buckets", f"b{band:03d}-r{rng:05d}", bucket_task,
+                                      (band, rng, ranges, entries, task_sources, options, work_dir), memory))
+    buckets = driver.run(bucket_tasks)
+
+    # 3. connected components
+    total_edges = sum(b["edges"] for b in buckets)
+    partitions = partitions_for(total_edges, memory)
+    members: list[dict[str, Any] | None] = []
+    rounds = 0
+    if total_edges:
+        edge_files = [b["file"] for b in buckets if b["edges"]]
+        per_task = max(1, math.ceil(len(edge_files) / max(partitions, 1)))
+        chunks = [edge_files[i:i + per_task] for i in range(0, len(edge_files), per_task)]
+        scattered = driver.run([_Task("components", f"scatter-{t:05d}", scatter_task, (t, chunk, partitions,
+                                                                                      work_dir), memory)
+                                for t, chunk in enumerate(chunks)])
+        current = [s["file"] for s in scattered]
+        for rounds in range(1, MAX_ROUNDS + 1):
+            large = driver.run([_Task("components", f"large-{rounds:03d}-{p:05d}", large_star_task,
+                                      (rounds, p, _only_parts(current, p), partitions, work_dir), memory,
+                                      files=lambda s: [s["file"], s["members"]])
+                                for p in range(partitions)])
+            if sum(t["violations"] for t in large) == 0:
+                members = [t["members"] for t in large]
+                break
+            small = driver.run([_Task("components", f"small-{rounds:03d}-{p:05d}", small_star_task,
+                                      (rounds, p, _only_parts([t["file"] for t in large], p), partitions,
+                                       work_dir), memory)
+                                for p in range(partitions)])
+            current = [t["file"] for t in small]
+        else:
+            raise DedupError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+
+    # 4. finalize, one task per shard
+    final_tasks = []
+    for i, path in enumerate(shards):
+        mine = [_only(m, [f"g{i % partitions}"]) if m else None for m in members]
+        final_tasks.append(_Task("finalize", f"{i:06d}", finalize_task,
+                                 (path, i, mine, partitions, options, output_root),
+                                 files=lambda s: [_output_entry(s)]))
+    finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root)).run(final_tasks)
+
+    index = {"fingerprint": fingerprint, "signature_params": options.signature_params(), "ranges": ranges,
+             "shards": shards, "signature_files": [s["file"] for s in signatures]}
+    write_json(fs, posixpath.join(root, INDEX_FILE), index)
+    summary = {
+        "fingerprint": fingerprint,
+        "options": options.to_dict(),
+        "shards": len(shards),
+        "docs": sum(f["docs"] for f in finals),
+        "with_signature": sum(s["with_signature"] for s in signatures),
+        "kept": sum(f["kept"] for f in finals),
+        "removed": sum(f["removed"] for f in finals),
+        "ranges_per_band": ranges,
+        "bucket_tasks": len(bucket_tasks),
+        "spilled_buckets": sum(1 for b in buckets if b["pieces"] > 1),
+        "candidate_pairs": total_edges,
+        "partitions": partitions,
+        "rounds": rounds,
+        "outputs": [f["output"]["path"] for f in finals if f["output"]],
+        "tasks": driver.meters,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(fs, posixpath.join(root, "summary.json"), summary)
+    return summary
+
+
+def _output_entry(summary: dict[str, Any]) -> dict[str, Any] | None:
+    out = summary.get("output")
+    return {"path": out["path"], "bytes": out["file_bytes"]} if out else None
+
+
+def _only(entry: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The entry restricted to some row groups: what one task needs to know, and no more."""
+    return {"path": entry["path"], "bytes": entry["bytes"],
+            "groups": {n: entry["groups"][n] for n in names if n in entry["groups"]}}
+
+
+def _only_parts(entries: list[dict[str, Any]], p: int) -> list[dict[str, Any]]:
+    name = f"p{p}"
+    return [_only(e, [name]) for e in entries if name in e["groups"]]

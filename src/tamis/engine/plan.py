@@ -1,0 +1,47 @@
+"""Units of work: whole input files, or byte ranges of large ones, each committed on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tamis.engine import layout
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """An input file, or the records starting in [start, end) of it when the file is split."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+    part: int | None = None
+
+    @property
+    def unit_id(self) -> str:
+        base = layout.input_id(self.path)
+        return base if self.part is None else f"{base}-r{self.part:04d}"
+
+    @property
+    def byte_range(self) -> tuple[int, int] | None:
+        return None if self.part is None else (self.start, self.end if self.end is not None else 2**63)
+
+    def label(self) -> str:
+        return self.path if self.part is None else f"{self.path}[{self.start}:{self.end}]"
+
+
+def plan_units(files: list[str], sizes: dict[str, int], max_task_bytes: int | None) -> list[WorkUnit]:
+    """One unit per file; a file larger than `max_task_bytes` becomes equal byte ranges no larger than it.
+
+    Ranges depend only on the file size and the limit, so the plan (and the output) is the same whatever
+    the cluster looks like.
+    """
+    units = []
+    for path in files:
+        size = sizes.get(path)
+        if max_task_bytes is None or size is None or size <= max_task_bytes:
+            units.append(WorkUnit(path))
+            continue
+        parts = -(-size // max_task_bytes)
+        edges = [size * k // parts for k in range(parts + 1)]
+        units += [WorkUnit(path, edges[k], edges[k + 1], k) for k in range(parts)]
+    return units

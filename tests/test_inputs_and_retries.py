@@ -1,0 +1,126 @@
+"""Inputs at scale: byte-range splitting, Common Crawl paths files, transient storage errors."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import fsspec
+import pyarrow.parquet as pq
+import pytest
+from conftest import SAMPLE_DIR, WARC_DIR
+from fsspec.implementations.local import LocalFileSystem
+
+from tamis.engine.plan import WorkUnit, plan_units
+from tamis.engine.runner import run_pipeline
+from tamis.engine.task import TaskOptions, process_input
+from tamis.io.retry import is_transient, with_retries
+from tamis.pipeline.spec import parse_pipeline
+
+PIPELINE = {"steps": [{"step": "trafilatura"}, {"step": "token_count"}]}
+IA = WARC_DIR / "ia-2008-heritrix_archive-org_sample.warc.gz"
+
+
+def test_plan_tiles_large_files_exactly() -> None:
+    units = plan_units(["a", "b"], {"a": 10_000, "b": 100}, max_task_bytes=3_000)
+    ranges = [(u.start, u.end) for u in units if u.path == "a"]
+    assert len(ranges) == 4 and ranges[0][0] == 0 and ranges[-1][1] == 10_000
+    assert all(end == next_start for (_, end), (next_start, _) in zip(ranges, ranges[1:], strict=False))
+    assert all(end - start <= 3_000 for start, end in ranges)
+    assert [u for u in units if u.path == "b"] == [WorkUnit("b")]
+    assert len({u.unit_id for u in units}) == len(units)
+
+
+def test_split_input_reads_every_record_once(ray_session, tmp_path: Path) -> None:
+    whole = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "whole"), show_progress=False)
+    split = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
+                         show_progress=False)
+    assert len(split.completed) == -(-IA.stat().st_size // 400_000) == 7
+    assert split.counters.steps["warc"].docs_out == whole.counters.steps["warc"].docs_out
+    assert split.counters.steps["warc"].dropped == whole.counters.steps["warc"].dropped
+    shards = (tmp_path / "split").glob("data/*/*.parquet")
+    ids = [row["id"] for path in shards for row in pq.read_table(path).to_pylist()]
+    assert len(ids) == len(set(ids)) == split.totals["kept"]
+    again = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
+                         show_progress=False)
+    assert len(again.skipped) == 7 and not again.completed
+
+
+def test_common_crawl_paths_file(ray_session, tmp_path: Path) -> None:
+    names = sorted(p.name for p in SAMPLE_DIR.glob("*.warc.gz"))
+    listing = tmp_path / "warc.paths.gz"
+    listing.write_bytes(gzip.compress(("\n".join(f"examples/data/{n}" for n in names) + "\n").encode()))
+    base = str(SAMPLE_DIR.parent.parent)
+    result = run_pipeline(parse_pipeline(PIPELINE), [str(listing)], str(tmp_path / "out"), paths_base=base,
+                          show_progress=False)
+    assert sorted(Path(p).name for p in result.inputs) == names
+    assert result.ok and len(result.completed) == len(names)
+
+
+class FlakyFileSystem(LocalFileSystem):
+    """A local filesystem whose first opens of each file time out, like a throttled object store."""
+
+    protocol = ("flaky",)
+    failures_left: dict[str, int] = {}
+
+    def _open(self, path, mode="rb", **kwargs):
+        left = self.failures_left.get(path, 0)
+        if left:
+            self.failures_left[path] = left - 1
+            raise TimeoutError(f"read timed out on {path}")
+        return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def flaky_fs():
+    fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)
+    FlakyFileSystem.failures_left.clear()
+    yield FlakyFileSystem
+    FlakyFileSystem.failures_left.clear()
+
+
+def test_transient_errors_are_retried_then_the_unit_succeeds(flaky_fs, tmp_path: Path) -> None:
+    source = str(SAMPLE_DIR / "dolma_sample-0001.warc.gz")
+    flaky_fs.failures_left[source] = 2
+    spec = parse_pipeline(PIPELINE)
+    options = TaskOptions(output=str(tmp_path / "out"), fingerprint=spec.fingerprint(), io_retry_delay=0.01)
+    summary = process_input(spec, WorkUnit("flaky://" + source), options)
+    assert len(summary["io_retries"]) == 2 and "timed out" in summary["io_retries"][0]
+    assert summary["docs_kept"] > 0
+
+
+def test_permanent_errors_are_not_retried(flaky_fs, tmp_path: Path) -> None:
+    spec = parse_pipeline(PIPELINE)
+    options = TaskOptions(output=str(tmp_path / "out"), fingerprint=spec.fingerprint(), io_retry_delay=0.01)
+    with pytest.raises(FileNotFoundError):
+        process_input(spec, WorkUnit("flaky://" + str(tmp_path / "missing.warc.gz")), options)
+
+
+def test_transient_classification() -> None:
+    class SlowDown(Exception):
+        pass
+
+    assert is_transient(TimeoutError())
+    assert is_transient(OSError(104, "Connection reset by peer"))
+    assert is_transient(SlowDown("Please reduce your request rate"))
+    assert is_transient(RuntimeError("wrapped")) is False
+    try:
+        try:
+            raise ConnectionError("reset")
+        except ConnectionError as inner:
+            raise RuntimeError("upload failed") from inner
+    except RuntimeError as outer:
+        assert is_transient(outer)
+    assert not is_transient(FileNotFoundError("nope"))
+    assert not is_transient(PermissionError("denied"))
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TimeoutError()
+        return "ok"
+
+    assert with_retries(flaky, attempts=4, base_delay=0.001) == "ok" and len(calls) == 3
+    with pytest.raises(TimeoutError):
+        with_retries(lambda: (_ for _ in ()).throw(TimeoutError()), attempts=2, base_delay=0.001)
