@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -165,7 +166,13 @@ def run_tamis_inprocess(args: argparse.Namespace, files: list[Path], workdir: Pa
                           removed=removed)
     log("tamis in-process (one core) ...")
     started = time.perf_counter()
-    summaries = [process_input(spec, str(path), options) for path in files]
+    try:  # a file is processed as one work unit (tamis >= byte-range splitting), or by its path (before)
+        from tamis.engine.plan import WorkUnit
+    except ImportError:
+        units: list[Any] = [str(path) for path in files]
+    else:
+        units = [WorkUnit(str(path)) for path in files]
+    summaries = [process_input(spec, unit, options) for unit in units]
     wall = time.perf_counter() - started
     return _tamis_result("tamis in-process", spec, summaries, wall, {})
 
@@ -187,8 +194,9 @@ def run_tamis_ray(args: argparse.Namespace, files: list[Path], workdir: Path) ->
              object_store_memory=256 * 2**20, logging_level="WARNING", _temp_dir=temp_dir)
     ray_start = time.perf_counter() - started
     try:
+        extra = {"max_task_bytes": None} if "max_task_bytes" in inspect.signature(run_pipeline).parameters else {}
         result = run_pipeline(spec, [str(p) for p in files], str(workdir / "tamis-ray"), workers=1,
-                              overwrite=True, show_progress=False)
+                              overwrite=True, show_progress=False, **extra)  # one task per file, as in-process
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)

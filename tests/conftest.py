@@ -71,3 +71,27 @@ def warcio_documents(path: Path) -> list[tuple[str, int, int]]:
                 record_id = record.rec_headers.get_header("WARC-Record-ID")
                 found.append((record_id, iterator.get_record_offset(), iterator.get_record_length()))
     return found
+
+
+CORPUS_TOOL = SHARED.parent / "tools" / "make_warc_corpus.py"
+AEB_PAGES = SHARED / "extraction" / "scrapinghub_aeb" / "html"
+
+
+def build_corpus(directory: Path, records: int, files: int, seed: int = 0, **rates: float) -> list[Path]:
+    """A Common-Crawl-shaped WARC corpus from the real pages in ../shared/data (see make_warc_corpus.py)."""
+    import subprocess
+    import sys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(CORPUS_TOOL), "--pages", str(AEB_PAGES), "--out", str(directory / "corpus.warc.gz"),
+               "--records", str(records), "--files", str(files), "--seed", str(seed)]
+    for name, value in rates.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    return sorted(directory.glob("*.warc.gz"))
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> list[Path]:
+    """6 files, 240 real pages in all."""
+    return build_corpus(tmp_path_factory.mktemp("corpus"), records=240, files=6)

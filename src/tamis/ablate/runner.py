@@ -84,7 +84,8 @@ def _run_stages(spec: AblationSpec, stages: list[Stage], output: str, workers: i
             continue
         inputs = list(spec.inputs) if stage.parent is None else _shards(fs, stage.parent.output(output))
         info = {**stage.describe(), "inputs": len(inputs)}
-        console.print(f"stage {stage.key}: {', '.join(info['steps']) or '(no steps)'} on {len(inputs)} input(s)")
+        what = f"{len(inputs)} shard(s) of {stage.parent.key}" if stage.parent else f"{len(inputs)} input pattern(s)"
+        console.print(f"stage {stage.key}: {', '.join(info['steps']) or '(no steps)'} on {what}")
         if inputs:
             run = run_pipeline(stage.spec, inputs, stage.output(output), workers=workers,
                                limit=limit if stage.parent is None else None, console=console,

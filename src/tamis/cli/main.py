@@ -121,6 +121,11 @@ from tamis.cli.ablate import ablate  # noqa: E402 - registered after the group i
 cli.add_command(ablate)
 
 
+from tamis.cli.dedup import dedup  # noqa: E402 - the dedup command lives in its own module
+
+cli.add_command(dedup)
+
+
 def main() -> None:
     cli()
 

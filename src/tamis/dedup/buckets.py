@@ -29,7 +29,7 @@ COLUMNS = ["h1", "h2", "node"]
 
 
 def rows_in_memory(memory: int) -> int:
-    return max(1024, memory // BYTES_PER_ROW)
+    return max(16, memory // BYTES_PER_ROW)
 
 
 def edges_path(work: str, band: int, rng: int) -> str:

@@ -45,6 +45,8 @@ class DedupOptions:
         token_count: recount GPT-2 tokens in the finalize stage.
         previous_index: work directories of earlier dedup runs (e.g. earlier dumps); documents matching
             them are removed, and they are never removed themselves.
+        partitions: hash partitions of the connected-components rounds (tasks per round); 0 = choose from
+            the number of candidate pairs and `memory_per_task`.
         max_in_flight: tasks kept in flight by the driver; 0 = twice the cluster's CPUs.
     """
 
@@ -62,6 +64,7 @@ class DedupOptions:
     pii: bool = True
     token_count: bool = True
     previous_index: tuple[str, ...] = field(default_factory=tuple)
+    partitions: int = 0
     max_in_flight: int = 0
 
     def __post_init__(self) -> None:
@@ -71,7 +74,8 @@ class DedupOptions:
                f"expected one of {', '.join(HASH_FUNCTIONS)}, got {self.hash_function!r}")
         _check(self.hash_bits in (32, 64), "hash_bits", f"expected 32 or 64, got {self.hash_bits!r}")
         for name, low, high in (("n_grams", 1, 64), ("bands", 1, 256), ("rows_per_band", 1, 64),
-                                ("ranges_per_band", 0, 65536), ("max_in_flight", 0, 100_000)):
+                                ("ranges_per_band", 0, 65536), ("partitions", 0, 1_000_000),
+                                ("max_in_flight", 0, 100_000)):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, name,
                    f"expected an integer from {low} to {high}, got {value!r}")

@@ -36,6 +36,7 @@ _CONTROLS = "".join(chr(c) for c in (*range(0, 9), 11, 12, *range(13, 32), *rang
 _EXTRA_TERMINALS = "\u17d6\u17d9\u17da"
 NUMBER = regex.compile(r"\p{Nd}+(?:[.,،٫⎖⎗⎘]\p{Nd}+)?")
 WHITESPACE = regex.compile(r"\s+")
+MARKS = regex.compile(r"\p{Mn}+")
 
 
 @lru_cache(maxsize=1)
@@ -54,9 +55,8 @@ def normalize(text: str) -> str:
     """Lower case, numbers -> 0, punctuation -> space, whitespace collapsed, accents stripped."""
     text = NUMBER.sub("0", text.lower())
     text = WHITESPACE.sub(" ", text.translate(_punctuation_table()).strip())
-    decomposed = unicodedata.normalize("NFD", text)
-    if decomposed != text or not text.isascii():
-        text = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    if not text.isascii():
+        text = MARKS.sub("", unicodedata.normalize("NFD", text))
     return text.strip()
 
 
@@ -89,4 +89,8 @@ def shingles(text: str, n: int, hasher: Callable[[str], int]) -> np.ndarray:
     count = len(tokens) - n + 1
     if count <= 0:
         return np.empty(0, dtype=np.uint64)
+    if hasher is _sha1_64:  # the default: digests joined and read at once (no struct call per shingle)
+        sha1 = hashlib.sha1
+        data = b"".join([sha1(" ".join(tokens[i:i + n]).encode("utf-8")).digest()[:8] for i in range(count)])
+        return np.frombuffer(data, dtype="<u8").astype(np.uint64)
     return np.fromiter((hasher(" ".join(tokens[i:i + n])) for i in range(count)), dtype=np.uint64, count=count)

@@ -251,7 +251,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
 
     # 3. connected components
     total_edges = sum(b["edges"] for b in buckets)
-    partitions = partitions_for(total_edges, memory)
+    partitions = options.partitions or partitions_for(total_edges, memory)
     members: list[dict[str, Any] | None] = []
     rounds = 0
     if total_edges:

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 
 import tamis
@@ -207,7 +208,9 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
     remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
     in_flight_limit = workers if workers else 2 * cluster_cpus()
-    counter = ProgressCounter.remote()
+    # On the driver's node: a worker node that dies must not take the progress display with it.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    counter = ProgressCounter.options(scheduling_strategy=here).remote()
     spec_ref = ray.put(spec)
     pending: dict[ray.ObjectRef, WorkUnit] = {}
     queue = list(reversed(todo))
@@ -232,7 +235,10 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 summaries.append(summary)
                 result.completed.append(summary)
                 display.durations.append(summary["wall_seconds"])
-            docs, nbytes, running = ray.get(counter.totals.remote())
+            try:
+                docs, nbytes, running = ray.get(counter.totals.remote(), timeout=10)
+            except Exception:  # noqa: BLE001 - progress is display only; the run goes on without it
+                docs, nbytes, running = display.docs, display.bytes, {}
             display.update(len(result.completed) + len(result.failed), docs, nbytes, running)
     ray.kill(counter)
     return summaries

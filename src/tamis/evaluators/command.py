@@ -63,7 +63,7 @@ class CommandEvaluator(Evaluator):
         fields = {"request": str(request_path), "metrics": str(metrics_path), "workdir": str(workdir),
                   "variant": sample.variant, "seed": str(sample.seed)}
         args = shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
-        args = [arg.format(**fields) for arg in args]
+        args = [_substitute(arg, fields) for arg in args]
         env = {**os.environ, **(self.env or {}), "TAMIS_ABLATE_REQUEST": str(request_path),
                "TAMIS_ABLATE_METRICS": str(metrics_path)}
         log_path = workdir / "command.log"
@@ -89,3 +89,10 @@ class CommandEvaluator(Evaluator):
         if not isinstance(metrics, dict):
             raise EvaluatorError(f"metrics file {metrics_path}: expected an object of metric: number")
         return metrics
+
+
+def _substitute(arg: str, fields: dict[str, str]) -> str:
+    """Replace the `{name}` placeholders tamis knows, and only those (the argument may hold other braces)."""
+    for name, value in fields.items():
+        arg = arg.replace("{" + name + "}", value)
+    return arg

@@ -181,7 +181,8 @@ def mean_loss(model: TinyLM, stream: torch.Tensor, device: torch.device, batch_s
     for start in range(0, len(data), batch_size):
         batch = data[start:start + batch_size].to(device)
         logits = model(batch[:, :-1])
-        total += F.cross_entropy(logits.reshape(-1, model.config.vocab_size), batch[:, 1:].reshape(-1), reduction="sum").item()
+        targets = batch[:, 1:].reshape(-1)
+        total += F.cross_entropy(logits.reshape(-1, model.config.vocab_size), targets, reduction="sum").item()
         count += batch[:, 1:].numel()
     return total / count
 

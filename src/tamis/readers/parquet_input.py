@@ -44,15 +44,24 @@ class ParquetInputReader(WarcReader):
         self.dump = dump
         self.batch_size = batch_size
 
-    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None) -> Iterator[DocBatch]:
-        """The documents of one shard in batches of `batch_size`; `limit` caps the documents read."""
+    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None,
+                     byte_range: tuple[int, int] | None = None) -> Iterator[DocBatch]:
+        """The documents of one shard in batches of `batch_size`; `limit` caps the documents read.
+
+        With `byte_range`, only the row groups that start in [start, end) are read, so the engine can split
+        a large shard between tasks and every row is read exactly once.
+        """
         emitted = 0
         started = time.perf_counter()
         with fsspec.open(path, "rb") as handle:
-            counters.event(Events.BYTES_READ, handle.seek(0, 2))
-            handle.seek(0)
             shard = pq.ParquetFile(handle)
-            for record_batch in shard.iter_batches(batch_size=self.batch_size):
+            groups = list(range(shard.metadata.num_row_groups))
+            if byte_range is not None:
+                start, end = byte_range
+                groups = [g for g in groups if start <= _row_group_offset(shard, g) < end]
+            counters.event(Events.BYTES_READ, sum(shard.metadata.row_group(g).total_byte_size for g in groups))
+            batches = shard.iter_batches(batch_size=self.batch_size, row_groups=groups) if groups else iter(())
+            for record_batch in batches:
                 if limit is not None:
                     record_batch = record_batch.slice(0, max(0, limit - emitted))
                 rows = record_batch.num_rows
@@ -73,3 +82,12 @@ class ParquetInputReader(WarcReader):
                 if limit is not None and emitted >= limit:
                     return
         counters.seconds += time.perf_counter() - started
+
+
+def _row_group_offset(shard: pq.ParquetFile, group: int) -> int:
+    """Where a row group's data starts in the file (its first column chunk)."""
+    column = shard.metadata.row_group(group).column(0)
+    offsets = [column.data_page_offset]
+    if column.dictionary_page_offset is not None and column.dictionary_page_offset > 0:
+        offsets.append(column.dictionary_page_offset)
+    return min(offsets)

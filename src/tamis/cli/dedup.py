@@ -1,0 +1,88 @@
+"""`tamis dedup`: the dedup and finalize stages alone, on existing FineWeb-schema Parquet shards."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import sys
+
+import click
+from rich.console import Console
+
+from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
+from tamis.dedup.stage import DedupError, run_dedup
+from tamis.io.storage import filesystem
+
+
+def expand_shards(patterns: tuple[str, ...]) -> list[str]:
+    """Every Parquet file matched by the patterns (local paths or fsspec URLs), sorted, without repeats."""
+    found: list[str] = []
+    for pattern in patterns:
+        fs, path = filesystem(pattern)
+        matches = fs.glob(path) if any(c in path for c in "*?[") else ([path] if fs.exists(path) else [])
+        if fs.isdir(path):
+            matches = fs.glob(posixpath.join(path, "**", "*.parquet"))
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        found += [prefix + m for m in matches if m.endswith(".parquet")]
+    return sorted(dict.fromkeys(found))
+
+
+@click.command("dedup")
+@click.argument("shards", nargs=-1, required=True)
+@click.option("--output", "-o", required=True, help="Directory for the final shards (data/<dump>/part-*.parquet).")
+@click.option("--work-dir", help="Directory for intermediates and commit markers [default: OUTPUT/dedup].")
+@click.option("--kind", type=click.Choice(["minhash", "exact"]), default="minhash", show_default=True)
+@click.option("--n-grams", default=5, show_default=True, help="Words per shingle.")
+@click.option("--bands", default=14, show_default=True)
+@click.option("--rows-per-band", default=8, show_default=True)
+@click.option("--hash-bits", type=click.Choice(["32", "64"]), default="64", show_default=True)
+@click.option("--hash-function", type=click.Choice(["sha1", "xxhash"]), default="sha1", show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--ranges-per-band", default=0, show_default=True, help="0: chosen from the input size.")
+@click.option("--memory-per-task", default="512MiB", show_default=True, help="Working memory bound of one task.")
+@click.option("--keep", type=click.Choice(["lowest_id", "oldest", "longest"]), default="lowest_id",
+              show_default=True, help="Which document of a cluster is kept.")
+@click.option("--cluster-columns/--no-cluster-columns", default=False, show_default=True,
+              help="Add minhash_cluster_id and minhash_cluster_size.")
+@click.option("--pii/--no-pii", default=True, show_default=True,
+              help="Apply the PII formatter (turn off when the shards already had it applied).")
+@click.option("--token-count/--no-token-count", default=True, show_default=True)
+@click.option("--previous-index", multiple=True, help="Work directory of an earlier dedup run to dedup against.")
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
+@click.option("--workers", type=int, help="Concurrent tasks (and CPUs of a local Ray).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bits, hash_function, seed,
+          ranges_per_band, memory_per_task, keep, cluster_columns, pii, token_count, previous_index, address,
+          workers, as_json) -> None:
+    """Deduplicate existing shards (MinHash or exact) and write final shards; signatures in a separate pass."""
+    console = Console(stderr=True)
+    try:
+        options = DedupOptions(kind=kind, n_grams=n_grams, bands=bands, rows_per_band=rows_per_band,
+                               hash_bits=int(hash_bits), hash_function=hash_function, seed=seed,
+                               ranges_per_band=ranges_per_band, memory_per_task=parse_size(memory_per_task),
+                               keep=keep, cluster_columns=cluster_columns, pii=pii, token_count=token_count,
+                               previous_index=tuple(previous_index), max_in_flight=workers or 0)
+    except DedupOptionsError as exc:
+        raise click.UsageError(str(exc)) from None
+    files = expand_shards(shards)
+    if not files:
+        raise click.UsageError(f"no Parquet shards match {' '.join(shards)}")
+    work = work_dir or posixpath.join(output.rstrip("/"), "dedup")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        console.print(f"{stage}: {done}/{total}", end="\r")
+
+    try:
+        summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
+    except DedupError as exc:
+        console.print(f"[red]dedup failed[/red]: {exc}")
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in summary.items() if k != "tasks"}, indent=1))
+        return
+    out = Console()
+    out.print(f"{summary['docs']} documents in {summary['shards']} shards: kept {summary['kept']}, removed "
+              f"{summary['removed']} ({summary['candidate_pairs']} candidate pairs, {summary['rounds']} component "
+              f"rounds, {summary['seconds']} s)")
+    out.print(f"shards: {output.rstrip('/')}/data/   work: {work}")

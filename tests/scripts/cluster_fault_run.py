@@ -1,0 +1,78 @@
+"""Run the process stage on a 3-worker `ray.cluster_utils.Cluster`, undisturbed and with a worker node removed
+mid-run, and print both outputs' fingerprints as JSON. Run by tests/test_faults.py in its own process, since a
+test session already holds an in-process Ray."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import ray
+from ray.cluster_utils import Cluster
+
+from tamis.engine.runner import run_pipeline
+from tamis.pipeline.spec import load_pipeline
+
+
+def read_rows(output: Path) -> list[tuple]:
+    rows = []
+    for path in sorted(output.glob("data/*/*.parquet")):
+        table = pq.read_table(path, columns=["id", "text", "token_count"])
+        rows += list(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    return sorted(rows)
+
+
+def main() -> None:
+    corpus_glob, pipeline, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    # Cluster.add_node records the head's address in Ray's default temp dir, which may not exist yet
+    Path("/tmp/ray").mkdir(exist_ok=True)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(workdir / "ray")})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    spec = load_pipeline(pipeline)
+    try:
+        reference = run_pipeline(spec, [corpus_glob], str(workdir / "reference"), show_progress=False)
+        faulty_output = workdir / "faulty"
+        outcome: dict = {}
+
+        def run() -> None:
+            outcome["result"] = run_pipeline(spec, [corpus_glob], str(faulty_output), show_progress=False)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(faulty_output.glob("_commits/process/*.json")):
+            time.sleep(0.05)
+        committed_before = len(list(faulty_output.glob("_commits/process/*.json")))
+        cluster.remove_node(workers[0])
+        removed_at = time.time()
+        thread.join(timeout=600)
+        faulty = outcome["result"]
+        ref_rows, faulty_rows = read_rows(workdir / "reference"), read_rows(faulty_output)
+        print(json.dumps({
+            "units": len(reference.completed),
+            "committed_before_removal": committed_before,
+            "completed_after_removal": len(faulty.completed) - committed_before,
+            "seconds_after_removal": round(time.time() - removed_at, 1),
+            "reference_ok": reference.ok,
+            "faulty_ok": faulty.ok,
+            "faulty_failed": faulty.failed,
+            "reference_rows": len(ref_rows),
+            "faulty_rows": len(faulty_rows),
+            "identical": ref_rows == faulty_rows,
+            "duplicate_ids": len(faulty_rows) - len({row[0] for row in faulty_rows}),
+            "reference_counts": {k: v.dropped for k, v in reference.counters.steps.items()},
+            "faulty_counts": {k: v.dropped for k, v in faulty.counters.steps.items()},
+        }))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Dedup stage: signatures, buckets, connected components, finalize, and the whole stage on Ray."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tamis.dedup.buckets import bucket_task, star_edges
+from tamis.dedup.components import large_star_task, scatter_task, small_star_task
+from tamis.dedup.intermediate import CorruptIntermediateError, read_group, write_groups
+from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
+from tamis.dedup.partition import signature_task
+from tamis.dedup.shingles import normalize
+from tamis.dedup.signatures import MinHasher
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dedup_corpus import make_corpus  # noqa: E402
+
+TEXTS = [
+    "Hello World! The 12,5 quick brown foxes jumped over the lazy dog's back; naïve café. " * 3,
+    "Über straße 3.14 «quoted» — dash… and some more words here, don't you think? 42 is 42.",
+    "E-mail me at someone@example.com or visit https://example.org/path?x=1 (today: Monday, 5 May).",
+    "short text",
+    "\tTabs\tand\nnewlines\r\nand   spaces   ÀÉÎÕÜ çñ 一二三 。、「引用」",
+]
+
+
+def test_normalize_matches_datatrove():
+    from datatrove.utils.text import simplify_text
+
+    for text in TEXTS:
+        assert normalize(text) == simplify_text(text)
+
+
+def test_signatures_match_datasketch_on_the_same_shingles():
+    datasketch = pytest.importorskip("datasketch")
+    options = DedupOptions(hash_bits=32, bands=4, rows_per_band=8)
+    hasher = MinHasher(options)
+    a, b = hasher.parameters
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 2**32, size=n, dtype=np.uint64) for n in (1, 7, 300, 5000)]
+    ours = hasher.signatures_of_shingles(docs)
+    for doc, sig in zip(docs, ours, strict=True):
+        sketch = datasketch.MinHash(num_perm=options.permutations, hashfunc=lambda x: x,
+                                    permutations=(a.ravel(), b.ravel()), scheme="legacy")
+        sketch.update_batch(doc.tolist())
+        assert np.array_equal(sig, sketch.hashvalues.astype(np.uint64))
+
+
+def test_signatures_64_bit_match_the_formula_and_batching_does_not_change_them():
+    hasher = MinHasher(DedupOptions())
+    a, b = hasher.parameters
+    docs = [hasher.shingles(t) for t in TEXTS if len(hasher.shingles(t))]
+    together = hasher.signatures_of_shingles(docs)
+    for doc, sig in zip(docs, together, strict=True):
+        with np.errstate(over="ignore"):
+            expected = ((doc.reshape(-1, 1) * a + b) % np.uint64((1 << 61) - 1)).min(axis=0)
+        assert np.array_equal(sig, expected)
+        assert np.array_equal(hasher.signatures_of_shingles([doc])[0], sig)
+    assert len(hasher.shingles("too few words here")) == 0
+
+
+def test_options_are_validated_with_the_field_named():
+    with pytest.raises(DedupOptionsError, match="dedup.keep"):
+        DedupOptions(keep="newest")
+    with pytest.raises(DedupOptionsError, match="unknown field 'band'"):
+        validate_dedup_section({"band": 3})
+    options = validate_dedup_section({"memory_per_task": "64MiB", "keep": "longest"})
+    assert options.memory_per_task == 64 * 2**20 and options.keep == "longest"
+    assert validate_dedup_section({"enabled": False}) is None
+    assert DedupOptions(kind="exact").bands == 1
+
+
+def test_star_edges_link_equal_keys_to_their_smallest_node():
+    h1 = np.array([5, 5, 1, 5, 1, 9], dtype=np.uint64)
+    h2 = np.array([2, 2, 3, 2, 3, 9], dtype=np.uint64)
+    node = np.array([30, 10, 40, 20, 50, 60], dtype=np.uint64)
+    u, v = star_edges(h1, h2, node)
+    assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(10, 20), (10, 30), (40, 50)]
+
+
+def _components(edges: list[tuple[int, int]], partitions: int, work: str) -> dict[int, tuple[int, int]]:
+    """Run the component rounds in-process (as the driver does on Ray): node -> (representative, size)."""
+    from tamis.io.storage import filesystem
+
+    fs, _ = filesystem(work)
+    u = np.array([e[0] for e in edges], dtype=np.uint64)
+    v = np.array([e[1] for e in edges], dtype=np.uint64)
+    entry = write_groups(fs, f"{work}/edges/in.parquet", [("all", {"u": u, "v": v})])
+    current = [scatter_task(0, [entry], partitions, work)["file"]]
+    for round_no in range(1, 100):
+        large = [large_star_task(round_no, p, current, partitions, work) for p in range(partitions)]
+        if sum(t["violations"] for t in large) == 0:
+            break
+        current = [small_star_task(round_no, p, [t["file"] for t in large], partitions, work)["file"]
+                   for p in range(partitions)]
+    found = {}
+    for task in large:
+        for name in task["members"]["groups"]:
+            arrays = read_group(fs, task["members"], name, ["node", "rep", "size"])
+            for node, rep, size in zip(*(arrays[c].tolist() for c in ("node", "rep", "size")), strict=True):
+                assert node not in found
+                found[node] = (rep, size)
+    return found
+
+
+def _reference(edges: list[tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[int, list[int]] = {}
+    for node in list(parent):
+        members.setdefault(find(node), []).append(node)
+    return {n: (min(m), len(m)) for m in members.values() for n in m}
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_components_on_hand_made_graphs(tmp_path, partitions):
+    rng = random.Random(1)
+    chain = [(i, i + 1) for i in range(1, 400)]  # a long path: label propagation would need 400 rounds
+    rng.shuffle(chain)
+    star = [(1000, 1000 + i) for i in range(1, 50)]
+    cycle = [(2000 + i, 2000 + (i + 1) % 30) for i in range(30)]
+    pairs = [(3000 + 2 * i, 3001 + 2 * i) for i in range(20)]
+    reversed_chain = [(5000 - i, 5000 - i - 1) for i in range(100)]
+    random_graph = [(10_000 + rng.randrange(300), 10_000 + rng.randrange(300)) for _ in range(250)]
+    edges = chain + star + cycle + pairs + reversed_chain + [(a, b) for a, b in random_graph if a != b]
+    found = _components(edges, partitions, str(tmp_path))
+    assert found == _reference(edges)
+
+
+def test_bucket_spills_to_disk_when_over_memory_and_gives_the_same_pairs(tmp_path):
+    paths, _ = make_corpus(tmp_path / "in", originals=150, exact=100, near=0, shards=2)
+    options = DedupOptions(memory_per_task=16 * 2**20, ranges_per_band=1, bands=2, rows_per_band=4)
+    work = str(tmp_path / "work")
+    entries = [signature_task(p, i, 1, options, work)["file"] for i, p in enumerate(paths)]
+    whole = bucket_task(0, 0, 1, entries, [], options, work)
+    assert whole["pieces"] == 1
+    from tamis.dedup import buckets
+
+    small = buckets.BYTES_PER_ROW
+    try:
+        buckets.BYTES_PER_ROW = options.memory_per_task // 20  # 20 rows fit: forces several pieces
+        spilled = bucket_task(0, 0, 1, entries, [], options, str(tmp_path / "work2"))
+    finally:
+        buckets.BYTES_PER_ROW = small
+    assert spilled["pieces"] > 1 and spilled["spilled_rows"] == whole["rows"]
+
+    def pairs(summary, root):
+        from tamis.io.storage import filesystem
+
+        fs, _ = filesystem(root)
+        out = set()
+        for name in summary["file"]["groups"]:
+            arrays = read_group(fs, summary["file"], name, ["u", "v"])
+            out |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
+        return out
+
+    assert pairs(spilled, work) == pairs(whole, work) and len(pairs(whole, work)) >= 100
+
+
+def test_corrupt_or_partial_intermediate_is_detected(tmp_path):
+    from tamis.io.storage import filesystem
+
+    fs, _ = filesystem(str(tmp_path))
+    arrays = {"u": np.arange(1000, dtype=np.uint64), "v": np.arange(1000, dtype=np.uint64) * 3}
+    entry = write_groups(fs, str(tmp_path / "f.parquet"), [("all", arrays)])
+    assert np.array_equal(read_group(fs, entry, "all", ["u", "v"])["v"], arrays["v"])
+    data = bytearray((tmp_path / "f.parquet").read_bytes())
+    (tmp_path / "f.parquet").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CorruptIntermediateError, match="bytes"):
+        read_group(fs, entry, "all", ["u", "v"])
+    data[len(data) // 3] ^= 0xFF
+    (tmp_path / "f.parquet").write_bytes(bytes(data))
+    with pytest.raises(CorruptIntermediateError):
+        read_group(fs, entry, "all", ["u", "v"])
+
+
+def _kept(output: Path) -> list[dict]:
+    return pq.read_table(str(output / "data")).to_pylist()
+
+
+def test_dedup_stage_end_to_end_on_ray(ray_session, tmp_path):
+    from tamis.dedup.stage import run_dedup
+
+    paths, origin = make_corpus(tmp_path / "in", originals=80, exact=30, near=30, words=300, shards=3)
+    options = DedupOptions(cluster_columns=True, memory_per_task=16 * 2**20, ranges_per_band=2)
+    summary = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
+    kept = _kept(tmp_path / "out")
+    origins = [origin[r["id"]] for r in kept]
+    assert summary["docs"] == 140 and summary["kept"] == len(kept)
+    assert len(set(origins)) == 80  # nothing wrongly removed: every origin survives
+    assert len(kept) <= 82  # near copies changing 3 of 300 words are caught (allow 2 misses by chance)
+    # the kept document of each cluster is the first in input order, and cluster columns are consistent
+    for row in kept:
+        assert row["minhash_cluster_size"] >= 1 and row["token_count"] > 0
+    assert sum(1 for r in kept if r["minhash_cluster_size"] > 1) >= 30
+
+    # a rerun reuses every committed task
+    again = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
+    assert again["tasks"] == [] and again["kept"] == summary["kept"]
+
+    # a corrupted intermediate is detected and recomputed, and the output is the same
+    edge_file = next((tmp_path / "work" / "edges").glob("*.parquet"))
+    sig_file = sorted((tmp_path / "work" / "signatures").glob("*.parquet"))[0]
+    data = bytearray(sig_file.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 256] = bytes(256)  # same size, damaged content: only the checksums can tell
+    sig_file.write_bytes(bytes(data))
+    for marker in (tmp_path / "work" / "_commits" / "buckets").glob("*.json"):
+        marker.unlink()
+    edge_file.write_bytes(edge_file.read_bytes()[:100])  # a partial file: its size gives it away
+    redo = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
+    assert any(t["stage"] == "signatures" for t in redo["tasks"])
+    assert sorted(r["id"] for r in _kept(tmp_path / "out")) == sorted(r["id"] for r in kept)
+
+
+def test_exact_dedup_and_previous_index(ray_session, tmp_path):
+    from tamis.dedup.stage import run_dedup
+
+    paths, origin = make_corpus(tmp_path / "in", originals=40, exact=20, near=10, words=200, shards=2)
+    options = DedupOptions(kind="exact", pii=False, token_count=False)
+    run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
+    kept = _kept(tmp_path / "out")
+    assert len(kept) == 40 + 10 and len({origin[r["id"]] for r in kept}) == 40
+
+    # a second "dump" deduplicated against the first run's index: its copies of the first are removed
+    later, later_origin = make_corpus(tmp_path / "later", originals=40, exact=0, near=0, words=200, shards=1)
+    fresh, _ = make_corpus(tmp_path / "fresh", originals=10, exact=0, near=0, words=200, shards=1, seed=7)
+    with_index = DedupOptions(kind="exact", pii=False, token_count=False, previous_index=(str(tmp_path / "work"),))
+    summary = run_dedup(later + fresh, str(tmp_path / "work2"), str(tmp_path / "out2"), with_index)
+    assert summary["removed"] == 40 and summary["kept"] == 10

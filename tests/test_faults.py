@@ -1,0 +1,87 @@
+"""Node loss and driver crashes: the job completes, and its output equals an undisturbed run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from conftest import REPO
+
+FAULT_SCRIPT = Path(__file__).parent / "scripts" / "cluster_fault_run.py"
+PIPELINE = REPO / "pipelines" / "fineweb.yaml"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+def test_worker_node_removed_mid_run(small_corpus, tmp_path: Path) -> None:
+    work = Path(f"/tmp/tf-{os.getpid()}")
+    work.mkdir(exist_ok=True)
+    glob = str(small_corpus[0].parent / "*.warc.gz")
+    done = subprocess.run([sys.executable, str(FAULT_SCRIPT), glob, str(PIPELINE), str(work)], env=_env(),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["reference_ok"] and report["faulty_ok"], report
+    assert report["completed_after_removal"] >= 1, report  # the node really went away mid-run
+    assert report["faulty_rows"] == report["reference_rows"] > 0
+    assert report["identical"] and report["duplicate_ids"] == 0
+    assert report["faulty_counts"] == report["reference_counts"]
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def _rows(output: Path) -> list[tuple]:
+    rows = []
+    for path in sorted(output.glob("data/*/*.parquet")):
+        rows += [(r["id"], r["text"], r["token_count"]) for r in pq.read_table(path).to_pylist()]
+    return sorted(rows)
+
+
+def _tamis(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tamis.cli.main", "run", str(PIPELINE), *args, "--no-progress"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, tmp_path: Path) -> None:
+    glob = str(small_corpus[0].parent / "*.warc.gz")
+    env = {**_env(), "TAMIS_RAY_TEMP_DIR": f"/tmp/tk-{os.getpid()}"}
+    reference = _tamis(["--input", glob, "--output", str(tmp_path / "ref"), "--workers", "1"], env)
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
+
+    output = tmp_path / "crashed"
+    driver = _tamis(["--input", glob, "--output", str(output), "--workers", "1"], env)
+    markers = output / "_commits" / "process"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(markers.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
+    assert 2 <= len(before) < len(small_corpus), before
+
+    rerun = _tamis(["--input", glob, "--output", str(output), "--workers", "1"], env)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-2000:]
+    after = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
+    assert len(after) == len(small_corpus)
+    assert all(after[name] == mtime for name, mtime in before.items()), "committed inputs were redone"
+    assert f"skipped {len(before)} input(s)" in out
+    assert _rows(output) == _rows(tmp_path / "ref")
+    ref_stats = json.loads((tmp_path / "ref" / "stats.json").read_text())
+    stats = json.loads((output / "stats.json").read_text())
+    for step, counters in ref_stats["steps"].items():
+        for key in ("docs_in", "docs_out", "dropped"):
+            assert stats["steps"][step][key] == counters[key], (step, key)
+    assert stats["totals"]["kept"] == ref_stats["totals"]["kept"]
+    assert stats["histograms"] == ref_stats["histograms"]
+    subprocess.run(["rm", "-rf", env["TAMIS_RAY_TEMP_DIR"]], check=False)
