@@ -71,6 +71,7 @@ class ExtractionSandbox:
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self.wall_factor = 10.0
+        self._child_cpu = 0.0
         self._process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -89,9 +90,10 @@ class ExtractionSandbox:
         except (ExtractionTimeout, ExtractorCrashed) as exc:
             self.close()
             raise RuntimeError(f"extractor {self.factory} failed to start: {exc!r}") from exc
-        if reply != "ready":
+        if not (isinstance(reply, tuple) and reply[0] == "ready"):
             self.close()
             raise RuntimeError(f"extractor {self.factory} failed to start: {reply}")
+        self._child_cpu = reply[1]
 
     def extract(self, html: str) -> str | None:
         if self._process is None or self._process.poll() is not None:
@@ -102,7 +104,7 @@ class ExtractionSandbox:
         assert process is not None and process.stdin is not None and process.stdout is not None
         try:
             _write_message(process.stdin.fileno(), ("extract", html))
-            status, value = self._await_reply(process.stdout.fileno())
+            status, value, self._child_cpu = self._await_reply(process.stdout.fileno())
         except ExtractionTimeout:
             self.close()
             raise
@@ -120,16 +122,19 @@ class ExtractionSandbox:
         the same cores) does not turn slow pages into timeouts: which pages are dropped stays the same
         whatever the number of workers. A wall-clock ceiling still catches a child that blocks.
         """
-        cpu_start = self.cpu_seconds()
+        # The child reports its CPU time with every reply and idles between pages, so its last report is its
+        # CPU time at the start of this page: the fast path (a reply within `timeout`) reads nothing from /proc.
+        cpu_start = self._child_cpu
         wall_deadline = time.monotonic() + max(self.wall_factor * self.timeout, self.timeout + 5.0)
+        cpu_left = self.timeout
         while True:
-            cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
             # CPU time never runs faster than the wall clock, so waiting `cpu_left` cannot overshoot
             wait = min(max(cpu_left, 0.0), wall_deadline - time.monotonic())
             if cpu_left <= 0 or wait <= 0:
                 raise ExtractionTimeout()
             if select.select([fd], [], [], wait)[0]:
                 return _read_message(fd, None)
+            cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the live child (a finished child's time is in RUSAGE_CHILDREN)."""
@@ -155,7 +160,7 @@ class ExtractionSandbox:
         assert process.stdin is not None and process.stdout is not None
         try:
             _write_message(process.stdin.fileno(), ("reset", None))
-            _read_message(process.stdout.fileno(), time.monotonic() + self.startup_timeout)
+            self._child_cpu = _read_message(process.stdout.fileno(), time.monotonic() + self.startup_timeout)[2]
         except (ExtractionTimeout, ExtractorCrashed, OSError):
             self.close()
 
@@ -193,7 +198,7 @@ def _child_main() -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the step clearly
         _write_message(out_fd, f"{type(exc).__name__}: {exc}")
         return
-    _write_message(out_fd, "ready")
+    _write_message(out_fd, ("ready", time.process_time()))
     while True:
         try:
             command, html = _read_message(in_fd, None)
@@ -202,12 +207,12 @@ def _child_main() -> None:
         if command == "reset":
             if reset is not None:
                 reset()
-            _write_message(out_fd, ("ok", None))
+            _write_message(out_fd, ("ok", None, time.process_time()))
             continue
         try:
-            _write_message(out_fd, ("ok", extract(html)))
+            _write_message(out_fd, ("ok", extract(html), time.process_time()))
         except Exception as exc:  # noqa: BLE001 - a page the library cannot parse is a dropped page
-            _write_message(out_fd, ("error", f"{type(exc).__name__}: {exc}"))
+            _write_message(out_fd, ("error", f"{type(exc).__name__}: {exc}", time.process_time()))
 
 
 if __name__ == "__main__":
