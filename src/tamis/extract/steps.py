@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from tamis.batch import DocBatch
 from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed
-from tamis.steps.base import Extractor, StepContext
+from tamis.steps.base import Extractor, StepContext, drop_documents
 from tamis.steps.registry import register_step
 
 # One sandbox per distinct configuration per worker process, reused by every task that worker runs.
@@ -69,16 +69,7 @@ class SandboxedExtractor(Extractor):
             reasons.append(None if text else Reasons.NO_TEXT)
         batch.set_column("text", texts)
         batch.drop_column("html")
-        keep = [reason is None for reason in reasons]
-        if all(keep):
-            return batch
-        kept, removed = batch.split(keep)
-        removed_reasons = [reason for reason in reasons if reason is not None]
-        for reason in removed_reasons:
-            ctx.counters.drop(reason)
-        if ctx.removed is not None:
-            ctx.removed(ctx.name, removed, removed_reasons)
-        return kept
+        return drop_documents(batch, reasons, ctx)
 
 
 @register_step("trafilatura")

@@ -31,6 +31,20 @@ class StepContext:
     removed: RemovedSink | None = None
 
 
+def drop_documents(batch: DocBatch, reasons: list[str | None], ctx: StepContext) -> DocBatch:
+    """The documents whose reason is None; the others are counted by reason and sent to `ctx.removed`."""
+    keep = [reason is None for reason in reasons]
+    if all(keep):
+        return batch
+    kept, removed = batch.split(keep)
+    removed_reasons = [reason for reason in reasons if reason is not None]
+    for reason in removed_reasons:
+        ctx.counters.drop(reason)
+    if ctx.removed is not None:
+        ctx.removed(ctx.name, removed, removed_reasons)
+    return kept
+
+
 class Step:
     """A stage of the process pipeline: takes a batch, returns a batch."""
 
@@ -115,16 +129,7 @@ class Filter(Step):
         reasons = self.filter_batch(batch)
         if len(reasons) != len(batch):
             raise ValueError(f"{ctx.name}: filter_batch returned {len(reasons)} reasons for {len(batch)} documents")
-        keep = [reason is None for reason in reasons]
-        if all(keep):
-            return batch
-        kept, removed = batch.split(keep)
-        removed_reasons = [reason for reason in reasons if reason is not None]
-        for reason in removed_reasons:
-            ctx.counters.drop(reason)
-        if ctx.removed is not None:
-            ctx.removed(ctx.name, removed, removed_reasons)
-        return kept
+        return drop_documents(batch, reasons, ctx)
 
 
 class Extractor(Step):
