@@ -1,19 +1,36 @@
 """The datatrove 0.10.1 side of benchmarks/bench_process.py; run by the datatrove venv's python, offline.
 
     .bench/dtvenv/bin/python benchmarks/datatrove_process.py --input CORPUS_DIR --workdir DIR \
-        --lid-model src/tamis/resources/lid.176.ftz --gpt2-ranks src/tamis/resources/gpt2.tiktoken
+        --lid-model src/tamis/resources/lid.176.ftz --gpt2-ranks src/tamis/resources/gpt2.tiktoken \
+        [--recipe basic|fineweb|fineweb-all]
 
-Runs FineWeb's process steps the datatrove way: WarcReader -> Trafilatura(favour_precision, timeout 1 s,
-deduplicate) -> LanguageFilter(["en"], 0.65) -> token count -> ParquetWriter (zstd, as tamis writes), with
-LocalPipelineExecutor(tasks=1, workers=1), and prints one JSON object on stdout: docs in/out per step,
-per-step seconds from datatrove's own stats.json, wall seconds and CPU seconds (this process and its
-children: datatrove's extractor runs in a forked child, reaped before we read RUSAGE_CHILDREN).
+Runs FineWeb's process steps the datatrove way with LocalPipelineExecutor(tasks=1, workers=1), and prints
+one JSON object on stdout: docs in/out per step, per-step seconds from datatrove's own stats.json, wall
+seconds and CPU seconds (this process and its children: datatrove's extractor runs in a forked child,
+reaped before we read RUSAGE_CHILDREN).
 
-Two offline substitutions, both reported in the output:
+Recipes:
+- basic: WarcReader -> Trafilatura(favour_precision, timeout 1 s, deduplicate) -> LanguageFilter(["en"], 0.65)
+  -> token count -> ParquetWriter (zstd, as tamis writes);
+- fineweb: FineWeb's whole process stage (datatrove's examples/fineweb.py, without exclusion writers):
+  WarcReader -> URLFilter -> Trafilatura(favour_precision, timeout 1 s) -> LanguageFilter(["en"], 0.65)
+  -> GopherRepetitionFilter -> GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False)
+  -> FineWebQualityFilter -> PIIFormatter -> token count -> ParquetWriter (zstd);
+- fineweb-all: the same with LanguageFilter(languages=None, 0.65): every language whose best score is
+  above 0.65. The Gopher/C4/FineWeb filters keep their default `language="en"` (datatrove 0.10.1 takes
+  the word tokenizer from the filter's constructor argument, not from the document's metadata), so
+  every document is split into words by the blank English spaCy tokenizer, as tamis does.
+
+Offline substitutions, all reported in the output:
 - FT176LID downloads lid.176.bin; here it loads a local fastText model (the compressed lid.176.ftz by
   default, the same model tamis uses).
 - TokensCounter loads a HF tokenizer by name (a download); here a small PipelineStep counts GPT-2 tokens
   with tiktoken from the local ranks file (tiktoken's encode_ordinary, one thread, as tamis does).
+- URLFilter's TLDExtract() would fetch the public-suffix list from the network (and cache it under
+  ~/.cache); here it is TLDExtract(suffix_list_urls=(), cache_dir=None): tldextract's bundled snapshot,
+  as tamis uses. Its block lists are extracted from datatrove's assets into HF_HOME/assets (the caller
+  points HF_HOME at a scratch folder); --warm-url-lists does only that extraction + parsing and reports
+  its cost.
 """
 
 from __future__ import annotations
@@ -38,11 +55,39 @@ def _cpu() -> dict[str, float]:
     return {"self": own.ru_utime + own.ru_stime, "children": children.ru_utime + children.ru_stime}
 
 
+def offline_url_filter():
+    """datatrove's URLFilter with tldextract's bundled public-suffix snapshot (no network, no disk cache)."""
+    from datatrove.pipeline.filters import URLFilter
+    from tldextract import TLDExtract
+
+    url_filter = URLFilter()
+    url_filter.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+    return url_filter
+
+
+def warm_url_lists() -> None:
+    """Extract (first time, into HF_HOME/assets) and parse URLFilter's block lists; print the cost as JSON."""
+    url_filter = offline_url_filter()
+    cpu, wall = _cpu(), time.perf_counter()
+    url_filter.download_data()
+    wall = time.perf_counter() - wall
+    after = _cpu()
+    print(json.dumps({"wall_seconds": wall, "cpu_seconds": after["self"] - cpu["self"],
+                      "domains": len(url_filter.block_listed_domains)}))
+
+
 def build_pipeline(args: argparse.Namespace) -> list:
     from datatrove.data import DocumentsPipeline
     from datatrove.pipeline.base import PipelineStep
     from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import LanguageFilter
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
+    from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import WarcReader
     from datatrove.pipeline.writers import ParquetWriter
     from datatrove.utils.lid import FT176LID
@@ -93,14 +138,27 @@ def build_pipeline(args: argparse.Namespace) -> list:
                 self.stat_update("tokens", value=count)
                 yield document
 
-    language_filter = LanguageFilter(languages=["en"], language_threshold=0.65)
-    language_filter.model = LocalFT176LID(["en"], args.lid_model)
+    languages = None if args.recipe == "fineweb-all" else ["en"]
+    language_filter = LanguageFilter(languages=languages, language_threshold=0.65)
+    language_filter.model = LocalFT176LID(languages, args.lid_model)
+    reader = WarcReader(args.input, glob_pattern=args.glob)
+    extractor = Trafilatura(favour_precision=True, timeout=1.0, deduplicate=True)
+    tokens = TiktokenCounter(args.gpt2_ranks)
+    writer = ParquetWriter(os.path.join(args.workdir, "output"), compression="zstd")
+    if args.recipe == "basic":
+        return [reader, extractor, language_filter, tokens, writer]
     return [
-        WarcReader(args.input, glob_pattern=args.glob),
-        Trafilatura(favour_precision=True, timeout=1.0, deduplicate=True),
+        reader,
+        offline_url_filter(),
+        extractor,
         language_filter,
-        TiktokenCounter(args.gpt2_ranks),
-        ParquetWriter(os.path.join(args.workdir, "output"), compression="zstd"),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),
+        FineWebQualityFilter(),
+        PIIFormatter(),
+        tokens,
+        writer,
     ]
 
 
@@ -111,7 +169,15 @@ def main() -> None:
     ap.add_argument("--workdir", required=True, help="fresh folder for datatrove's output and logs")
     ap.add_argument("--lid-model", required=True, help="local fastText lid.176 model (.ftz or .bin)")
     ap.add_argument("--gpt2-ranks", required=True, help="local GPT-2 tiktoken ranks file")
+    ap.add_argument("--recipe", choices=("basic", "fineweb", "fineweb-all"), default="basic",
+                    help="basic: extraction, English LID, tokens; fineweb: FineWeb's whole process stage; "
+                         "fineweb-all: the same keeping every language")
+    ap.add_argument("--warm-url-lists", action="store_true",
+                    help="only extract and parse URLFilter's block lists (into HF_HOME) and report the cost")
     args = ap.parse_args()
+    if args.warm_url_lists:
+        warm_url_lists()
+        return
 
     from importlib import metadata
 
@@ -155,14 +221,18 @@ def main() -> None:
     cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
     print(json.dumps({
         "versions": {p: metadata.version(p) for p in ("datatrove", "trafilatura", "lxml", "warcio",
-                                                       "fasttext-numpy2-wheel", "tiktoken", "pyarrow")},
+                                                       "fasttext-numpy2-wheel", "tiktoken", "pyarrow")
+                     + (("spacy", "tldextract", "pyahocorasick") if args.recipe != "basic" else ())},
         "python": sys.version.split()[0],
         "substitutions": [
             f"FT176LID loads the local model {args.lid_model} (no download of lid.176.bin)",
             "TokensCounter (HF tokenizers, downloads 'gpt2') replaced by a PipelineStep counting GPT-2 tokens "
             f"with tiktoken from {args.gpt2_ranks}",
             "ParquetWriter compression zstd (datatrove's default is snappy; tamis writes zstd)",
+            *(["URLFilter's TLDExtract uses tldextract's bundled public-suffix snapshot (suffix_list_urls=(), "
+               "no network), as tamis does"] if args.recipe != "basic" else []),
         ],
+        "recipe": args.recipe,
         "wall_seconds": wall,
         "cpu_seconds": cpu["self"] + cpu["children"],
         "cpu_seconds_self": cpu["self"],

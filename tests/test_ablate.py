@@ -382,3 +382,26 @@ def test_cli_rejects_a_bad_ablation_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["ablate", str(path), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "no step named 'nothing'" in result.output
+
+
+def test_parquet_input_reads_every_row_once_across_byte_ranges(tmp_path: Path) -> None:
+    from tamis.readers.parquet_input import ParquetInputReader
+    from tamis.stats.counters import StepCounters
+
+    docs = documents(50, words=5)
+    path = tmp_path / "shard.parquet"
+    columns = {name: [None] * 50 for name in FINEWEB_SCHEMA.names}
+    columns.update(id=[d[0] for d in docs], text=[d[1] for d in docs], dump=["CC-MAIN-2024-22"] * 50)
+    pq.write_table(pa.table(columns, schema=FINEWEB_SCHEMA), path, row_group_size=7)
+    reader = ParquetInputReader(batch_size=4)
+    whole = [i for b in reader.iter_batches(str(path), StepCounters()) for i in b["id"]]
+    assert whole == [d[0] for d in docs]
+    size = path.stat().st_size
+    edges = [0, size // 3, 2 * size // 3, size]
+    parts = [i for k in range(3) for b in reader.iter_batches(str(path), StepCounters(), None, (edges[k], edges[k + 1]))
+             for i in b["id"]]
+    assert parts == whole
+    counters = StepCounters()
+    limited = [b for b in reader.iter_batches(str(path), counters, 10)]
+    assert sum(len(b) for b in limited) == 10 == counters.docs_out
+    assert limited[0]["dump"][0] == "CC-MAIN-2024-22" and "html" not in limited[0]

@@ -66,13 +66,15 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     except (PipelineError, OutputConflictError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_USAGE)
+    # one row per metric, one column per variant: readable in a terminal with a dozen metrics
     header, rows = summary_table(spec, result)
-    table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)}",
-                  title_justify="left")
-    for column in header:
-        table.add_column(column)
+    table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)} "
+                        "(mean ± std over seeds)", title_justify="left")
+    table.add_column("metric")
     for row in rows:
-        table.add_row(*row)
+        table.add_column(row[0], justify="right")
+    for j, name in enumerate(header[1:], start=1):
+        table.add_row(name, *(row[j] for row in rows))
     out = Console()
     out.print(table)
     for failure in result.failures:

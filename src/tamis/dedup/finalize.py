@@ -49,6 +49,8 @@ def final_path(output_root: str, dump: str | None, shard_path: str) -> str:
 def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,
                   options: DedupOptions, output: str) -> dict[str, Any]:
     """Write one final shard; returns counts and the path written (None when every document was removed)."""
+    if options.token_count:
+        count_tokens(["load the GPT-2 ranks once per worker, outside the task's memory meter"])
     meter = TaskMeter()
     fs_out, root = filesystem(output)
     fs_work = filesystem(member_entries[0]["path"])[0] if member_entries and member_entries[0] else fs_out

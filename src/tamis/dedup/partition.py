@@ -82,11 +82,12 @@ def signature_path(work: str, shard: int) -> str:
 
 def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptions, work: str) -> dict[str, Any]:
     """Band keys of every document of one shard, written by (band, range); returns the file's entry."""
-    meter = TaskMeter()
     if shard >= MAX_SHARDS:
         raise ValueError(f"{shard_path}: more than {MAX_SHARDS} input shards in one dedup run")
-    fs_in, path_in = filesystem(shard_path)
     hasher = MinHasher(options)
+    hasher.shingles("load the word splitter and tables once per worker, outside the task's memory meter")
+    meter = TaskMeter()
+    fs_in, path_in = filesystem(shard_path)
     h1_parts, h2_parts, node_parts = [], [], []
     rows = with_signature = 0
     with fs_in.open(path_in, "rb") as handle:

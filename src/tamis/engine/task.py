@@ -28,10 +28,9 @@ from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.readers.warc import WarcReader
 from tamis.stats.counters import TaskCounters
-from tamis.stats.histograms import HistogramSet
+from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
 from tamis.steps.base import Annotator, Formatter, Step, StepContext
 
-FEATURE_PREFIX = "feature."
 OUTPUT_SCOPE = "output"
 
 log = logging.getLogger(__name__)

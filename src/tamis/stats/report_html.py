@@ -108,7 +108,8 @@ def histogram_svg(kept: Histogram | None, removed: Histogram | None, width: int 
     used = [i for i in range(len(k)) if k[i] or r[i]]
     if not used:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
-    lo, hi = max(used[0] - 1, 0), min(used[-1] + 1, len(k) - 1)
+    # one empty bin of margin each side, but never the open-ended bin below the first edge when it is empty
+    lo, hi = max(used[0] - 1, 1 if used[0] >= 1 else 0), min(used[-1] + 1, len(k) - 1)
     bins = list(range(lo, hi + 1))
     top = max(max(k[i], r[i]) for i in bins) or 1
     plot_h, left = height - 22, 4
