@@ -179,6 +179,9 @@ def recipe_pipeline(recipe: str) -> tuple[dict[str, Any], str]:
     import yaml
 
     data = yaml.safe_load(FINEWEB_PIPELINE.read_text())
+    # the process stage as datatrove's side runs it: PII and token counting in it, no deduplication (with a
+    # `dedup:` section tamis moves those two steps to its finalize stage, after dedup)
+    data.pop("dedup", None)
     if recipe == "fineweb-all":
         language = [s for s in data["steps"] if s["step"] == "language_id"]
         if len(language) != 1:

@@ -29,6 +29,10 @@ packages=(
   "fasteners"
   "tiktoken==0.14.0"
   "pyarrow==26.0.1"
+  # the full FineWeb recipe's filters: datatrove's English word tokenizer and its URL filter
+  "spacy==3.8.18"
+  "tldextract==5.4.0"
+  "pyahocorasick==2.3.1"
 )
 
 # python-magic loads the system libmagic at import time (datatrove's WarcReader imports it).

@@ -44,3 +44,9 @@ def test_ip_pattern_has_no_word_boundary_like_datatrove():
     # "999.1.1.1" is not an address, but its tail "99.1.1.1" is a public one: datatrove replaces it too.
     assert PIIFormatter().format("999.1.1.1") == "9" + expected(IP_PLACEHOLDERS, "99.1.1.1")
     assert PIIFormatter(remove_emails=False).format("a@b.com") == "a@b.com"
+
+
+def test_formatting_twice_changes_nothing():
+    f = PIIFormatter()
+    once = f.format("mail z@z.io, a.b@c.org from 8.8.8.8 and 1.2.3.4")
+    assert f.format(once) == once

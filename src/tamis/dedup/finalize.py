@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,19 @@ from tamis.dedup.components import members_of_shard
 from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import DOC_MASK, ROW_MASK
+from tamis.engine.removed import RemovedWriter
 from tamis.filters.pii import PIIFormatter
 from tamis.io.parquet import FINEWEB_SCHEMA, ShardWriter
 from tamis.io.storage import filesystem
+from tamis.stats.histograms import HistogramSet
+from tamis.stats.merge import DEDUP_STEP
+from tamis.stats.observe import observe_output
 
 CLUSTER_COLUMNS = [pa.field("minhash_cluster_id", pa.int64()), pa.field("minhash_cluster_size", pa.int64())]
 BATCH_ROWS = 4096
+
+
+DUPLICATE = "duplicate"
 
 
 def final_schema(options: DedupOptions) -> pa.Schema:
@@ -47,8 +55,12 @@ def final_path(output_root: str, dump: str | None, shard_path: str) -> str:
 
 
 def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,
-                  options: DedupOptions, output: str) -> dict[str, Any]:
-    """Write one final shard; returns counts and the path written (None when every document was removed)."""
+                  options: DedupOptions, output: str, removed_output: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write one final shard; returns counts and the path written (None when every document was removed).
+
+    With `removed_output` ({mode, rate} as in a pipeline's `removed:`), the duplicates dropped here are
+    written to removed/dedup/ with the reason `duplicate`, like every filter's removed documents.
+    """
     if options.token_count:
         count_tokens(["load the GPT-2 ranks once per worker, outside the task's memory meter"])
     meter = TaskMeter()
@@ -62,7 +74,11 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
     schema = final_schema(options)
     fs_in, path_in = filesystem(shard_path)
     writer: ShardWriter | None = None
+    removed_writer = (RemovedWriter(fs_out, root, shard_ident(shard_path), removed_output["mode"],
+                                    removed_output["rate"]) if removed_output else None)
     docs = kept = 0
+    histograms = HistogramSet()
+    languages: Counter[str] = Counter()
     try:
         with fs_in.open(path_in, "rb") as handle:
             parquet = pq.ParquetFile(handle)
@@ -77,6 +93,9 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
                 start, docs = docs, docs + batch.num_rows
                 keep = ~removed[start:docs]
+                if removed_writer is not None and not keep.all():
+                    duplicates = DocBatch.from_arrow(pa.Table.from_batches([batch]).filter(pa.array(~keep)))
+                    removed_writer(DEDUP_STEP, duplicates, [DUPLICATE] * len(duplicates))
                 table = pa.Table.from_batches([batch]).filter(pa.array(keep))
                 if not table.num_rows:
                     continue
@@ -89,6 +108,7 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
                     columns["minhash_cluster_id"] = cluster_id[start:docs][keep].tolist()
                     columns["minhash_cluster_size"] = cluster_size[start:docs][keep].tolist()
                 out = DocBatch({name: columns[name] for name in schema.names if name in columns})
+                observe_output(histograms, languages, out)
                 if writer is None:
                     dump = out["dump"][0] if "dump" in out else None
                     writer = ShardWriter(fs_out, final_path(root, dump, shard_path), schema, "zstd", 3,
@@ -96,9 +116,14 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
                 writer.write(out)
                 kept += table.num_rows
         written = writer.commit() if writer is not None else None
+        if removed_writer is not None:
+            removed_writer.commit()
     except BaseException:
         if writer is not None:
             writer.abort()
+        if removed_writer is not None:
+            removed_writer.abort()
         raise
     return {"shard": shard, "input": shard_path, "docs": docs, "kept": kept, "removed": docs - kept,
-            "output": written.to_dict() if written else None, "meter": meter.result()}
+            "output": written.to_dict() if written else None, "meter": meter.result(),
+            "languages": dict(languages), "histograms": histograms.to_dict()}

@@ -17,6 +17,10 @@ HASH_FUNCTIONS = ("sha1", "xxhash")
 MiB = 2**20
 
 
+#: pipeline steps that run in the finalize stage, after dedup, when a pipeline deduplicates (FineWeb's order)
+FINALIZE_STEPS = frozenset({"pii", "token_count"})
+
+
 class DedupOptionsError(ValueError):
     """A dedup option is wrong; the message names the field."""
 

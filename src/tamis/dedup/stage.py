@@ -21,6 +21,7 @@ import logging
 import math
 import posixpath
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import MAX_SHARDS, group_name, signature_task
 from tamis.io.storage import filesystem, read_json, write_json
+from tamis.stats.histograms import HistogramSet
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
@@ -187,7 +189,7 @@ def _load_index(directory: str, options: DedupOptions) -> dict[str, Any]:
 
 
 def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options: DedupOptions, *,
-              address: str | None = None, workers: int | None = None,
+              address: str | None = None, workers: int | None = None, removed: dict[str, Any] | None = None,
               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Deduplicate `input_shards` into final shards under `output_root`; returns a summary of counts,
     stages, and every task's CPU seconds and peak memory."""
@@ -210,7 +212,8 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
         for attempt in range(MAX_REPLANS + 1):
             driver.meters = []
             try:
-                return _plan_and_run(driver, shards, ranges, indexes, work_dir, output_root, options, started)
+                return _plan_and_run(driver, shards, ranges, indexes, work_dir, output_root, options, started,
+                                     removed)
             except CorruptIntermediateError as exc:
                 if attempt == MAX_REPLANS:
                     raise DedupError(f"{exc} (still corrupt after {MAX_REPLANS} recomputations)") from None
@@ -224,7 +227,8 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
 
 
 def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list[dict[str, Any]], work_dir: str,
-                  output_root: str, options: DedupOptions, started: float) -> dict[str, Any]:
+                  output_root: str, options: DedupOptions, started: float,
+                  removed: dict[str, Any] | None = None) -> dict[str, Any]:
     fs, root, fingerprint = driver.fs, driver.root, driver.fingerprint
     memory = options.memory_per_task
 
@@ -283,7 +287,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
     for i, path in enumerate(shards):
         mine = [_only(m, [f"g{i % partitions}"]) if m else None for m in members]
         final_tasks.append(_Task("finalize", f"{i:06d}", finalize_task,
-                                 (path, i, mine, partitions, options, output_root),
+                                 (path, i, mine, partitions, options, output_root, removed),
                                  files=lambda s: [_output_entry(s)]))
     finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root)).run(final_tasks)
 
@@ -305,11 +309,21 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         "partitions": partitions,
         "rounds": rounds,
         "outputs": [f["output"]["path"] for f in finals if f["output"]],
+        "final_shards": [f["output"] for f in finals if f["output"]],
+        "languages": dict(sum((Counter(f.get("languages", {})) for f in finals), Counter())),
+        "histograms": _merged_histograms(finals),
         "tasks": driver.meters,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(fs, posixpath.join(root, "summary.json"), summary)
     return summary
+
+
+def _merged_histograms(finals: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = HistogramSet()
+    for final in finals:
+        merged.merge(HistogramSet.from_dict(final.get("histograms", {})))
+    return merged.to_dict()
 
 
 def _output_entry(summary: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,8 +6,10 @@ marker: an input whose marker exists with this pipeline's fingerprint is done an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
+import posixpath
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -18,6 +20,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 
 import tamis
+from tamis.dedup.options import FINALIZE_STEPS, DedupOptions
+from tamis.dedup.stage import run_dedup
 from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.plan import WorkUnit, plan_units
@@ -28,13 +32,17 @@ from tamis.engine.task import TaskOptions, process_input
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
-from tamis.stats.merge import merge_summaries
+from tamis.stats.merge import DEDUP_STEP, merge_summaries
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
 #: inputs larger than this are split into byte ranges, so no task reads more (Common Crawl's WARC files are
 #: about 1 GiB, so by default they are not split)
 DEFAULT_MAX_TASK_BYTES = 2 * 2**30
+#: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)
+INTERMEDIATE = "intermediate"
+DEDUP_DIR = "dedup"
+
 
 
 class OutputConflictError(RuntimeError):
@@ -52,6 +60,7 @@ class RunResult:
     counters: TaskCounters = field(default_factory=TaskCounters)
     totals: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    dedup: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,7 +78,7 @@ def _versions() -> dict[str, str]:
 
 
 def _remove_outputs(fs: Any, root: str) -> None:
-    for sub in ("data", "removed", "stats", "_commits", "stats.json", "manifest.json"):
+    for sub in ("data", "removed", "stats", "_commits", INTERMEDIATE, DEDUP_DIR, "stats.json", "manifest.json"):
         path = layout.manifest_path(root).replace("manifest.json", sub)
         if fs.exists(path):
             fs.rm(path, recursive=True)
@@ -173,23 +182,37 @@ def run_pipeline(
     result.skipped = [unit.label() for unit in units if unit.unit_id in done]
     summaries = [done[unit.unit_id] for unit in units if unit.unit_id in done]
 
-    if todo:
+    process_spec, dedup_options = split_for_dedup(spec)
+    dedup_summary = None
+    if todo or dedup_options is not None:
         started_ray = connect(address, num_cpus=workers)
         try:
-            options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options)
-            summaries += _run_tasks(spec, todo, options, workers, result, console, show_progress)
+            if todo:
+                options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options,
+                                      shard_subdir=INTERMEDIATE if dedup_options else "")
+                summaries += _run_tasks(process_spec, todo, options, workers, result, console, show_progress)
+            if dedup_options is not None and not result.failed:
+                dedup_summary = _run_dedup_stage(fs, root, summaries, dedup_options, address, workers, console,
+                                                 removed_options)
         finally:
             if started_ray:
                 ray.shutdown()
 
     merged = merge_summaries(summaries)
+    if dedup_summary is not None:
+        merged.apply_dedup(dedup_summary)
     result.counters = merged.counters
     result.seconds = time.perf_counter() - started
     result.totals = _totals(summaries, result.counters, spec, result.seconds)
+    if dedup_summary is not None:
+        result.totals.update(kept=dedup_summary["kept"], tokens=sum(s["tokens"] for s in merged.shards),
+                             duplicates_removed=dedup_summary["removed"])
+    result.dedup = dedup_summary
     write_json(fs, layout.merged_stats_path(root), {
         "fingerprint": fingerprint,
         "pipeline": spec.name,
-        "steps_order": [spec.reader.name, *(s.name for s in spec.steps), "write"],
+        "steps_order": [spec.reader.name, *(s.name for s in process_spec.steps), "write",
+                        *([DEDUP_STEP] if dedup_summary is not None else [])],
         "complete": not result.failed and len(summaries) == len(units),
         "inputs": len(files),
         "units": len(units),
@@ -201,6 +224,34 @@ def run_pipeline(
     status = "complete" if not result.failed else "incomplete"
     write_json(fs, layout.manifest_path(root), {**manifest, "status": status, "failed": result.failed})
     return result
+
+
+def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | None]:
+    """With dedup, the PII and token-count steps run after it (in finalize), as in FineWeb's recipe."""
+    if spec.dedup is None:
+        return spec, None
+    present = {s.step for s in spec.steps}
+    options = dataclasses.replace(spec.dedup, pii="pii" in present, token_count="token_count" in present)
+    steps = tuple(s for s in spec.steps if s.step not in FINALIZE_STEPS)
+    return dataclasses.replace(spec, steps=steps), options
+
+
+def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], options: DedupOptions,
+                     address: str | None, workers: int | None, console: Console,
+                     removed: dict[str, Any]) -> dict[str, Any] | None:
+    shards = [s["shard"]["path"] for s in summaries if s.get("shard")]
+    if not shards:
+        return None
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    if protocol not in ("file", "local"):
+        shards = [fs.unstrip_protocol(path) for path in shards]
+    work_dir = posixpath.join(root, DEDUP_DIR)
+    if protocol not in ("file", "local"):
+        work_dir = fs.unstrip_protocol(work_dir)
+    output_root = root if protocol in ("file", "local") else fs.unstrip_protocol(root)
+    console.print(f"dedup ({options.kind}): {len(shards)} shard(s)")
+    return run_dedup(sorted(shards), work_dir, output_root, options, address=address, workers=workers,
+                     removed=removed if removed["mode"] != "none" else None)
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,

@@ -9,13 +9,12 @@ own files and never anyone else's.
 from __future__ import annotations
 
 import logging
+import posixpath
 import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
@@ -29,9 +28,8 @@ from tamis.pipeline.spec import PipelineSpec
 from tamis.readers.warc import WarcReader
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
+from tamis.stats.observe import observe, observe_output
 from tamis.steps.base import Annotator, Formatter, Step, StepContext
-
-OUTPUT_SCOPE = "output"
 
 log = logging.getLogger(__name__)
 WRITER_STEP = "write"
@@ -46,6 +44,8 @@ class TaskOptions:
     limit: int | None = None
     removed: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "rate": 0.1})
     progress_every: float = 1.0
+    #: kept documents go to <output>/<shard_subdir>/data/... (the dedup stage's input) instead of <output>/data
+    shard_subdir: str = ""
     #: attempts for a unit that fails with a transient storage error (throttling, timeouts)
     io_attempts: int = 4
     io_retry_delay: float = 1.0
@@ -121,7 +121,8 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
                 observe_output(histograms, languages, batch)
                 with write_counters.timed():
                     if shard is None:
-                        shard = writer_step.open(fs, layout.shard_path(root, batch["dump"][0], ident))
+                        shard_root = posixpath.join(root, options.shard_subdir) if options.shard_subdir else root
+                        shard = writer_step.open(fs, layout.shard_path(shard_root, batch["dump"][0], ident))
                     write_counters.docs_in += len(batch)
                     shard.write(batch)
                     write_counters.docs_out += len(batch)
@@ -177,25 +178,3 @@ def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, c
         if not len(batch):
             break
     return batch
-
-
-def observe(histograms: HistogramSet, scope: str, outcome: str, batch: DocBatch) -> None:
-    """Text length, and every `feature.<name>` column a filter published, of kept or removed documents."""
-    if not len(batch):
-        return
-    if "text" in batch and batch["text"] and batch["text"][0] is not None:
-        histograms.add(scope, outcome, "text_chars", [len(t) if t is not None else np.nan for t in batch["text"]])
-    for column, values in batch.columns.items():
-        if column.startswith(FEATURE_PREFIX):
-            metric = column[len(FEATURE_PREFIX):]
-            histograms.add(scope, outcome, metric, [np.nan if v is None else v for v in values])
-
-
-def observe_output(histograms: HistogramSet, languages: Counter[str], batch: DocBatch) -> None:
-    observe(histograms, OUTPUT_SCOPE, "kept", batch)
-    histograms.add(OUTPUT_SCOPE, "kept", "words", [len(t.split()) for t in batch["text"]])
-    if "token_count" in batch:
-        histograms.add(OUTPUT_SCOPE, "kept", "tokens", batch["token_count"])
-    if "language" in batch:
-        languages.update(batch["language"])
-        histograms.add(OUTPUT_SCOPE, "kept", "language_score", batch["language_score"])

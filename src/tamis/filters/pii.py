@@ -81,11 +81,13 @@ class PIIFormatter(Formatter):
         self._ips = tuple(self.ip_replacement or IP_PLACEHOLDERS)
 
     def _email(self, match: re.Match[str]) -> str:
-        return pick(self._emails, match.group(0))
+        address = match.group(0)
+        # a placeholder stays as it is, so that formatting twice changes nothing
+        return address if address in self._emails else pick(self._emails, address)
 
     def _ip(self, match: re.Match[str]) -> str:
         address = match.group(0)
-        if not replaceable_ip(address, self.only_remove_public_ips):
+        if address in self._ips or not replaceable_ip(address, self.only_remove_public_ips):
             return address
         return pick(self._ips, address)
 

@@ -17,12 +17,13 @@ from typing import Any
 import yaml
 
 import tamis
+from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
 from tamis.pipeline.validation import ParameterError, validate_params
 from tamis.steps.base import Step
 from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir
 
 RESERVED_STEP_KEYS = ("step", "name")
-TOP_LEVEL_KEYS = ("name", "description", "reader", "steps", "writer", "plugins", "removed")
+TOP_LEVEL_KEYS = ("name", "description", "reader", "steps", "writer", "plugins", "removed", "dedup")
 DEFAULT_READER = {"step": "warc"}
 DEFAULT_WRITER = {"step": "parquet"}
 
@@ -54,6 +55,7 @@ class PipelineSpec:
     writer: StepSpec
     source: str = "<memory>"
     removed: dict[str, Any] = field(default_factory=dict)
+    dedup: DedupOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class PipelineSpec:
             "steps": [s.to_dict() for s in self.steps],
             "writer": self.writer.to_dict(),
             "removed": self.removed,
+            "dedup": self.dedup.to_dict() if self.dedup else None,
         }
 
     def fingerprint(self, **extra: Any) -> str:
@@ -137,8 +140,12 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
     removed = data.get("removed", {})
     if not isinstance(removed, dict):
         raise PipelineError(f"{source}: removed: expected a mapping")
+    try:
+        dedup = validate_dedup_section(data.get("dedup"), source)
+    except DedupOptionsError as exc:
+        raise PipelineError(str(exc)) from None
     name = data.get("name", Path(source).stem if source != "<memory>" else "pipeline")
-    return PipelineSpec(str(name), reader, steps, writer, source, removed)
+    return PipelineSpec(str(name), reader, steps, writer, source, removed, dedup)
 
 
 def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None) -> PipelineSpec:

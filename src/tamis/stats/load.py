@@ -16,14 +16,15 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
+from tamis.dedup.options import FINALIZE_STEPS
 from tamis.engine import layout
 from tamis.io.storage import filesystem
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
 from tamis.stats.merge import RunStats, merge_summaries
+from tamis.stats.observe import OUTPUT_SCOPE
 
 WRITER_STEP = "write"
-OUTPUT_SCOPE = "output"
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -109,12 +110,15 @@ class LoadedRun:
         return posixpath.join(self.root, *path.replace("\\", "/").split("/")[-3:])
 
 
-def _steps_order(manifest: dict[str, Any], stats: RunStats) -> list[str]:
+def _steps_order(manifest: dict[str, Any], stats: RunStats, recorded: list[str] | None = None) -> list[str]:
+    """The steps in the order they ran: as the runner recorded it in stats.json, else from the manifest."""
     pipeline = manifest.get("pipeline") or {}
-    order = []
-    if pipeline:
+    order = list(recorded or [])
+    if not order and pipeline:
+        # with dedup, PII and token counting run after it (finalize), not in the process stage
+        finalize = FINALIZE_STEPS if pipeline.get("dedup") else frozenset()
         order.append((pipeline.get("reader") or {}).get("name", "warc"))
-        order += [step["name"] for step in pipeline.get("steps", [])]
+        order += [step["name"] for step in pipeline.get("steps", []) if step.get("step") not in finalize]
         order.append(WRITER_STEP)
     # steps seen in the counters but unknown to the manifest (no manifest at all) go last, by name
     order += sorted(name for name in stats.counters.steps if name not in order)
@@ -164,7 +168,7 @@ def load_run(url: str, *, prefer_merged: bool = True) -> LoadedRun:
                 and merged.get("committed") == units):
             stats = _stats_from_merged(merged)
             totals = merged.get("totals", {})
-            return LoadedRun(url, fs, root, manifest, stats, _steps_order(manifest, stats),
+            return LoadedRun(url, fs, root, manifest, stats, _steps_order(manifest, stats, merged.get("steps_order")),
                              task_cpu_seconds=float(totals.get("task_cpu_seconds", 0.0)),
                              source="stats.json", failed=dict(merged.get("failed", {})))
 

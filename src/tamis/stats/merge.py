@@ -9,6 +9,8 @@ from typing import Any
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
 
+DEDUP_STEP = "dedup"
+
 
 @dataclass
 class RunStats:
@@ -28,6 +30,25 @@ class RunStats:
             self.shards.append({**summary["shard"], "input": summary["input"]})
         for step, shard in summary.get("removed", {}).items():
             self.removed_shards.setdefault(step, []).append(shard)
+
+    def apply_dedup(self, summary: dict[str, Any]) -> None:
+        """After dedup: its drops join the funnel, and the final shards replace the intermediate ones."""
+        counters = self.counters.for_step(DEDUP_STEP)
+        counters.docs_in += summary["docs"]
+        counters.docs_out += summary["kept"]
+        if summary["removed"]:
+            counters.drop("duplicate", summary["removed"])
+        counters.seconds += summary.get("seconds", 0.0)
+        # what was written is what survived dedup: output languages and distributions come from finalize
+        self.languages = Counter(summary.get("languages", {}))
+        final = HistogramSet.from_dict(summary.get("histograms", {}))
+        self.histograms.histograms = {key: h for key, h in self.histograms.histograms.items()
+                                      if not key.startswith("output/")}
+        self.histograms.merge(final)
+        for shard in summary.get("removed_shards", []):
+            self.removed_shards.setdefault(DEDUP_STEP, []).append(shard)
+        by_path = {shard["path"]: shard.get("input") for shard in self.shards}
+        self.shards = [{**shard, "input": by_path.get(shard["path"])} for shard in summary.get("final_shards", [])]
 
     def to_dict(self) -> dict[str, Any]:
         return {
