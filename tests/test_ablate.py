@@ -317,26 +317,7 @@ def test_every_benchmark_file_parses(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_for_module():
-    """A local Ray for this module only: tests of other modules check that their commands start none."""
-    import shutil
-    import tempfile
-
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    temp_dir = tempfile.mkdtemp(prefix="ta-", dir="/tmp")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=512 * 2**20, _temp_dir=temp_dir, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def small_ablation(ray_for_module, tmp_path_factory):
+def small_ablation(ray_session, tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
     script = root / "fake_trainer.py"
     script.write_text(FAKE_TRAINER)

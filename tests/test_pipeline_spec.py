@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import ray
 from click.testing import CliRunner
 from conftest import SAMPLE_DIR
 
@@ -54,23 +53,32 @@ def test_defaults_are_filled_and_fingerprint_tracks_parameters() -> None:
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
-def test_cli_rejects_bad_pipeline_before_starting_ray(tmp_path: Path) -> None:
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the test if the command tries to start or join Ray (another test may already hold one)."""
+    import tamis.engine.runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was contacted before the configuration was checked")
+
+    monkeypatch.setattr(tamis.engine.runner, "connect", refuse)
+
+
+def test_cli_rejects_bad_pipeline_before_starting_ray(tmp_path: Path, no_ray) -> None:
     path = write(tmp_path, "steps:\n  - step: language_id\n    threshold: [1]\n")
     result = CliRunner().invoke(cli, ["run", str(path), "--input", str(SAMPLE_DIR / "*.gz"),
                                       "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "threshold" in result.output and str(path) in result.output
-    assert not ray.is_initialized()
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_missing_input_exits_nonzero(tmp_path: Path) -> None:
+def test_cli_missing_input_exits_nonzero(tmp_path: Path, no_ray) -> None:
     path = write(tmp_path, "steps:\n  - step: trafilatura\n")
     result = CliRunner().invoke(cli, ["run", str(path), "--input", str(tmp_path / "nothing-*.warc.gz"),
                                       "--output", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "no input file matches" in result.output
-    assert not ray.is_initialized()
 
 
 def test_steps_command_lists_builtins() -> None:

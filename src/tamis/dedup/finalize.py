@@ -116,8 +116,7 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
                 writer.write(out)
                 kept += table.num_rows
         written = writer.commit() if writer is not None else None
-        if removed_writer is not None:
-            removed_writer.commit()
+        removed_written = removed_writer.commit() if removed_writer is not None else {}
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -126,4 +125,5 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
         raise
     return {"shard": shard, "input": shard_path, "docs": docs, "kept": kept, "removed": docs - kept,
             "output": written.to_dict() if written else None, "meter": meter.result(),
-            "languages": dict(languages), "histograms": histograms.to_dict()}
+            "languages": dict(languages), "histograms": histograms.to_dict(),
+            "removed_output": removed_written[DEDUP_STEP].to_dict() if DEDUP_STEP in removed_written else None}

@@ -17,6 +17,8 @@ HASH_FUNCTIONS = ("sha1", "xxhash")
 MiB = 2**20
 
 
+#: the dedup stage's work directory under a run's output (signatures, buckets, clusters, summary.json)
+DEDUP_DIR = "dedup"
 #: pipeline steps that run in the finalize stage, after dedup, when a pipeline deduplicates (FineWeb's order)
 FINALIZE_STEPS = frozenset({"pii", "token_count"})
 

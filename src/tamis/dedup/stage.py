@@ -310,6 +310,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         "rounds": rounds,
         "outputs": [f["output"]["path"] for f in finals if f["output"]],
         "final_shards": [f["output"] for f in finals if f["output"]],
+        "removed_shards": [f["removed_output"] for f in finals if f.get("removed_output")],
         "languages": dict(sum((Counter(f.get("languages", {})) for f in finals), Counter())),
         "histograms": _merged_histograms(finals),
         "tasks": driver.meters,

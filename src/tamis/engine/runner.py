@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 
 import tamis
-from tamis.dedup.options import FINALIZE_STEPS, DedupOptions
+from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
 from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
@@ -41,7 +41,6 @@ MAX_TASK_RETRIES = 3
 DEFAULT_MAX_TASK_BYTES = 2 * 2**30
 #: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)
 INTERMEDIATE = "intermediate"
-DEDUP_DIR = "dedup"
 
 
 

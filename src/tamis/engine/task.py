@@ -25,16 +25,15 @@ from tamis.io.parquet import ParquetWriter, ShardWriter
 from tamis.io.retry import with_retries
 from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
-from tamis.readers.warc import WarcReader
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
 from tamis.stats.observe import observe, observe_output
-from tamis.steps.base import Annotator, Formatter, Step, StepContext
+from tamis.steps.base import Annotator, Formatter, Reader, Step, StepContext
 
 log = logging.getLogger(__name__)
 WRITER_STEP = "write"
 # Steps built once per worker process and pipeline fingerprint: models and lists load once, not per task.
-_BUILT: dict[str, tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]] = {}
+_BUILT: dict[str, tuple[Reader, list[tuple[str, Step]], ParquetWriter]] = {}
 
 
 @dataclass
@@ -51,7 +50,7 @@ class TaskOptions:
     io_retry_delay: float = 1.0
 
 
-def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[WarcReader, list[tuple[str, Step]], ParquetWriter]:
+def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[Reader, list[tuple[str, Step]], ParquetWriter]:
     built = _BUILT.get(fingerprint)
     if built is None:
         reader = spec.reader.build()
@@ -59,7 +58,7 @@ def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[WarcReader, list
         writer = spec.writer.build()
         for _, step in steps:
             step.setup()
-        assert isinstance(reader, WarcReader) and isinstance(writer, ParquetWriter)
+        assert isinstance(reader, Reader) and isinstance(writer, ParquetWriter)
         built = _BUILT[fingerprint] = (reader, steps, writer)
     return built
 

@@ -16,9 +16,8 @@ import fsspec
 import pyarrow.parquet as pq
 
 from tamis.batch import DocBatch
-from tamis.readers.warc import WarcReader
 from tamis.stats.counters import StepCounters
-from tamis.steps.registry import register_step
+from tamis.steps.base import Reader
 
 
 class Events:
@@ -26,11 +25,7 @@ class Events:
     BYTES_READ = "bytes_read"
 
 
-# The base class is WarcReader only because engine/task.py asserts `isinstance(reader, WarcReader)`; nothing
-# of it is used (its __init__ and iter_batches are both replaced). Make it `Step` when that assert accepts any
-# reader with `iter_batches(path, counters, limit)`.
-@register_step("parquet_input")
-class ParquetInputReader(WarcReader):
+class ParquetInputReader(Reader):
     """Reads Parquet shards written by tamis (FineWeb columns) as documents, for pipelines run in stages."""
 
     kind: ClassVar[str] = "reader"

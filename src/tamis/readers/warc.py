@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import fsspec
 from warcio.archiveiterator import ArchiveIterator
@@ -26,7 +26,7 @@ from warcio.statusandheaders import StatusAndHeadersParserException
 from tamis.batch import DocBatch
 from tamis.readers.decode import decode_payload
 from tamis.stats.counters import StepCounters
-from tamis.steps.base import Step
+from tamis.steps.base import Reader
 from tamis.steps.registry import register_step
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,8 @@ class RawRecord:
 
 
 @register_step("warc")
-class WarcReader(Step):
+class WarcReader(Reader):
     """Reads WARC (0.17–1.1), WET and ARC files, gzip (multi-member) or not, from any fsspec URL."""
-
-    kind: ClassVar[str] = "reader"
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from tamis.dedup.options import FINALIZE_STEPS
+from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS
 from tamis.engine import layout
 from tamis.io.storage import filesystem
 from tamis.stats.counters import TaskCounters
@@ -195,6 +195,11 @@ def load_run(url: str, *, prefer_merged: bool = True) -> LoadedRun:
             continue
         summaries.append(summary)
     stats = merge_summaries(summaries)
+    dedup = _json(fs, posixpath.join(root, DEDUP_DIR, "summary.json"))
+    shards = sum(1 for s in summaries if s.get("shard"))
+    deduplicates = bool(manifest.get("pipeline", {}).get("dedup"))
+    if dedup and deduplicates and len(summaries) == units and dedup.get("shards") == shards:
+        stats.apply_dedup(dedup)  # the dedup stage ran over exactly these committed shards
     return LoadedRun(url, fs, root, manifest, stats, _steps_order(manifest, stats),
                      task_cpu_seconds=sum(float(s.get("cpu_seconds", 0.0)) for s in summaries),
                      task_wall_seconds=sum(float(s.get("wall_seconds", 0.0)) for s in summaries),

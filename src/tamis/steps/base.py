@@ -9,7 +9,7 @@ configuration, not once per task.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -73,6 +73,16 @@ class Step:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+class Reader(Step):
+    """Turns one input (a file, or a byte range of it) into bounded batches of documents."""
+
+    kind: ClassVar[str] = "reader"
+
+    def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None,
+                     byte_range: tuple[int, int] | None = None) -> Iterator[DocBatch]:
+        raise NotImplementedError
 
 
 class Filter(Step):

@@ -10,4 +10,5 @@ import tamis.filters.gopher_repetition  # noqa: F401
 import tamis.filters.pii  # noqa: F401
 import tamis.filters.url  # noqa: F401
 import tamis.io.parquet  # noqa: F401
+import tamis.readers.parquet_input  # noqa: F401
 import tamis.readers.warc  # noqa: F401
