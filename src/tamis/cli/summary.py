@@ -28,7 +28,8 @@ def print_summary(console: Console, result: RunResult) -> None:
     steps = Table(title="per step", show_header=True, header_style="bold")
     for column in ("step", "in", "out", "seconds", "top drop reasons"):
         steps.add_column(column, justify="left" if column in ("step", "top drop reasons") else "right")
-    for name, counters in result.counters.steps.items():
+    order = {name: i for i, name in enumerate(result.steps_order)}
+    for name, counters in sorted(result.counters.steps.items(), key=lambda item: order.get(item[0], len(order))):
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in counters.dropped.most_common(3))
         steps.add_row(name, f"{counters.docs_in:,}", f"{counters.docs_out:,}", f"{counters.seconds:.1f}", reasons)
     console.print(steps)

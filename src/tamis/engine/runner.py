@@ -28,7 +28,7 @@ from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.removed import validate_removed_options
-from tamis.engine.task import TaskOptions, process_input
+from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
@@ -60,6 +60,7 @@ class RunResult:
     totals: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     dedup: dict[str, Any] | None = None
+    steps_order: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -207,11 +208,12 @@ def run_pipeline(
         result.totals.update(kept=dedup_summary["kept"], tokens=sum(s["tokens"] for s in merged.shards),
                              duplicates_removed=dedup_summary["removed"])
     result.dedup = dedup_summary
+    result.steps_order = [spec.reader.name, *(s.name for s in process_spec.steps), WRITER_STEP,
+                          *([DEDUP_STEP] if dedup_summary is not None else [])]
     write_json(fs, layout.merged_stats_path(root), {
         "fingerprint": fingerprint,
         "pipeline": spec.name,
-        "steps_order": [spec.reader.name, *(s.name for s in process_spec.steps), "write",
-                        *([DEDUP_STEP] if dedup_summary is not None else [])],
+        "steps_order": result.steps_order,
         "complete": not result.failed and len(summaries) == len(units),
         "inputs": len(files),
         "units": len(units),
