@@ -35,7 +35,7 @@ def build_corpus(directory: Path, records: int, files: int) -> list[Path]:
     return sorted(directory.glob("*.warc.gz"))
 
 
-def measure(cpus: int, pipeline: str, corpus: str, scratch: Path) -> dict:
+def measure(cpus: int, pipeline: str, corpus: str, scratch: Path, no_dedup: bool) -> dict:
     """One fresh Ray with `cpus` CPUs: warm-up pass, then the timed pass (in a child process, for isolation)."""
     code = f"""
 import json, os, time, ray
@@ -44,6 +44,9 @@ from tamis.pipeline.spec import load_pipeline
 ray.init(address="local", num_cpus={cpus}, include_dashboard=False, log_to_driver=False,
          logging_level="WARNING", _temp_dir={str(scratch / 'ray')!r})
 spec = load_pipeline({pipeline!r})
+if {no_dedup!r}:
+    import dataclasses
+    spec = dataclasses.replace(spec, dedup=None)
 run_pipeline(spec, [{corpus!r}], {str(scratch / 'warm')!r}, limit=1, show_progress=False, max_task_bytes=None)
 started = time.perf_counter()
 result = run_pipeline(spec, [{corpus!r}], {str(scratch / 'timed')!r}, show_progress=False, max_task_bytes=None)
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=480)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--pipeline", default=str(REPO / "pipelines" / "fineweb.yaml"))
+    parser.add_argument("--no-dedup", action="store_true", help="the process stage alone (drop `dedup:`)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     corpus_dir = REPO / ".bench" / f"scaling-{args.records}-{args.files}"
@@ -71,7 +75,7 @@ def main() -> None:
     for cpus in (1, 2):
         scratch = Path(tempfile.mkdtemp(prefix=f"tsc{cpus}-", dir="/tmp"))
         try:
-            results.append(measure(cpus, args.pipeline, str(corpus_dir / "*.warc.gz"), scratch))
+            results.append(measure(cpus, args.pipeline, str(corpus_dir / "*.warc.gz"), scratch, args.no_dedup))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     one, two = results
@@ -88,7 +92,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"corpus: {len(files)} files, {args.records} pages, {one['mb']:.1f} MB  pipeline: {args.pipeline}")
+    stage = "process stage only" if args.no_dedup else "with dedup"
+    print(f"corpus: {len(files)} files, {args.records} pages, {one['mb']:.1f} MB  pipeline: {args.pipeline} ({stage})")
     print(f"{'workers':>8} {'wall s':>8} {'docs':>6} {'docs/s':>8} {'task CPU s':>11}")
     for r in results:
         print(f"{r['cpus']:>8} {r['wall']:>8.2f} {r['docs']:>6} {r['docs'] / r['wall']:>8.2f} {r['task_cpu']:>11.2f}")
