@@ -27,6 +27,9 @@ _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
 def english_nlp() -> Any:
     """A blank English spaCy pipeline with the rule-based sentencizer, as datatrove builds it."""
     nlp = spacy.blank("en")
+    # Lexical attributes (shape, like_num, like_url...) are computed for every new word and never read here:
+    # without them, the tokens are the same and new words cost ~20% less.
+    nlp.vocab.lex_attr_getters = {}
     nlp.add_pipe("sentencizer")
     return nlp
 
