@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TAMIS_SHARED", REPO.parent / "shared"))
 TOOL = SHARED / "tools" / "make_warc_corpus.py"
 PAGES = SHARED / "data" / "extraction" / "scrapinghub_aeb" / "html"
-DT_PYTHON = Path(os.environ.get("DATATROVE_PYTHON", "/work/dtvenv/bin/python"))
+# the datatrove venv made by benchmarks/setup_datatrove_venv.sh (override with DATATROVE_PYTHON)
+DT_PYTHON = Path(os.environ.get("DATATROVE_PYTHON", REPO / ".bench" / "dtvenv" / "bin" / "python"))
 CACHE = REPO / ".bench" / "dedup"
 DOCS_PER_SHARD = 150
 COMMENT = re.compile(rb"^<!-- r\d+ -->\n")

@@ -13,6 +13,7 @@ clears the memo before every document, i.e. no chunk is ever reused across docum
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-PAGES = "/work/shared/data/extraction/scrapinghub_aeb/html"
-MAKE_CORPUS = "/work/shared/tools/make_warc_corpus.py"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TAMIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+PAGES = str(SHARED / "extraction" / "scrapinghub_aeb" / "html")
+MAKE_CORPUS = str(SHARED.parent / "tools" / "make_warc_corpus.py")
 
 
 def _extract(html: str) -> str | None:

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 pytest.importorskip(
     "datatrove",
@@ -40,7 +41,7 @@ from tamis.filters.gopher_repetition import GopherRepetitionFilter  # noqa: E402
 from tamis.filters.pii import EMAIL_PLACEHOLDERS, IP_PLACEHOLDERS, PIIFormatter  # noqa: E402
 from tamis.filters.url import URLFilter, _read_list  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = SHARED
 HTML_PAGES = DATA / "extraction/scrapinghub_aeb/html"
 WARCS = DATA / "warc"
 LISTS = DATA / "wordlists/datatrove_assets"
