@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tamis import __version__
+from tamis.cli.ablate import ablate
+from tamis.cli.dedup import dedup
+from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
 from tamis.engine.inputs import COMMON_CRAWL_BASE, MissingInputError
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, OutputConflictError, run_pipeline
@@ -110,20 +113,9 @@ def steps(plugins: tuple[str, ...]) -> None:
         console.print(table)
 
 
-from tamis.cli.stats import inspect_command, stats  # noqa: E402 - the stats commands live in their own module
-
-cli.add_command(stats)
-cli.add_command(inspect_command)
-
-
-from tamis.cli.ablate import ablate  # noqa: E402 - registered after the group is defined
-
-cli.add_command(ablate)
-
-
-from tamis.cli.dedup import dedup  # noqa: E402 - the dedup command lives in its own module
-
-cli.add_command(dedup)
+# commands that live in their own modules
+for command in (stats, inspect_command, dedup, ablate):
+    cli.add_command(command)
 
 
 def main() -> None:
