@@ -11,13 +11,7 @@ from rich.table import Table
 from tamis.ablate.report import summary_table
 from tamis.ablate.runner import run_ablation
 from tamis.ablate.spec import AblationError, load_ablation, with_overrides
-from tamis.engine.inputs import MissingInputError
-from tamis.engine.runner import OutputConflictError
-from tamis.pipeline.spec import PipelineError
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, user_errors
 
 
 def _seeds(value: str | None) -> list[int] | None:
@@ -48,24 +42,13 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     model on each sample and seed, and write results.parquet, results.json, chart.png and report.html.
     Exit 0 when every evaluation succeeded, 1 when none did, 2 for a bad file or option, 3 when some failed."""
     console = Console(stderr=True)
-    try:
+    with user_errors(console, AblationError):
         spec = with_overrides(load_ablation(ablation), inputs=list(inputs), seeds=_seeds(seeds),
                               token_budget=token_budget)
-    except AblationError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
-    if not spec.inputs:
-        console.print(f"[red]error:[/red] {ablation}: no input: give `input:` in the file or --input")
-        sys.exit(EXIT_USAGE)
-    try:
+        if not spec.inputs:
+            fail(console, f"{ablation}: no input: give `input:` in the file or --input", EXIT_USAGE)
         result = run_ablation(spec, output, address=address, workers=workers, limit=limit, console=console,
                               show_progress=not no_progress)
-    except MissingInputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
-    except (PipelineError, OutputConflictError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
     # one row per metric, one column per variant: readable in a terminal with a dozen metrics
     header, rows = summary_table(spec, result)
     table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)} "

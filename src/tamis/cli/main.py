@@ -14,17 +14,14 @@ from rich.table import Table
 from tamis import __version__
 from tamis.cli.ablate import ablate
 from tamis.cli.dedup import dedup
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
-from tamis.engine.inputs import COMMON_CRAWL_BASE, MissingInputError
-from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, OutputConflictError, run_pipeline
-from tamis.pipeline.spec import PipelineError, load_pipeline
+from tamis.engine.inputs import COMMON_CRAWL_BASE
+from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
+from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
 from tamis.steps.registry import available_steps, load_plugin_dir
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
 
 
 def _plugin_dirs(extra: tuple[str, ...]) -> list[str]:
@@ -69,21 +66,11 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
     Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
     pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
     console = Console(stderr=True)
-    try:
+    with user_errors(console):
         spec = load_pipeline(pipeline, _plugin_dirs(plugins))
-    except PipelineError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
-    try:
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
                               overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
                               console=console, show_progress=not no_progress)
-    except MissingInputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
-    except (PipelineError, OutputConflictError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
     print_summary(Console(), result)
     out = Console()
     out.print(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json")
