@@ -23,7 +23,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_worker_node_removed_mid_run(small_corpus, tmp_path: Path) -> None:
+def test_worker_nodes_removed_during_process_and_dedup(small_corpus, tmp_path: Path) -> None:
+    """Head + 3 one-CPU workers: one worker goes during the process stage, another during dedup."""
     work = Path(f"/tmp/tf-{os.getpid()}")
     work.mkdir(exist_ok=True)
     glob = str(small_corpus[0].parent / "*.warc.gz")
@@ -32,7 +33,9 @@ def test_worker_node_removed_mid_run(small_corpus, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["reference_ok"] and report["faulty_ok"], report
-    assert report["completed_after_removal"] >= 1, report  # the node really went away mid-run
+    assert report["completed_after_removal"] >= 1, report  # the first node really went away mid-process
+    assert report["dedup_running_at_second_removal"], report  # and the second one while dedup ran
+    assert report["faulty_dedup_removed"] == report["reference_dedup_removed"] > 0, report
     assert report["faulty_rows"] == report["reference_rows"] > 0
     assert report["identical"] and report["duplicate_ids"] == 0
     assert report["faulty_counts"] == report["reference_counts"]

@@ -51,6 +51,11 @@ def main() -> None:
         committed_before = len(list(faulty_output.glob("_commits/process/*.json")))
         cluster.remove_node(workers[0])
         removed_at = time.time()
+        # then a second worker, as soon as the dedup stage has committed its first task (edges) and others run
+        while thread.is_alive() and time.time() < deadline and not list(faulty_output.glob("dedup/edges/*")):
+            time.sleep(0.02)
+        dedup_running_at_second_removal = thread.is_alive() and not (faulty_output / "dedup" / "summary.json").exists()
+        cluster.remove_node(workers[1])
         thread.join(timeout=600)
         faulty = outcome["result"]
         ref_rows, faulty_rows = read_rows(workdir / "reference"), read_rows(faulty_output)
@@ -59,6 +64,9 @@ def main() -> None:
             "committed_before_removal": committed_before,
             "completed_after_removal": len(faulty.completed) - committed_before,
             "seconds_after_removal": round(time.time() - removed_at, 1),
+            "dedup_running_at_second_removal": dedup_running_at_second_removal,
+            "reference_dedup_removed": (reference.dedup or {}).get("removed"),
+            "faulty_dedup_removed": (faulty.dedup or {}).get("removed"),
             "reference_ok": reference.ok,
             "faulty_ok": faulty.ok,
             "faulty_failed": faulty.failed,
