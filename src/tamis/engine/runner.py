@@ -251,8 +251,16 @@ def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], option
         work_dir = fs.unstrip_protocol(work_dir)
     output_root = root if protocol in ("file", "local") else fs.unstrip_protocol(root)
     console.print(f"dedup ({options.kind}): {len(shards)} shard(s)")
+    last_line = [time.monotonic()]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        # one line when a stage finishes, and one every 10 s while a long stage runs
+        if done == total or time.monotonic() - last_line[0] >= 10:
+            last_line[0] = time.monotonic()
+            console.print(f"dedup {stage}: {done}/{total} tasks")
+
     return run_dedup(sorted(shards), work_dir, output_root, options, address=address, workers=workers,
-                     removed=removed if removed["mode"] != "none" else None)
+                     removed=removed if removed["mode"] != "none" else None, progress=progress)
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
