@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import platform
 import posixpath
 import time
@@ -154,6 +155,9 @@ def run_pipeline(
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    if "://" not in output:
+        # workers may run in another directory (or on another node with shared storage): no relative paths
+        output = os.path.abspath(output)
     try:
         removed_options = validate_removed_options(spec.removed, spec.source)
     except ValueError as exc:
