@@ -21,7 +21,6 @@ as that variant's failure; the other variants go on.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from dataclasses import asdict, dataclass, field
@@ -30,9 +29,9 @@ from typing import Any, ClassVar, TypeVar
 
 import pyarrow.parquet as pq
 
-_REGISTRY: dict[str, type[Evaluator]] = {}
+from tamis.registry import Registry, UnknownNameError
+
 _BUILTINS = ("tamis.evaluators.tiny_lm", "tamis.evaluators.command")
-_BUILTINS_LOADED = False
 
 E = TypeVar("E", bound="type[Evaluator]")
 
@@ -103,48 +102,31 @@ class Evaluator:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
 
-class UnknownEvaluatorError(KeyError):
-    def __init__(self, name: str, known: list[str]):
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"unknown evaluator {name!r}{hint} (available: {', '.join(sorted(known))})")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownEvaluatorError(UnknownNameError):
+    kind = "evaluator"
 
 
 def register_evaluator(name: str):
     """Class decorator: make an Evaluator subclass available under `name` in ablation files."""
 
     def decorate(cls: E) -> E:
-        if not (isinstance(cls, type) and issubclass(cls, Evaluator)):
-            raise TypeError(f"@register_evaluator({name!r}) must decorate an Evaluator subclass, got {cls!r}")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"evaluator name {name!r} is taken by {existing.__module__}.{existing.__qualname__}")
-        cls.evaluator_name = name
-        _REGISTRY[name] = cls
-        return cls
+        return _EVALUATORS.register(name, cls)
 
     return decorate
 
 
 def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        for module in _BUILTINS:
-            importlib.import_module(module)
+    for module in _BUILTINS:
+        importlib.import_module(module)
+
+
+_EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", Evaluator, "evaluator_name", UnknownEvaluatorError,
+                                                  _load_builtins)
 
 
 def get_evaluator_class(name: str) -> type[Evaluator]:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownEvaluatorError(name, list(_REGISTRY)) from None
+    return _EVALUATORS.get(name)
 
 
 def available_evaluators() -> dict[str, type[Evaluator]]:
-    _load_builtins()
-    return dict(sorted(_REGISTRY.items()))
+    return _EVALUATORS.all()

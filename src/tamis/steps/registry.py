@@ -17,40 +17,34 @@ from typing import TypeVar
 
 from ray import cloudpickle
 
+from tamis.registry import Registry, UnknownNameError
 from tamis.steps.base import Filter, Step
 
-_REGISTRY: dict[str, type[Step]] = {}
-_BUILTINS_LOADED = False
 _LOADED_PLUGIN_FILES: set[Path] = set()
 
 S = TypeVar("S", bound=type[Step])
 
 
-class UnknownStepError(KeyError):
-    def __init__(self, name: str, known: list[str]):
-        import difflib
+class UnknownStepError(UnknownNameError):
+    kind = "step"
 
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"unknown step {name!r}{hint} (available: {', '.join(sorted(known))})")
-        self.name = name
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+def _load_builtins() -> None:
+    importlib.import_module("tamis.steps.builtin")
+    for entry_point in importlib.metadata.entry_points(group="tamis.steps"):
+        loaded = entry_point.load()
+        if isinstance(loaded, type) and issubclass(loaded, Step) and not loaded.step_name:
+            register_step(entry_point.name)(loaded)
+
+
+_STEPS: Registry[type[Step]] = Registry("step", Step, "step_name", UnknownStepError, _load_builtins)
 
 
 def register_step(name: str):
     """Class decorator: make a Step subclass available under `name` in pipeline files."""
 
     def decorate(cls: S) -> S:
-        if not (isinstance(cls, type) and issubclass(cls, Step)):
-            raise TypeError(f"@register_step({name!r}) must decorate a tamis Step subclass, got {cls!r}")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"step name {name!r} is taken by {existing.__module__}.{existing.__qualname__}")
-        cls.step_name = name
-        _REGISTRY[name] = cls
-        return cls
+        return _STEPS.register(name, cls)
 
     return decorate
 
@@ -100,25 +94,13 @@ def register_filter(name: str, reason: str | None = None):
     return decorate
 
 
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    importlib.import_module("tamis.steps.builtin")
-    for entry_point in importlib.metadata.entry_points(group="tamis.steps"):
-        loaded = entry_point.load()
-        if isinstance(loaded, type) and issubclass(loaded, Step) and not loaded.step_name:
-            register_step(entry_point.name)(loaded)
-
-
 def load_plugin_dir(directory: str | Path) -> list[str]:
     """Import every `*.py` in `directory` (not starting with `_`) so its @register_step classes register.
 
     Plugin modules are pickled by value to Ray workers (Ray's own cloudpickle), so they need not be
     importable on the cluster's nodes.
     """
-    _load_builtins()
+    _STEPS.all()  # built-ins first, so that a plugin cannot take a built-in's name unnoticed
     directory = Path(directory)
     modules = []
     for path in sorted(directory.glob("*.py")):
@@ -141,13 +123,8 @@ def load_plugin_dir(directory: str | Path) -> list[str]:
 
 
 def get_step_class(name: str) -> type[Step]:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownStepError(name, list(_REGISTRY)) from None
+    return _STEPS.get(name)
 
 
 def available_steps() -> dict[str, type[Step]]:
-    _load_builtins()
-    return dict(sorted(_REGISTRY.items()))
+    return _STEPS.all()
