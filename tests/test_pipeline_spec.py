@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import SAMPLE_DIR
 
 from tamis.cli.main import cli
 from tamis.pipeline.spec import PipelineError, load_pipeline, parse_pipeline
+from tamis.steps.registry import available_steps
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -84,6 +86,18 @@ def test_cli_missing_input_exits_nonzero(tmp_path: Path, no_ray) -> None:
 def test_steps_command_lists_builtins() -> None:
     result = CliRunner().invoke(cli, ["steps"])
     assert result.exit_code == 0
-    for name in ("warc", "trafilatura", "resiliparse", "language_id", "token_count", "parquet"):
+    for name in ("warc", "parquet_input", "trafilatura", "resiliparse", "language_id", "url_filter",
+                 "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "pii", "token_count",
+                 "parquet"):
         assert name in result.output
     assert "threshold" in result.output and "0.65" in result.output
+
+
+def test_every_builtin_step_named_in_the_readme_is_registered() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Built-in steps", 1)[1].split("\n\n", 2)[1]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    named = {name for cell in first_cells for name in re.findall(r"`([a-z0-9_]+)`", cell)}
+    assert named and named <= set(available_steps()), named - set(available_steps())
+    spec = parse_pipeline({"reader": {"step": "parquet_input"}, "steps": ["token_count"]})
+    assert spec.reader.step == "parquet_input"

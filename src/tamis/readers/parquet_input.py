@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from tamis.batch import DocBatch
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import Reader
+from tamis.steps.registry import register_step
 
 
 class Events:
@@ -25,6 +26,7 @@ class Events:
     BYTES_READ = "bytes_read"
 
 
+@register_step("parquet_input")
 class ParquetInputReader(Reader):
     """Reads Parquet shards written by tamis (FineWeb columns) as documents, for pipelines run in stages."""
 
