@@ -30,9 +30,9 @@ def gpt2_encoding(ranks_path: str | None = None) -> tiktoken.Encoding:
     )
 
 
-def count_tokens(texts: list[str]) -> list[int]:
+def count_tokens(texts: list[str], ranks_path: str | None = None) -> list[int]:
     """Tokens per text, no end-of-text token (FineWeb's count); special-token text is ordinary text."""
-    encoding = gpt2_encoding()
+    encoding = gpt2_encoding(ranks_path)
     return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts, num_threads=1)]
 
 
@@ -51,7 +51,5 @@ class TokenCounter(Annotator):
         gpt2_encoding(self.ranks_path)
 
     def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
-        encoding = gpt2_encoding(self.ranks_path)
-        counts = [len(tokens) for tokens in encoding.encode_ordinary_batch(batch["text"], num_threads=1)]
-        batch.set_column("token_count", counts)
+        batch.set_column("token_count", count_tokens(batch["text"], self.ranks_path))
         return batch

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
-from tamis.io.storage import filesystem
+from tamis.io.storage import filesystem, url_of
 
 
 def expand_shards(patterns: tuple[str, ...]) -> list[str]:
@@ -22,9 +22,7 @@ def expand_shards(patterns: tuple[str, ...]) -> list[str]:
         matches = fs.glob(path) if any(c in path for c in "*?[") else ([path] if fs.exists(path) else [])
         if fs.isdir(path):
             matches = fs.glob(posixpath.join(path, "**", "*.parquet"))
-        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
-        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-        found += [prefix + m for m in matches if m.endswith(".parquet")]
+        found += [url_of(fs, m) for m in matches if m.endswith(".parquet")]
     return sorted(dict.fromkeys(found))
 
 

@@ -85,11 +85,6 @@ def write_groups(fs: AbstractFileSystem, path: str, groups: list[tuple[str, dict
     return entry
 
 
-def group_rows(entry: dict[str, Any], name: str) -> int:
-    found = entry["groups"].get(name)
-    return found[1] if found else 0
-
-
 def read_group(fs: AbstractFileSystem, entry: dict[str, Any], name: str, columns: list[str]) -> dict[str, np.ndarray]:
     """The named group's columns, checked against the entry; empty arrays when the file lacks the group."""
     found = entry["groups"].get(name)

@@ -8,6 +8,7 @@ import io
 import fsspec
 
 from tamis.io.retry import with_retries
+from tamis.io.storage import url_of
 
 #: where the relative paths of a Common Crawl `warc.paths.gz` file live
 COMMON_CRAWL_BASE = "s3://commoncrawl/"
@@ -61,7 +62,6 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
             found.update(read_paths_file(pattern, paths_base))
             continue
         fs, path = fsspec.core.url_to_fs(pattern)
-        protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
         if any(ch in pattern for ch in "*?["):
             listing = fs.glob(path, detail=True)
             matches = {name: info for name, info in listing.items() if info.get("type") == "file"}
@@ -74,7 +74,7 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
         if not matches:
             raise MissingInputError(f"no input file matches {pattern!r}")
         for name, info in matches.items():
-            full = name if protocol in ("file", "local") else fs.unstrip_protocol(name)
+            full = url_of(fs, name)
             found.add(full)
             if info.get("size") is not None:
                 sizes[full] = int(info["size"])

@@ -30,7 +30,7 @@ from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
-from tamis.io.storage import filesystem, read_json, write_json
+from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.merge import DEDUP_STEP, merge_summaries
@@ -244,16 +244,11 @@ def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | No
 def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], options: DedupOptions,
                      address: str | None, workers: int | None, console: Console,
                      removed: dict[str, Any]) -> dict[str, Any] | None:
-    shards = [s["shard"]["path"] for s in summaries if s.get("shard")]
+    shards = [url_of(fs, s["shard"]["path"]) for s in summaries if s.get("shard")]
     if not shards:
         return None
-    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    if protocol not in ("file", "local"):
-        shards = [fs.unstrip_protocol(path) for path in shards]
-    work_dir = posixpath.join(root, DEDUP_DIR)
-    if protocol not in ("file", "local"):
-        work_dir = fs.unstrip_protocol(work_dir)
-    output_root = root if protocol in ("file", "local") else fs.unstrip_protocol(root)
+    work_dir = url_of(fs, posixpath.join(root, DEDUP_DIR))
+    output_root = url_of(fs, root)
     console.print(f"dedup ({options.kind}): {len(shards)} shard(s)")
     last_line = [time.monotonic()]
 

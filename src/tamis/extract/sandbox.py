@@ -73,7 +73,6 @@ class ExtractionSandbox:
         self.wall_factor = 10.0
         self._child_cpu = 0.0
         self._process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
 
     def _start(self) -> None:
         self._process = subprocess.Popen(
@@ -97,8 +96,6 @@ class ExtractionSandbox:
 
     def extract(self, html: str) -> str | None:
         if self._process is None or self._process.poll() is not None:
-            if self._process is not None:
-                self.restarts += 1
             self._start()
         process = self._process
         assert process is not None and process.stdin is not None and process.stdout is not None

@@ -24,6 +24,12 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     return fs, path.rstrip("/") if path != "/" else path
 
 
+def url_of(fs: AbstractFileSystem, path: str) -> str:
+    """A path inside `fs` as something any process can open: plain for local files, a full URL otherwise."""
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
 def join(*parts: str) -> str:
     return posixpath.join(*parts)
 
