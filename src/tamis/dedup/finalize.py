@@ -20,6 +20,7 @@ from tamis.dedup.components import members_of_shard
 from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import DOC_MASK, ROW_MASK
+from tamis.engine.layout import safe_dump
 from tamis.engine.removed import RemovedWriter
 from tamis.filters.pii import PIIFormatter
 from tamis.io.parquet import FINEWEB_SCHEMA, ShardWriter
@@ -50,8 +51,7 @@ def shard_ident(path: str) -> str:
 
 
 def final_path(output_root: str, dump: str | None, shard_path: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dump or "") or "unknown"
-    return posixpath.join(output_root, "data", safe, f"part-{shard_ident(shard_path)}.parquet")
+    return posixpath.join(output_root, "data", safe_dump(dump), f"part-{shard_ident(shard_path)}.parquet")
 
 
 def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,

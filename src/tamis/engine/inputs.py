@@ -7,6 +7,7 @@ import io
 
 import fsspec
 
+from tamis.io.redact import public_url, redact_text
 from tamis.io.retry import with_retries
 from tamis.io.storage import url_of
 
@@ -34,7 +35,10 @@ def read_paths_file(url: str, base: str) -> list[str]:
     try:
         data = with_retries(read, attempts=4)
     except FileNotFoundError:
-        raise MissingInputError(f"paths file {url!r} not found") from None
+        raise MissingInputError(f"paths file {public_url(url)!r} not found") from None
+    except Exception as exc:  # noqa: BLE001 - the library's message may quote the URL, credentials and all
+        raise MissingInputError(f"cannot read paths file {public_url(url)!r}: "
+                                f"{type(exc).__name__}: {redact_text(str(exc), url)}") from None
     if data[:2] == b"\x1f\x8b":
         data = gzip.GzipFile(fileobj=io.BytesIO(data)).read()
     lines = [line.strip() for line in data.decode("utf-8").splitlines()]
@@ -44,7 +48,7 @@ def read_paths_file(url: str, base: str) -> list[str]:
             continue
         paths.append(line if "://" in line or line.startswith("/") else base.rstrip("/") + "/" + line)
     if not paths:
-        raise MissingInputError(f"paths file {url!r} lists no files")
+        raise MissingInputError(f"paths file {public_url(url)!r} lists no files")
     return paths
 
 
@@ -54,15 +58,20 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
     A pattern that matches nothing is an error: silently processing fewer files than asked is the kind of
     data loss nobody notices. Files named in a paths file are not checked one by one (that would be a
     request per file); a missing one fails its task, which is reported by input.
+
+    Inputs are told apart by their public form (tamis.io.redact): the same file under two signatures of a
+    presigned URL is one input. An http(s) URL is never a glob (its `?` starts a query).
     """
-    found: set[str] = set()
+    found: dict[str, str] = {}  # public form -> the URL to open
     sizes: dict[str, int] = {}
     for pattern in patterns:
         if is_paths_file(pattern):
-            found.update(read_paths_file(pattern, paths_base))
+            for path in read_paths_file(pattern, paths_base):
+                found.setdefault(public_url(path), path)
             continue
         fs, path = fsspec.core.url_to_fs(pattern)
-        if any(ch in pattern for ch in "*?["):
+        is_web = pattern.lower().startswith(("http://", "https://"))
+        if not is_web and any(ch in pattern for ch in "*?["):
             listing = fs.glob(path, detail=True)
             matches = {name: info for name, info in listing.items() if info.get("type") == "file"}
         else:
@@ -70,12 +79,15 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
                 info = fs.info(path)
             except FileNotFoundError:
                 info = None
+            except Exception as exc:  # noqa: BLE001 - e.g. HTTP 403; the library's message quotes the URL
+                raise MissingInputError(f"cannot read input {public_url(pattern)!r}: "
+                                        f"{type(exc).__name__}: {redact_text(str(exc), pattern)}") from None
             matches = {path: info} if info and info.get("type") == "file" else {}
         if not matches:
-            raise MissingInputError(f"no input file matches {pattern!r}")
+            raise MissingInputError(f"no input file matches {public_url(pattern)!r}")
         for name, info in matches.items():
             full = url_of(fs, name)
-            found.add(full)
+            found.setdefault(public_url(full), full)
             if info.get("size") is not None:
-                sizes[full] = int(info["size"])
-    return sorted(found), sizes
+                sizes[found[public_url(full)]] = int(info["size"])
+    return [found[key] for key in sorted(found)], sizes

@@ -15,20 +15,36 @@ import hashlib
 import posixpath
 import re
 
+from tamis.io.redact import public_url
+
 STAGE = "process"
 
 
 def input_id(path: str) -> str:
-    """A stable, readable, unique name for an input file: its stem plus a hash of its full path."""
+    """A stable, readable, unique name for an input file: its stem plus a hash of its public path.
+
+    Public (no credentials, no query): the id becomes file names, and a re-signed URL is the same input."""
+    path = public_url(path)
     name = posixpath.basename(path.rstrip("/"))
     stem = re.sub(r"(\.warc|\.arc)?(\.wet|\.wat)?(\.gz|\.bz2|\.zst)?$", "", name, flags=re.IGNORECASE)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80] or "input"
     return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
+#: a dump name that may become a folder name: no separators, no `.`/`..`, no leading dot or dash
+DUMP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+UNKNOWN_DUMP = "unknown"
+
+
+def safe_dump(name: object) -> str:
+    """`name` when it is a plain folder name (see DUMP_NAME), else "unknown": data never picks a path."""
+    if isinstance(name, str) and DUMP_NAME.fullmatch(name) and name not in (".", ".."):
+        return name
+    return UNKNOWN_DUMP
+
+
 def shard_path(root: str, dump: str, ident: str) -> str:
-    safe_dump = re.sub(r"[^A-Za-z0-9._-]+", "_", dump) or "unknown"
-    return posixpath.join(root, "data", safe_dump, f"part-{ident}.parquet")
+    return posixpath.join(root, "data", safe_dump(dump), f"part-{ident}.parquet")
 
 
 def removed_path(root: str, step: str, ident: str) -> str:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tamis.engine import layout
+from tamis.io.redact import public_url
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """An input file, or the records starting in [start, end) of it when the file is split."""
+    """An input file, or the records starting in [start, end) of it when the file is split.
+
+    `path` is what the worker opens, credentials included; it is never written down or printed: ids and
+    labels use `public_path` (see tamis.io.redact).
+    """
 
     path: str
     start: int = 0
@@ -25,8 +30,13 @@ class WorkUnit:
     def byte_range(self) -> tuple[int, int] | None:
         return None if self.part is None else (self.start, self.end if self.end is not None else 2**63)
 
+    @property
+    def public_path(self) -> str:
+        return public_url(self.path)
+
     def label(self) -> str:
-        return self.path if self.part is None else f"{self.path}[{self.start}:{self.end}]"
+        path = self.public_path
+        return path if self.part is None else f"{path}[{self.start}:{self.end}]"
 
 
 def plan_units(files: list[str], sizes: dict[str, int], max_task_bytes: int | None) -> list[WorkUnit]:

@@ -23,6 +23,7 @@ from rich.console import Console
 import tamis
 from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
+from tamis.display import line
 from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.plan import WorkUnit, plan_units
@@ -30,6 +31,7 @@ from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
+from tamis.io.redact import public_url, redact_text
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
@@ -175,13 +177,13 @@ def run_pipeline(
         "pipeline_file": spec.source,
         "fingerprint": fingerprint,
         "versions": _versions(),
-        "inputs": {path: sizes.get(path) for path in files},
+        "inputs": {public_url(path): sizes.get(path) for path in files},
         "units": len(units),
         "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split},
     }
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
     done = committed_inputs(fs, root, fingerprint)
-    result = RunResult(output=output, fingerprint=fingerprint, inputs=files)
+    result = RunResult(output=output, fingerprint=fingerprint, inputs=[public_url(path) for path in files])
     todo = [unit for unit in units if unit.unit_id not in done]
     result.skipped = [unit.label() for unit in units if unit.unit_id in done]
     summaries = [done[unit.unit_id] for unit in units if unit.unit_id in done]
@@ -286,10 +288,10 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 try:
                     summary = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
-                    message = str(exc).strip().splitlines()
-                    error = next((line for line in reversed(message) if line.strip()), repr(exc))
+                    message = redact_text(str(exc), unit.path).strip().splitlines()
+                    error = next((text for text in reversed(message) if text.strip()), type(exc).__name__)
                     result.failed[unit.label()] = error
-                    console.print(f"[red]failed[/red] {unit.label()}: {error}")
+                    console.print(line(("failed", "red"), f" {unit.label()}: {error}"))
                     continue
                 summaries.append(summary)
                 result.completed.append(summary)

@@ -22,6 +22,7 @@ from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
 from tamis.io.parquet import ParquetWriter, ShardWriter
+from tamis.io.redact import has_secrets, redact_text
 from tamis.io.retry import with_retries
 from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
@@ -81,13 +82,44 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     retries: list[str] = []
 
     def note_retry(attempt: int, exc: BaseException) -> None:
-        retries.append(f"{type(exc).__name__}: {exc}"[:300])
-        log.warning("%s: transient error (%s), retrying (attempt %d)", unit.label(), exc, attempt + 1)
+        message = redact_text(str(exc), unit.path)
+        retries.append(f"{type(exc).__name__}: {message}"[:300])
+        log.warning("%s: transient error (%s), retrying (attempt %d)", unit.label(), message, attempt + 1)
 
-    summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
-                           options.io_attempts, options.io_retry_delay, note_retry)
+    try:
+        summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
+                               options.io_attempts, options.io_retry_delay, note_retry)
+    except Exception as exc:
+        if not _leaks(exc, unit.path):
+            raise
+        raise _redacted(exc, unit.path) from None
     summary["io_retries"] = retries
     return summary
+
+
+def _leaks(exc: BaseException, url: str) -> bool:
+    """Would this error, traceback and causes included, show a secret of the input URL to the driver?"""
+    if has_secrets(url):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if redact_text(str(seen), url) != str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _redacted(exc: Exception, url: str) -> Exception:
+    """The same kind of error with the input URL's secrets removed from its message (and no chained causes,
+    whose messages would carry them too)."""
+    message = redact_text(str(exc), url)
+    try:
+        clean = type(exc)(message)
+        if str(clean) == message:
+            return clean
+    except Exception:  # noqa: BLE001 - an exception class that takes other arguments
+        pass
+    return RuntimeError(f"{type(exc).__name__}: {message}")
 
 
 def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         removed.abort()
         raise
     summary = {
-        "input": input_path,
+        "input": unit.public_path,
         "input_id": ident,
         "byte_range": list(unit.byte_range) if unit.byte_range else None,
         "fingerprint": options.fingerprint,

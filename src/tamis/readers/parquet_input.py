@@ -16,6 +16,7 @@ import fsspec
 import pyarrow.parquet as pq
 
 from tamis.batch import DocBatch
+from tamis.engine.layout import DUMP_NAME, UNKNOWN_DUMP, safe_dump
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import Reader
 from tamis.steps.registry import register_step
@@ -38,6 +39,9 @@ class ParquetInputReader(Reader):
             dump: value of the `dump` column; by default the one stored in the shard.
             batch_size: documents per batch handed to the next step.
         """
+        if dump is not None and safe_dump(dump) != dump:
+            raise ValueError(f"dump: {dump!r} is not a dump name (it becomes a folder name: it must match "
+                             f"{DUMP_NAME.pattern} and not be '.' or '..')")
         self.dump = dump
         self.batch_size = batch_size
 
@@ -68,7 +72,9 @@ class ParquetInputReader(Reader):
                 if self.dump is not None:
                     batch.set_column("dump", [self.dump] * rows)
                 elif "dump" not in batch:
-                    batch.set_column("dump", ["unknown"] * rows)
+                    batch.set_column("dump", [UNKNOWN_DUMP] * rows)
+                else:
+                    batch.set_column("dump", [safe_dump(d) for d in batch["dump"]])
                 counters.event(Events.RECORDS, rows)
                 counters.docs_in += rows
                 counters.docs_out += rows

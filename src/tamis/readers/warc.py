@@ -24,6 +24,8 @@ from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeadersParserException
 
 from tamis.batch import DocBatch
+from tamis.engine.layout import DUMP_NAME, UNKNOWN_DUMP, safe_dump
+from tamis.io.redact import public_url
 from tamis.readers.decode import decode_payload
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import Reader
@@ -127,6 +129,9 @@ class WarcReader(Reader):
             batch_bytes: a batch is also cut when its HTML reaches this size, bounding task memory.
             keep_wet_text: read WET `conversion` records (already text) as documents.
         """
+        if dump is not None and safe_dump(dump) != dump:
+            raise ValueError(f"dump: {dump!r} is not a dump name (it becomes a folder name: it must match "
+                             f"{DUMP_NAME.pattern} and not be '.' or '..')")
         self.dump = dump
         self.max_payload_bytes = max_payload_bytes
         self.batch_size = batch_size
@@ -176,7 +181,7 @@ class WarcReader(Reader):
                     reason = exc.reason if isinstance(exc, _DamagedRecord) else classify_error(exc)
                     counters.drop(reason)
                     log.warning("%s: %s near byte %d (%.120r); skipping to the next record",
-                                path, reason, failed_at, str(exc))
+                                public_url(path), reason, failed_at, str(exc))
                     position = self._next_boundary(raw, failed_at + 1, gzipped)
                     if position is not None:
                         counters.event(Events.RESYNC)
@@ -188,7 +193,7 @@ class WarcReader(Reader):
         """The dump a file belongs to: the `dump` parameter, the path, or its warcinfo record's isPartOf."""
         if self.dump:
             return self.dump
-        from_path = _dump_from_path(path)
+        from_path = _dump_from_path(public_url(path))
         if from_path:
             return from_path
         with fsspec.open(path, "rb") as raw:
@@ -201,7 +206,7 @@ class WarcReader(Reader):
                         return self._warcinfo_dump
             except Exception:  # noqa: BLE001 - a damaged head only means we don't know the dump
                 pass
-        return "unknown"
+        return UNKNOWN_DUMP
 
     def _read_record(self, record: ArcWarcRecord, offset: int, counters: StepCounters) -> RawRecord | None:
         record_type = record.rec_type
@@ -252,9 +257,10 @@ class WarcReader(Reader):
             body = record.content_stream().read(65536).decode("utf-8", "replace")
         except Exception:  # noqa: BLE001 - warcinfo is optional metadata
             return
-        match = re.search(r"^isPartOf:\s*(\S+)", body, re.MULTILINE)
+        match = re.search(r"^isPartOf:[ \t]*(\S*)", body, re.MULTILINE)
         if match:
-            self._warcinfo_dump = match.group(1)
+            # the dump becomes a folder name: anything but a plain name is "unknown", never a path
+            self._warcinfo_dump = safe_dump(match.group(1))
 
     @staticmethod
     def _next_boundary(raw: BinaryIO, start: int, gzipped: bool) -> int | None:
@@ -299,7 +305,8 @@ class WarcReader(Reader):
         The reader's `seconds` count only its own work, not the time the consumer spends between batches.
         """
         self._warcinfo_dump = None
-        path_dump = self.dump or _dump_from_path(path)
+        public_path = public_url(path)  # what the file_path column says: never credentials or a signature
+        path_dump = self.dump or _dump_from_path(public_path)
         start, end = byte_range if byte_range is not None else (0, None)
         if start > 0 and path_dump is None:
             # a later range never sees the file's warcinfo record: look it up so all ranges agree
@@ -314,11 +321,11 @@ class WarcReader(Reader):
                 counters.drop(Reasons.UNDECODABLE)
                 continue
             is_text = raw.mime == "text/plain"
-            columns["id"].append(raw.headers["id"] or _synthetic_id(path, raw.offset))
+            columns["id"].append(raw.headers["id"] or _synthetic_id(public_path, raw.offset))
             columns["url"].append(raw.headers["url"])
             columns["date"].append(raw.headers["date"])
-            columns["dump"].append(path_dump or self._warcinfo_dump or "unknown")
-            columns["file_path"].append(path)
+            columns["dump"].append(path_dump or self._warcinfo_dump or UNKNOWN_DUMP)
+            columns["file_path"].append(public_path)
             columns["html"].append(None if is_text else text)
             columns["text"].append(text if is_text else None)
             batch_bytes += len(raw.payload)
