@@ -37,6 +37,7 @@ from tamis.ablate.plan import Stage, common_ancestor, plan_stages, variant_stage
 from tamis.ablate.report import write_report
 from tamis.ablate.sampling import available_tokens, holdout_documents, sample_path, sample_tokens
 from tamis.ablate.spec import AblationSpec, EvaluatorSpec
+from tamis.display import line
 from tamis.engine.ray_runtime import connect
 from tamis.engine.runner import run_pipeline
 from tamis.io.storage import filesystem, write_json
@@ -220,7 +221,7 @@ def _sample(spec: AblationSpec, runnable: list[tuple[str, list[str]]], budget: i
         except Exception as exc:  # noqa: BLE001 - one variant's sampling failure must not stop the others
             result.failures.append({"variant": name, "seed": seed, "evaluator": None, "stage": "sampling",
                                     "error": _last_line(exc)})
-            console.print(f"[red]sampling failed[/red] {name} seed {seed}: {_last_line(exc)}")
+            console.print(line(("sampling failed", "red"), f" {name} seed {seed}: {_last_line(exc)}"))
             continue
         sample.update(variant=name, seed=seed)
         write_json(fs, sample["path"].replace(".parquet", ".json"), sample)
@@ -255,8 +256,8 @@ def _evaluate_all(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, A
             failure = {"variant": name, "seed": seed, "evaluator": evaluator_name, "stage": "evaluation",
                        "error": _last_line(exc)}
             result.failures.append(failure)
-            console.print(f"[{done}/{total}] [red]failed[/red] {evaluator_name} on {name} seed {seed}: "
-                          f"{failure['error']}")
+            console.print(line(f"[{done}/{total}] ", ("failed", "red"),
+                               f" {evaluator_name} on {name} seed {seed}: {failure['error']}"))
             if on_result:
                 on_result(failure)
             continue
@@ -264,7 +265,7 @@ def _evaluate_all(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, A
                 for metric, value in sorted(metrics.items())]
         result.rows += rows
         shown = ", ".join(f"{r['metric']}={r['value']:.4g}" for r in rows[:6])
-        console.print(f"[{done}/{total}] {evaluator_name} on {name} seed {seed}: {shown}")
+        console.print(line(f"[{done}/{total}] {evaluator_name} on {name} seed {seed}: {shown}"))
         if on_result:
             on_result({"variant": name, "seed": seed, "evaluator": evaluator_name, "metrics": metrics})
     order = {v.name: i for i, v in enumerate(spec.variants)}

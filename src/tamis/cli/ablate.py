@@ -12,6 +12,7 @@ from tamis.ablate.report import summary_table
 from tamis.ablate.runner import run_ablation
 from tamis.ablate.spec import AblationError, load_ablation, with_overrides
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, user_errors
+from tamis.display import line
 
 
 def _seeds(value: str | None) -> list[int] | None:
@@ -61,10 +62,10 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     out = Console()
     out.print(table)
     for failure in result.failures:
-        out.print(f"[red]failed[/red] {failure['variant']} seed {failure['seed']} "
-                  f"{failure['evaluator'] or failure['stage']}: {failure['error']}")
+        out.print(line(("failed", "red"), f" {failure['variant']} seed {failure['seed']} "
+                       f"{failure['evaluator'] or failure['stage']}: {failure['error']}"))
     root = output.rstrip("/")
-    out.print(f"results: {root}/results.parquet  {root}/results.json   chart: {root}/chart.png   "
-              f"report: {root}/report.html   ({result.seconds:.0f} s)")
+    out.print(line(f"results: {root}/results.parquet  {root}/results.json   chart: {root}/chart.png   "
+                   f"report: {root}/report.html   ({result.seconds:.0f} s)"))
     if result.failures:
         sys.exit(EXIT_FAILED if not result.rows else EXIT_PARTIAL)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
+from tamis.display import line
 from tamis.io.storage import filesystem, url_of
 
 
@@ -74,7 +75,7 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
     try:
         summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
     except DedupError as exc:
-        console.print(f"[red]dedup failed[/red]: {exc}")
+        console.print(line(("dedup failed", "red"), f": {exc}"))
         sys.exit(1)
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "tasks"}, indent=1))
@@ -83,4 +84,4 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
     out.print(f"{summary['docs']} documents in {summary['shards']} shards: kept {summary['kept']}, removed "
               f"{summary['removed']} ({summary['candidate_pairs']} candidate pairs, {summary['rounds']} component "
               f"rounds, {summary['seconds']} s)")
-    out.print(f"shards: {output.rstrip('/')}/data/   work: {work}")
+    out.print(line(f"shards: {output.rstrip('/')}/data/   work: {work}"))

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
+from tamis.display import line
 from tamis.engine.inputs import MissingInputError
 from tamis.engine.runner import OutputConflictError
 from tamis.pipeline.spec import PipelineError
@@ -18,7 +19,7 @@ EXIT_PARTIAL = 3
 
 
 def fail(console: Console, message: object, code: int) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(line(("error:", "red"), f" {message}"))
     sys.exit(code)
 
 

@@ -17,6 +17,7 @@ from tamis.cli.dedup import dedup
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
+from tamis.display import VisibleControlsFormatter, line, plain
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
 from tamis.pipeline.spec import load_pipeline
@@ -37,7 +38,13 @@ def _plugin_dirs(extra: tuple[str, ...]) -> list[str]:
 @click.version_option(__version__, prog_name="tamis")
 def cli() -> None:
     """tamis: web crawls in, FineWeb-style pretraining text out, on Ray."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # what logging.basicConfig does, with a formatter that shows control characters:
+        # log lines quote paths and URLs of the data, whose escape sequences must never reach the terminal
+        handler = logging.StreamHandler()
+        handler.setFormatter(VisibleControlsFormatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -73,7 +80,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
                               console=console, show_progress=not no_progress)
     print_summary(Console(), result)
     out = Console()
-    out.print(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json")
+    out.print(line(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json"))
     if result.failed:
         sys.exit(EXIT_PARTIAL if result.completed else EXIT_FAILED)
 
@@ -86,16 +93,16 @@ def steps(plugins: tuple[str, ...]) -> None:
         load_plugin_dir(directory)
     console = Console()
     for name, step_class in available_steps().items():
-        table = Table(title=f"{name}  ({step_class.kind}: {step_class.__module__}.{step_class.__qualname__})",
+        table = Table(title=plain(f"{name}  ({step_class.kind}: {step_class.__module__}.{step_class.__qualname__})"),
                       title_justify="left", show_header=True, header_style="bold")
         table.add_column("parameter")
         table.add_column("type")
         table.add_column("default")
         for row in describe_params(step_class):
-            table.add_row(*row)
+            table.add_row(*(plain(cell) for cell in row))
         doc = (step_class.__doc__ or "").strip().splitlines()
         if doc:
-            table.caption = doc[0]
+            table.caption = plain(doc[0])
             table.caption_justify = "left"
         console.print(table)
 

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tamis.display import line, plain, visible
 from tamis.stats.inspect import InspectError, Selection, compare, sample
 from tamis.stats.load import RunNotFoundError, load_run, to_json
 from tamis.stats.report_terminal import print_report, status_line
@@ -23,7 +24,7 @@ def _load(output: str, console: Console):
     try:
         return load_run(output)
     except (RunNotFoundError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(line(("error:", "red"), f" {exc}"))
         sys.exit(EXIT_NOT_FOUND)
 
 
@@ -45,7 +46,7 @@ def stats(output: str, shards: bool, as_json: bool, html_path: str | None, top: 
         from tamis.stats.report_html import write_report
 
         write_report(run, html_path)
-        err.print(f"HTML report: {html_path}")
+        err.print(line(f"HTML report: {html_path}"))
     if as_json:
         click.echo(json.dumps(to_json(run), indent=1, default=str))
     else:
@@ -79,7 +80,7 @@ def inspect_command(output: str, step: str | None, reason: str | None, kept: boo
                          features=not no_features)
         comparison = compare(run, _load(other, err), sampled.documents) if other else None
     except InspectError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(line(("error:", "red"), f" {exc}"))
         sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({"label": run.label, "selection": sampled.description, "candidates": sampled.candidates,
@@ -88,9 +89,9 @@ def inspect_command(output: str, step: str | None, reason: str | None, kept: boo
         return
     console = Console()
     console.print(status_line(run))
-    console.print(f"{len(sampled.documents)} of {sampled.candidates:,} {sampled.description} (seed {seed})")
+    console.print(line(f"{len(sampled.documents)} of {sampled.candidates:,} {sampled.description} (seed {seed})"))
     for note in sampled.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(line(("note:", "yellow"), f" {note}"))
     if comparison:
         _print_comparison(console, comparison, other or "")
     for doc in sampled.documents:
@@ -101,31 +102,32 @@ def _panel(doc: dict, chars: int) -> Panel:
     lines = Text()
     decision = "kept" if doc["origin"] == "kept" else f"removed by {doc['origin']}: {doc.get('reason')}"
     lines.append("decision  ", style="bold")
-    lines.append(decision + "\n", style="green" if doc["origin"] == "kept" else "red")
+    lines.append(visible(decision) + "\n", style="green" if doc["origin"] == "kept" else "red")
     if "other_decision" in doc:
         style = "green" if doc["other_decision"] == doc.get("decision") else "yellow"
         lines.append("other run ", style="bold")
-        lines.append(doc["other_decision"] + "\n", style=style)
+        lines.append(visible(doc["other_decision"]) + "\n", style=style)
     meta = [f"{k} {doc[k]}" for k in ("language", "language_score", "token_count") if doc.get(k) is not None]
     if meta:
         lines.append("meta      ", style="bold")
-        lines.append(", ".join(meta) + "\n")
+        lines.append(visible(", ".join(meta)) + "\n")
     if doc.get("features"):
         lines.append("features  ", style="bold")
-        lines.append(", ".join(f"{k}={v}" for k, v in doc["features"].items()) + "\n")
+        lines.append(visible(", ".join(f"{k}={v}" for k, v in doc["features"].items())) + "\n")
     text = doc.get("text") or ""
     head = text[:chars] + (f" […{len(text) - chars:,} more chars]" if len(text) > chars else "")
-    lines.append("\n" + (head if text else "(no text: removed before extraction)"), style="dim" if not text else "")
-    return Panel(lines, title=f"{doc.get('url')}", subtitle=str(doc.get("id")), title_align="left")
+    lines.append("\n" + (visible(head, multiline=True) if text else "(no text: removed before extraction)"),
+                 style="dim" if not text else "")
+    return Panel(lines, title=plain(doc.get("url")), subtitle=plain(doc.get("id")), title_align="left")
 
 
 def _print_comparison(console: Console, comparison: dict, other: str) -> None:
-    table = Table(title=f"decisions, this run vs {other} ({comparison['common_ids']:,} ids in both, "
-                  f"{comparison['same']:,} the same)", title_justify="left", header_style="bold")
+    table = Table(title=plain(f"decisions, this run vs {other} ({comparison['common_ids']:,} ids in both, "
+                              f"{comparison['same']:,} the same)"), title_justify="left", header_style="bold")
     for column in ("this run", "other run", "docs"):
         table.add_column(column, justify="right" if column == "docs" else "left")
     for row in comparison["crosstab"][:20]:
         style = "" if row["this"] == row["other"] else "yellow"
-        table.add_row(row["this"], row["other"], f"{row['docs']:,}", style=style)
+        table.add_row(plain(row["this"]), plain(row["other"]), f"{row['docs']:,}", style=style)
     console.print(table)
     console.print(f"ids only in this run: {comparison['only_this']:,}; only in the other: {comparison['only_other']:,}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from tamis.display import line, plain
 from tamis.engine.runner import RunResult
 
 
@@ -31,9 +32,10 @@ def print_summary(console: Console, result: RunResult) -> None:
     order = {name: i for i, name in enumerate(result.steps_order)}
     for name, counters in sorted(result.counters.steps.items(), key=lambda item: order.get(item[0], len(order))):
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in counters.dropped.most_common(3))
-        steps.add_row(name, f"{counters.docs_in:,}", f"{counters.docs_out:,}", f"{counters.seconds:.1f}", reasons)
+        steps.add_row(plain(name), f"{counters.docs_in:,}", f"{counters.docs_out:,}", f"{counters.seconds:.1f}",
+                      plain(reasons))
     console.print(steps)
     if result.skipped:
         console.print(f"skipped {len(result.skipped)} input(s) already committed by an earlier run")
     for path, error in result.failed.items():
-        console.print(f"[red]FAILED[/red] {path}: {error}")
+        console.print(line(("FAILED", "red"), f" {path}: {error}"))

@@ -8,6 +8,8 @@ import ray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tamis.display import line, visible
+
 
 @ray.remote(num_cpus=0)
 class ProgressCounter:
@@ -56,7 +58,7 @@ class ProgressDisplay:
                 TextColumn("{task.fields[docs]:,} docs"),
                 TextColumn("{task.fields[rate]:.1f} MB/s"),
                 TimeElapsedColumn(),
-                TextColumn("{task.fields[slowest]}"),
+                TextColumn("{task.fields[slowest]}", markup=False),
                 console=console,
             )
             self._task = self._progress.add_task("process", total=total_files, docs=0, rate=0.0, slowest="")
@@ -76,7 +78,7 @@ class ProgressDisplay:
             return ""
         unit, since = min(running.items(), key=lambda item: item[1])
         age = time.time() - since
-        text = f"slowest {unit} {age:.0f}s"
+        text = f"slowest {visible(unit)} {age:.0f}s"
         if len(self.durations) >= 3:
             median = sorted(self.durations)[len(self.durations) // 2]
             late = sum(time.time() - t > max(3 * median, 30.0) for t in running.values())
@@ -93,7 +95,7 @@ class ProgressDisplay:
             self._progress.update(self._task, completed=files, docs=docs, rate=rate, slowest=slowest)
         elif self.enabled and time.monotonic() - self._last_log >= self.log_every:
             self._last_log = time.monotonic()
-            self.console.print(
+            self.console.print(line(
                 f"process: {files}/{self.total_files} units, {len(running)} running, {docs:,} docs, "
                 f"{rate:.1f} MB/s {slowest}"
-            )
+            ))

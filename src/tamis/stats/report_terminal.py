@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tamis.display import line, plain
 from tamis.stats.load import LoadedRun, drop_reasons, funnel
 
 
@@ -23,19 +24,19 @@ def percent(x: float | None) -> str:
 
 def status_line(run: LoadedRun) -> Text:
     style = "bold yellow" if run.partial else "bold green"
-    return Text.assemble((run.label, style))
+    return plain(run.label, style)
 
 
 def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top: int = 15) -> None:
     pipeline = (run.manifest.get("pipeline") or {}).get("name", "?")
-    console.print(Text.assemble(("tamis stats ", "bold"), run.url, f"   pipeline {pipeline}",
-                                f"   fingerprint {run.manifest.get('fingerprint', '?')}"))
+    console.print(line(("tamis stats ", "bold"), run.url, f"   pipeline {pipeline}",
+                       f"   fingerprint {run.manifest.get('fingerprint', '?')}"))
     console.print(status_line(run))
     if run.ignored_markers:
         console.print(f"ignored {run.ignored_markers} commit marker(s) of another pipeline or of inputs not in "
                       "the manifest")
     for path, error in run.failed.items():
-        console.print(f"[red]FAILED[/red] {path}: {error}")
+        console.print(line(("FAILED", "red"), f" {path}: {error}"))
 
     totals = run.totals()
     read = totals["docs_read"]
@@ -60,7 +61,7 @@ def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top:
         steps.add_column(column, justify="left" if column == "step" else "right")
     for row in funnel(run):
         steps.add_row(
-            row["step"],
+            plain(row["step"]),
             f"{row['docs_in']:,}",
             f"{row['docs_out']:,}",
             f"{row['dropped']:,}" if row["dropped"] else "",
@@ -79,7 +80,7 @@ def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top:
         for column in ("step", "reason", "docs", "% of drops", "% of read"):
             table.add_column(column, justify="left" if column in ("step", "reason") else "right")
         for row in reasons[:top]:
-            table.add_row(row["step"], row["reason"], f"{row['docs']:,}", percent(row["share"]),
+            table.add_row(plain(row["step"]), plain(row["reason"]), f"{row['docs']:,}", percent(row["share"]),
                           percent(row["docs"] / read if read else None))
         console.print(table)
 
@@ -90,7 +91,7 @@ def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top:
         for column in ("language", "docs", "%"):
             table.add_column(column, justify="left" if column == "language" else "right")
         for language, n in languages.most_common(top):
-            table.add_row(language, f"{n:,}", percent(n / kept))
+            table.add_row(plain(language), f"{n:,}", percent(n / kept))
         console.print(table)
 
     if shards:
@@ -98,7 +99,7 @@ def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top:
         for column in ("shard", "rows", "tokens", "text", "on disk"):
             table.add_column(column, justify="left" if column == "shard" else "right")
         for shard in sorted(run.stats.shards, key=lambda s: s["path"]):
-            table.add_row(shard_name(shard["path"]), f"{shard['rows']:,}", f"{shard['tokens']:,}",
+            table.add_row(plain(shard_name(shard["path"])), f"{shard['rows']:,}", f"{shard['tokens']:,}",
                           human_bytes(shard["text_bytes"]), human_bytes(shard["file_bytes"]))
         console.print(table)
     elif run.stats.shards:
