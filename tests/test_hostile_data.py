@@ -57,12 +57,20 @@ def test_visible_escapes_controls_and_bidi() -> None:
     assert plain("[/nope] [red]x").plain == "[/nope] [red]x"
 
 
-def test_hostile_url_in_inspect(ray_session, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def hostile_run(ray_session, tmp_path_factory) -> Path:
+    """A run on two real pages, one of them under a URL full of markup and escape sequences."""
+    tmp_path = tmp_path_factory.mktemp("hostile")
     hostile = f"https://e.org/[/nope]{ESC}[2J[red]{ESC}]0;x{ESC}\\"
     warc = write_warc(tmp_path / "hostile.warc.gz", [hostile, "https://example.org/fine"])
     out = tmp_path / "out"
     assert run_pipeline(parse_pipeline({"steps": [{"step": "trafilatura"}]}), [str(warc)], str(out),
                         show_progress=False).ok
+    return out
+
+
+def test_hostile_url_in_inspect(hostile_run: Path) -> None:
+    out = hostile_run
     result = CliRunner().invoke(cli, ["inspect", str(out), "--sample", "5", "--where", "'nope' in url"],
                                 env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
@@ -143,3 +151,47 @@ def test_warcinfo_dump_names_never_leave_data(ray_session, tmp_path: Path) -> No
     run_pipeline(parse_pipeline({"steps": [{"step": "token_count"}]}), files, str(out), overwrite=True,
                  show_progress=False)
     assert not list((tmp_path / "run").glob("*.parquet")) and not list(out.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("expression", [
+    "re.enum.sys.modules['os'].system('touch {marker}')",
+    "url.__class__.__mro__[1].__subclasses__() and open('{marker}', 'w')",
+    "(lambda: __import__('os').system('touch {marker}'))()",
+    "[__import__('os').system('touch {marker}') for _ in (1,)]",
+    "__import__('os').system('touch {marker}')",
+    "getattr(url, 'startswith')('{marker}')",
+    "eval(\"open('{marker}', 'w')\")",
+    "len(*url)",
+])
+def test_where_is_not_eval(hostile_run: Path, tmp_path: Path, expression: str) -> None:
+    marker = tmp_path / "owned"
+    result = CliRunner().invoke(cli, ["inspect", str(hostile_run), "--where", expression.format(marker=marker)])
+    assert result.exit_code == 2, result.output
+    assert "not allowed in --where" in result.output and "Traceback" not in result.output
+    assert not marker.exists()
+
+
+def test_where_keeps_its_documented_forms(hostile_run: Path) -> None:
+    for expression, expected in [("chars > 20 and 'fine' in url", 1), ("re.search('nope', url)", 1),
+                                 ("re_search(r'^https://E\\.', url, True) or startswith(url, 'https://example')", 2),
+                                 ("len(text) // 2 >= 0 and url not in ('a', 'b')", 2), ("chars < 0", 0)]:
+        result = CliRunner().invoke(cli, ["inspect", str(hostile_run), "--where", expression, "--json"])
+        assert result.exit_code == 0, (expression, result.output)
+        assert json.loads(result.output)["candidates"] == expected, expression
+
+
+def test_where_language_bounds() -> None:
+    from tamis.stats.where import WhereError, compile_where
+
+    row = {"url": "https://e.org/x", "chars": 10, "text": "abc"}
+    assert compile_where("chars * 2 + 1 == 21 and not (url is None) and -chars < 0")(row)
+    assert compile_where("'x' if chars > 5 else ''")(row)
+    for bad in ("_secret", "url[0]", "{'a': 1}", "f'{url}'", "(x := 1)", "len(url, key=1)", "print(url)",
+                "re.compile('a')", "re.search"):
+        with pytest.raises(WhereError, match="not allowed in --where"):
+            compile_where(bad)
+    for costly in ("9 ** 9 ** 9", "'a' * 10 ** 9", "((10 ** 64) ** 64) ** 64"):
+        with pytest.raises(WhereError, match="too large|would be built"):
+            compile_where(costly)(row)
+    with pytest.raises(WhereError, match="bad regular expression"):
+        compile_where("re_search('(', text)")(row)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +20,11 @@ import pyarrow.parquet as pq
 from tamis.batch import DocBatch
 from tamis.stats.histograms import FEATURE_PREFIX
 from tamis.stats.load import LoadedRun
+from tamis.stats.where import UnknownNameError, Where, WhereError
+from tamis.stats.where import compile_where as parse_where
 from tamis.steps.base import Filter
 
 KEPT = "kept"
-#: names an expression given to --where may use besides the columns and features
-WHERE_HELPERS = {"len": len, "min": min, "max": max, "abs": abs, "re": re, "any": any, "all": all}
 LIGHT_COLUMNS = ("id", "url", "reason")
 
 
@@ -141,25 +140,26 @@ class _Features:
                 row.setdefault("features", {}).update(feats)
 
 
-def compile_where(expression: str | None) -> Any:
+def compile_where(expression: str | None) -> Where | None:
+    """The --where expression parsed and checked (tamis.stats.where: never `eval`)."""
     if not expression:
         return None
     try:
-        return compile(expression, "--where", "eval")
-    except SyntaxError as exc:
-        raise InspectError(f"--where: not a Python expression: {exc.msg} in {expression!r}") from None
+        return parse_where(expression)
+    except WhereError as exc:
+        raise InspectError(f"--where: {exc}") from None
 
 
-def _matches(code: Any, row: dict[str, Any]) -> bool:
-    names = {**WHERE_HELPERS, **row, **row.get("features", {}), "chars": len(row.get("text") or "")}
+def _matches(code: Where, row: dict[str, Any]) -> bool:
+    names = {**row, **row.get("features", {}), "chars": len(row.get("text") or "")}
     try:
-        return bool(eval(code, {"__builtins__": {}}, names))  # noqa: S307 - the user's own filter expression
-    except NameError as exc:
+        return code(names)
+    except UnknownNameError as exc:
         raise InspectError(f"--where: {exc} (columns: {', '.join(sorted(k for k in row if k != 'features'))}; "
                            f"features: {', '.join(sorted(row.get('features', {}))) or 'none'})") from None
-    except Exception as exc:  # noqa: BLE001 - a row the expression cannot handle (None text) does not match
-        if isinstance(exc, InspectError):
-            raise
+    except WhereError as exc:
+        raise InspectError(f"--where: {exc}") from None
+    except Exception:  # noqa: BLE001 - a row the expression cannot handle (None text) does not match
         return False
 
 
