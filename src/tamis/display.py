@@ -70,3 +70,12 @@ class VisibleControlsFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return visible(super().format(record), multiline=True)
+
+
+def plugins_line(plugins: list[Any]) -> Text:
+    """`plugins: filters/a.py (sha256 1234abcd), ...`: which plugin files this process imported, so code
+    picked up from the working directory never runs unannounced."""
+    if not plugins:
+        return line(("plugins:", "bold"), " none imported")
+    shown = ", ".join(f"{p.shown()} (sha256 {p.sha256[:12]})" for p in plugins)
+    return line(("plugins:", "bold"), f" {shown}")

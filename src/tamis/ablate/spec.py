@@ -266,8 +266,10 @@ def _parse_holdout(raw: Any, source: str, base_dir: Path) -> Holdout:
     return Holdout(float(fraction), max_tokens, tuple(_resolve(f, base_dir) for f in files))
 
 
-def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | None = None) -> AblationSpec:
-    """Validate an ablation mapping; relative paths in it are relative to `base_dir` (the file's folder)."""
+def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | None = None,
+                   allow_plugins: bool = True) -> AblationSpec:
+    """Validate an ablation mapping; relative paths in it are relative to `base_dir` (the file's folder).
+    `allow_plugins=False` (`--no-plugins`) refuses a `plugins:` key here or in the base pipeline."""
     base_dir = Path(base_dir) if base_dir is not None else (
         Path(source).parent if source != "<memory>" else Path.cwd())
     if not isinstance(data, dict):
@@ -278,6 +280,8 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
     plugins = data.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise AblationError(f"{source}: plugins: expected a list of directories")
+    if plugins and not allow_plugins:
+        raise AblationError(f"{source}: plugins: {plugins[0]!r} is not loaded because plugins are off (--no-plugins)")
     for plugin in plugins:
         directory = Path(_resolve(plugin, base_dir))
         if not directory.is_dir():
@@ -304,7 +308,7 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
     # the variants' pipelines are parsed under another name, so their plugin paths must not be relative
     base_map["plugins"] = [_resolve(p, base_root) for p in base_map.get("plugins", []) or []]
     try:
-        base = parse_pipeline(base_map, base_source)
+        base = parse_pipeline(base_map, base_source, allow_plugins=allow_plugins)
     except PipelineError as exc:
         raise AblationError(str(exc)) from None
 
@@ -336,7 +340,7 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
                         str(base_dir), str(data.get("description", "")))
 
 
-def load_ablation(path: str | Path) -> AblationSpec:
+def load_ablation(path: str | Path, allow_plugins: bool = True) -> AblationSpec:
     path = Path(path)
     if not path.is_file():
         raise AblationError(f"{path}: ablation file not found")
@@ -344,7 +348,7 @@ def load_ablation(path: str | Path) -> AblationSpec:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise AblationError(f"{path}: not valid YAML: {exc}") from None
-    return parse_ablation(data, str(path), path.parent)
+    return parse_ablation(data, str(path), path.parent, allow_plugins)
 
 
 def with_overrides(spec: AblationSpec, *, inputs: list[str] | None = None, seeds: list[int] | None = None,

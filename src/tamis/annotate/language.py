@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import fasttext
 
@@ -35,6 +35,8 @@ class LanguageFilter(Filter):
     is the best-scoring language overall. With `languages` null every language is kept when the best
     one scores above `threshold`.
     """
+
+    default_resources: ClassVar[dict[str, str]] = {"model_path": "lid.176.ftz"}
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import ClassVar
 
 import tiktoken
 from tiktoken.load import load_tiktoken_bpe
@@ -39,6 +40,8 @@ def count_tokens(texts: list[str], ranks_path: str | None = None) -> list[int]:
 @register_step("token_count")
 class TokenCounter(Annotator):
     """Adds `token_count`: the GPT-2 BPE length of the text."""
+
+    default_resources: ClassVar[dict[str, str]] = {"ranks_path": "gpt2.tiktoken"}
 
     def __init__(self, ranks_path: str | None = None):
         """

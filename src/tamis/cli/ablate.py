@@ -37,15 +37,16 @@ def _seeds(value: str | None) -> list[int] | None:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Read at most N HTML documents per input file (for quick trials).")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("--no-plugins", is_flag=True, help="Import no plugin file (a `plugins:` key is then an error).")
 def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | None, token_budget: int | None,
-           address: str | None, workers: int | None, limit: int | None, no_progress: bool) -> None:
+           address: str | None, workers: int | None, limit: int | None, no_progress: bool, no_plugins: bool) -> None:
     """Run the variants of ABLATION (a YAML file), sample the same token budget from each, evaluate a proxy
     model on each sample and seed, and write results.parquet, results.json, chart.png and report.html.
     Exit 0 when every evaluation succeeded, 1 when none did, 2 for a bad file or option, 3 when some failed."""
     console = Console(stderr=True)
     with user_errors(console, AblationError):
-        spec = with_overrides(load_ablation(ablation), inputs=list(inputs), seeds=_seeds(seeds),
-                              token_budget=token_budget)
+        spec = with_overrides(load_ablation(ablation, allow_plugins=not no_plugins), inputs=list(inputs),
+                              seeds=_seeds(seeds), token_budget=token_budget)
         if not spec.inputs:
             fail(console, f"{ablation}: no input: give `input:` in the file or --input", EXIT_USAGE)
         result = run_ablation(spec, output, address=address, workers=workers, limit=limit, console=console,

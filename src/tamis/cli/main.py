@@ -17,16 +17,20 @@ from tamis.cli.dedup import dedup
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
-from tamis.display import VisibleControlsFormatter, line, plain
+from tamis.display import VisibleControlsFormatter, line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
 from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
-from tamis.steps.registry import available_steps, load_plugin_dir
+from tamis.steps.registry import available_steps, load_plugin_dir, loaded_plugin_files, plugin_file_of
 
 
-def _plugin_dirs(extra: tuple[str, ...]) -> list[str]:
-    """`--plugins` directories, TAMIS_PLUGIN_PATH, and ./filters when it exists."""
+def _plugin_dirs(extra: tuple[str, ...], no_plugins: bool = False) -> list[str]:
+    """`--plugins` directories, TAMIS_PLUGIN_PATH, and ./filters when it exists; none with `--no-plugins`."""
+    if no_plugins:
+        if extra:
+            raise click.UsageError("--plugins and --no-plugins contradict each other")
+        return []
     dirs = list(extra)
     dirs += [p for p in os.environ.get("TAMIS_PLUGIN_PATH", "").split(os.pathsep) if p]
     if Path("filters").is_dir():
@@ -64,17 +68,19 @@ def cli() -> None:
               help="Where the relative paths listed in a Common Crawl *.paths.gz input live.")
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
               help="Directory of *.py step plugins (repeatable); ./filters is always scanned.")
+@click.option("--no-plugins", is_flag=True,
+              help="Import no plugin file: not ./filters, TAMIS_PLUGIN_PATH, nor the pipeline's `plugins:`.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
         limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
-        no_progress: bool) -> None:
+        no_plugins: bool, no_progress: bool) -> None:
     """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
 
     Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
     pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
     console = Console(stderr=True)
     with user_errors(console):
-        spec = load_pipeline(pipeline, _plugin_dirs(plugins))
+        spec = load_pipeline(pipeline, _plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
                               overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
                               console=console, show_progress=not no_progress)
@@ -87,14 +93,19 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
 
 @cli.command()
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False), help="Directory of step plugins.")
-def steps(plugins: tuple[str, ...]) -> None:
-    """List the available steps, their parameters and defaults."""
-    for directory in _plugin_dirs(plugins):
+@click.option("--no-plugins", is_flag=True, help="Import no plugin file (not ./filters, nor TAMIS_PLUGIN_PATH).")
+def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
+    """List the available steps, their parameters and defaults, and the plugin files imported."""
+    for directory in _plugin_dirs(plugins, no_plugins):
         load_plugin_dir(directory)
     console = Console()
-    for name, step_class in available_steps().items():
-        table = Table(title=plain(f"{name}  ({step_class.kind}: {step_class.__module__}.{step_class.__qualname__})"),
-                      title_justify="left", show_header=True, header_style="bold")
+    steps_found = available_steps()
+    console.print(plugins_line(loaded_plugin_files()))
+    for name, step_class in steps_found.items():
+        origin = plugin_file_of(step_class)
+        where = f", {origin.shown()}" if origin else ""
+        table = Table(title=plain(f"{name}  ({step_class.kind}: {step_class.__module__}.{step_class.__qualname__}"
+                                  f"{where})"), title_justify="left", show_header=True, header_style="bold")
         table.add_column("parameter")
         table.add_column("type")
         table.add_column("default")

@@ -23,7 +23,7 @@ from rich.console import Console
 import tamis
 from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
-from tamis.display import line
+from tamis.display import line, plugins_line
 from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.plan import WorkUnit, plan_units
@@ -33,9 +33,11 @@ from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.redact import public_url, redact_text
 from tamis.io.storage import filesystem, read_json, url_of, write_json
+from tamis.pipeline.provenance import differences
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.merge import DEDUP_STEP, merge_summaries
+from tamis.steps.registry import loaded_plugin_files
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
@@ -87,7 +89,8 @@ def _remove_outputs(fs: Any, root: str) -> None:
             fs.rm(path, recursive=True)
 
 
-def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool) -> None:
+def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool,
+                    provenance: dict[str, Any] | None = None) -> None:
     path = layout.manifest_path(root)
     if not fs.exists(path):
         return
@@ -97,10 +100,13 @@ def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool) -> No
     if overwrite:
         _remove_outputs(fs, root)
         return
+    changed = differences(previous.get("provenance"), provenance or {})
+    what = f"; changed: {', '.join(changed[:5])}" if changed else ""
     raise OutputConflictError(
-        f"{root} holds the output of a different pipeline or options (fingerprint {previous.get('fingerprint')} "
-        f"from {previous.get('pipeline', {}).get('name')!r}, this run is {fingerprint}); mixing them would give "
-        "inconsistent data. Use another --output, or --overwrite to delete it and start over."
+        f"{root} holds the output of a different pipeline, options, library versions, models or plugin sources "
+        f"(fingerprint {previous.get('fingerprint')} from {previous.get('pipeline', {}).get('name')!r}, this run "
+        f"is {fingerprint}{what}); mixing them would give inconsistent data. Use another --output, or "
+        "--overwrite to delete it and start over."
     )
 
 
@@ -171,12 +177,17 @@ def run_pipeline(
     fs, root = filesystem(output)
     if overwrite and fs.exists(layout.manifest_path(root)):
         _remove_outputs(fs, root)
-    _check_manifest(fs, root, fingerprint, overwrite)
+    plugins = loaded_plugin_files()
+    console.print(plugins_line(plugins))
+    provenance = spec.provenance()
+    _check_manifest(fs, root, fingerprint, overwrite, provenance)
     manifest = {
         "pipeline": spec.to_dict(),
         "pipeline_file": spec.source,
         "fingerprint": fingerprint,
         "versions": _versions(),
+        "provenance": provenance,
+        "plugins": [plugin.to_dict() for plugin in plugins],
         "inputs": {public_url(path): sizes.get(path) for path in files},
         "units": len(units),
         "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split},

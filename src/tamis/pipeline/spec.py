@@ -20,7 +20,7 @@ import tamis
 from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
 from tamis.pipeline.validation import ParameterError, validate_params
 from tamis.steps.base import Step
-from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir
+from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir, record_plugin_module
 
 RESERVED_STEP_KEYS = ("step", "name")
 TOP_LEVEL_KEYS = ("name", "description", "reader", "steps", "writer", "plugins", "removed", "dedup")
@@ -67,9 +67,16 @@ class PipelineSpec:
             "dedup": self.dedup.to_dict() if self.dedup else None,
         }
 
+    def provenance(self) -> dict[str, Any]:
+        """Library versions, model-file and plugin-source hashes that decide the output (pipeline.provenance)."""
+        from tamis.pipeline.provenance import provenance
+
+        return provenance(self)
+
     def fingerprint(self, **extra: Any) -> str:
-        """Hash of every step's parameters, the tamis version, and run options that change output."""
-        payload = {"pipeline": self.to_dict(), "tamis": tamis.__version__, **extra}
+        """Hash of every step's parameters, run options that change output, and the provenance: the versions
+        of the libraries that shape text and decisions, the content of model files, the plugins' source."""
+        payload = {"pipeline": self.to_dict(), "tamis": tamis.__version__, "provenance": self.provenance(), **extra}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -109,7 +116,10 @@ def _step_spec(raw: Any, where: str, taken: set[str], expected_kind: str | None)
     return StepSpec(step_name, instance_name, resolved, step_class)
 
 
-def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] | None = None) -> PipelineSpec:
+def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] | None = None,
+                   allow_plugins: bool = True) -> PipelineSpec:
+    """Validate a pipeline mapping. `allow_plugins=False` (`--no-plugins`) imports no plugin file: a pipeline
+    whose `plugins:` names one is refused, naming it."""
     if not isinstance(data, dict):
         raise PipelineError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
@@ -118,6 +128,8 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
     plugins = data.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise PipelineError(f"{source}: plugins: expected a list of directories or module names")
+    if not allow_plugins and plugins:
+        raise PipelineError(f"{source}: plugins: {plugins[0]!r} is not loaded because plugins are off (--no-plugins)")
     base = Path(source).parent if source != "<memory>" else Path.cwd()
     for plugin in [*(plugin_dirs or []), *plugins]:
         candidate = Path(plugin) if Path(plugin).is_absolute() else base / plugin
@@ -130,6 +142,7 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
                 __import__(plugin)
             except ImportError as exc:
                 raise PipelineError(f"{source}: plugins: cannot load {plugin!r}: {exc}") from None
+            record_plugin_module(plugin)
     steps_raw = data.get("steps", [])
     if not isinstance(steps_raw, list):
         raise PipelineError(f"{source}: steps: expected a list of steps")
@@ -148,7 +161,7 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
     return PipelineSpec(str(name), reader, steps, writer, source, removed, dedup)
 
 
-def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None) -> PipelineSpec:
+def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None, allow_plugins: bool = True) -> PipelineSpec:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: pipeline file not found")
@@ -156,4 +169,4 @@ def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None) -> Pip
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
-    return parse_pipeline(data, str(path), plugin_dirs)
+    return parse_pipeline(data, str(path), plugin_dirs, allow_plugins)

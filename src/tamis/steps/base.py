@@ -51,6 +51,9 @@ class Step:
     kind: ClassVar[str] = "step"
     #: registry name, set by @register_step
     step_name: ClassVar[str] = ""
+    #: parameter -> file in tamis/resources the step reads when that parameter is empty (hashed into the
+    #: fingerprint, like any file a parameter names)
+    default_resources: ClassVar[dict[str, str]] = {}
 
     def setup(self) -> None:
         """Load what the step needs on the worker (models, lists). Called before the first batch."""

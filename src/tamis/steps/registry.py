@@ -7,11 +7,14 @@ pipeline file can name any of them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,7 +23,28 @@ from ray import cloudpickle
 from tamis.registry import Registry, UnknownNameError
 from tamis.steps.base import Filter, Step
 
-_LOADED_PLUGIN_FILES: set[Path] = set()
+
+@dataclass(frozen=True)
+class PluginFile:
+    """A plugin source file this process imported, and the sha256 of the exact bytes it executed."""
+
+    path: Path
+    module: str
+    sha256: str
+
+    def shown(self) -> str:
+        """The path relative to the working directory when it is under it (as `filters/x.py`), else absolute."""
+        try:
+            return os.path.relpath(self.path) if self.path.is_relative_to(Path.cwd()) else str(self.path)
+        except ValueError:
+            return str(self.path)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.shown(), "module": self.module, "sha256": self.sha256}
+
+
+#: resolved path -> the plugin file imported from it, in import order
+_LOADED_PLUGIN_FILES: dict[Path, PluginFile] = {}
 
 S = TypeVar("S", bound=type[Step])
 
@@ -115,11 +139,36 @@ def load_plugin_dir(directory: str | Path) -> list[str]:
             continue
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        # run the very bytes that are hashed, so the recorded hash is the code that ran
+        source = resolved.read_bytes()
+        exec(compile(source, str(resolved), "exec"), module.__dict__)  # noqa: S102 - importing the plugin
         cloudpickle.register_pickle_by_value(module)
-        _LOADED_PLUGIN_FILES.add(resolved)
+        _LOADED_PLUGIN_FILES[resolved] = PluginFile(resolved, module_name, hashlib.sha256(source).hexdigest())
         modules.append(module_name)
     return modules
+
+
+def record_plugin_module(name: str) -> None:
+    """Note a plugin imported by module name (`plugins: [package.module]`) among the imported plugin files."""
+    module = sys.modules.get(name)
+    origin = getattr(module, "__file__", None)
+    if not origin or not Path(origin).is_file():
+        return
+    resolved = Path(origin).resolve()
+    if resolved not in _LOADED_PLUGIN_FILES:
+        digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
+        _LOADED_PLUGIN_FILES[resolved] = PluginFile(resolved, name, digest)
+
+
+def loaded_plugin_files() -> list[PluginFile]:
+    """Every plugin file this process imported (plugin directories, ./filters, `plugins:` modules)."""
+    return list(_LOADED_PLUGIN_FILES.values())
+
+
+def plugin_file_of(step_class: type) -> PluginFile | None:
+    """The imported plugin file that defines `step_class`, if it comes from one."""
+    module = step_class.__module__
+    return next((p for p in _LOADED_PLUGIN_FILES.values() if p.module == module), None)
 
 
 def get_step_class(name: str) -> type[Step]:
