@@ -83,16 +83,18 @@ def test_missing_input_with_markup_in_paths_listing(ray_session, tmp_path: Path)
     base.mkdir()
     (base / "real.warc.gz").write_bytes((WARC_DIR / "cc-main-2024-22_whirlwind.warc.gz").read_bytes())
     listing = tmp_path / "warc.paths"
-    listing.write_text(f"real.warc.gz\nmissing[/b].warc.gz\nmissing{ESC}[31m.warc.gz\n")
+    lines = f"real.warc.gz\nmissing[/b].warc.gz\nmissing{ESC}[31m.warc.gz\n".encode() + b"bad\xff.warc.gz\n"
+    listing.write_bytes(lines)
     stream = io.StringIO()
     out = tmp_path / "out"
     result = run_pipeline(parse_pipeline({"steps": [{"step": "trafilatura"}]}), [str(listing)], str(out),
                           paths_base=str(base), console=Console(file=stream, width=300), show_progress=False)
     print_summary(Console(file=stream, width=300), result)
     assert len(result.completed) == 1
-    assert sorted(result.failed) == [f"{base}/missing{ESC}[31m.warc.gz", f"{base}/missing[/b].warc.gz"]
+    assert sorted(result.failed) == [f"{base}/bad\ufffd.warc.gz", f"{base}/missing{ESC}[31m.warc.gz",
+                                     f"{base}/missing[/b].warc.gz"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "incomplete" and len(manifest["failed"]) == 2
+    assert manifest["status"] == "incomplete" and len(manifest["failed"]) == 3
     printed = stream.getvalue()
     assert "missing[/b].warc.gz" in printed and "missing\\x1b[31m.warc.gz" in printed and ESC not in printed
 

@@ -21,6 +21,7 @@ import pytest
 from conftest import WARC_DIR
 from rich.console import Console
 
+from tamis.engine.inputs import MissingInputError
 from tamis.engine.plan import WorkUnit
 from tamis.engine.runner import run_pipeline
 from tamis.io.redact import public_url, redact_text
@@ -155,3 +156,15 @@ def test_secret_urls_never_written_or_printed(ray_session, http_root, tmp_path: 
                        json.dumps(result.completed, default=str)])
     leaked = [secret for secret in SECRETS if secret in shown]
     assert not leaked, leaked
+
+
+def test_unreadable_secret_url_error_is_redacted(http_root, tmp_path: Path) -> None:
+    host, served = http_root
+    (served / "f.warc.gz").write_bytes(WARC.read_bytes())
+    wrong = _secret_url(host, "f.warc.gz").replace(f"user:{PASSWORD}", "user:wrongs3cretpw")
+    with pytest.raises(MissingInputError) as caught:
+        run_pipeline(parse_pipeline({"steps": []}), [wrong], str(tmp_path / "out"), show_progress=False)
+    message = str(caught.value)
+    assert f"http://{host}/dir/f.warc.gz" in message
+    assert not any(secret in message for secret in (*SECRETS, "wrongs3cretpw")), message
+    assert not (tmp_path / "out").exists()

@@ -22,7 +22,8 @@ _FORMAT_CONTROLS = frozenset(
 
 
 def _is_control(code: int) -> bool:
-    return code < 0x20 or 0x7F <= code <= 0x9F or code in _FORMAT_CONTROLS
+    # lone surrogates too (from JSON or surrogateescape): a terminal cannot encode them
+    return code < 0x20 or 0x7F <= code <= 0x9F or code in _FORMAT_CONTROLS or 0xD800 <= code <= 0xDFFF
 
 
 def visible(value: object, *, multiline: bool = False) -> str:

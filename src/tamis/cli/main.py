@@ -67,7 +67,7 @@ def cli() -> None:
 @click.option("--paths-base", default=COMMON_CRAWL_BASE, show_default=True,
               help="Where the relative paths listed in a Common Crawl *.paths.gz input live.")
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
-              help="Directory of *.py step plugins (repeatable); ./filters is always scanned.")
+              help="Directory of *.py step plugins (repeatable); ./filters is scanned unless --no-plugins.")
 @click.option("--no-plugins", is_flag=True,
               help="Import no plugin file: not ./filters, TAMIS_PLUGIN_PATH, nor the pipeline's `plugins:`.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")

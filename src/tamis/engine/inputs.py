@@ -41,7 +41,8 @@ def read_paths_file(url: str, base: str) -> list[str]:
                                 f"{type(exc).__name__}: {redact_text(str(exc), url)}") from None
     if data[:2] == b"\x1f\x8b":
         data = gzip.GzipFile(fileobj=io.BytesIO(data)).read()
-    lines = [line.strip() for line in data.decode("utf-8").splitlines()]
+    # a line that is not UTF-8 keeps its place (with U+FFFD) and fails as a missing input, reported by input
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
     paths = []
     for line in lines:
         if not line or line.startswith("#"):

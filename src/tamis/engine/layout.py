@@ -27,7 +27,8 @@ def input_id(path: str) -> str:
     path = public_url(path)
     name = posixpath.basename(path.rstrip("/"))
     stem = re.sub(r"(\.warc|\.arc)?(\.wet|\.wat)?(\.gz|\.bz2|\.zst)?$", "", name, flags=re.IGNORECASE)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80] or "input"
+    # a plain file-name part: no separators, and no leading dot or dash (hidden or option-like names)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:80] or "input"
     return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
