@@ -152,8 +152,12 @@ def test_secret_urls_never_written_or_printed(ray_session, http_root, tmp_path: 
     assert rows and {r["file_path"] for r in rows} == {f"http://{host}/dir/f.warc.gz"}
     [(label, error)] = result.failed.items()
     assert label == f"http://{host}/dir/gone.warc.gz" and "gone.warc.gz" in error
+    # the workers' output (their log lines) and Ray's own logs and task events, in the session's logs folder
+    logs_dir = Path(ray_session._private.worker._global_node.get_logs_dir_path())
+    worker_logs = [p.read_text(errors="replace") for p in logs_dir.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("worker-") for p in logs_dir.rglob("*"))
     shown = "\n".join([written, stream.getvalue(), caplog.text, json.dumps(result.failed), *result.inputs,
-                       json.dumps(result.completed, default=str)])
+                       json.dumps(result.completed, default=str), *worker_logs])
     leaked = [secret for secret in SECRETS if secret in shown]
     assert not leaked, leaked
 
