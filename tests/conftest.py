@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,11 +15,11 @@ SHARED = Path(os.environ.get("TAMIS_SHARED_DATA", REPO.parent / "shared" / "data
 WARC_DIR = SHARED / "warc"
 SAMPLE_DIR = REPO / "examples" / "data"
 
+# Cosmetic settings only: loopback, token authentication and the private temp folder come from
+# tamis.engine.ray_runtime.make_private_ray, as in the product (no RAY_AUTH_MODE=disabled here).
 for key, value in {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
     "RAY_DEDUP_LOGS": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_COLOR_PREFIX": "0",
 }.items():
     os.environ.setdefault(key, value)
@@ -36,22 +34,26 @@ def shared_warcs() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A real local Ray with 2 CPUs, started once for the whole test session."""
+    """A real local Ray with 2 CPUs, started once for the whole test session, private as tamis's own
+    (loopback, a token, a per-run folder in the per-user 0700 one)."""
     import ray
 
-    temp_dir = tempfile.mkdtemp(prefix="tr-", dir="/tmp")
+    from tamis.engine.ray_runtime import make_private_ray
+
+    private = make_private_ray()
     ray.init(
         address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=512 * 2**20,
-        _temp_dir=temp_dir,
+        _temp_dir=str(private.ray_dir),
+        _node_ip_address="127.0.0.1",
         logging_level="WARNING",
     )
     yield ray
     ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    private.release()
 
 
 def warcio_documents(path: Path) -> list[tuple[str, int, int]]:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0",
-                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}.items():
+for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}.items():
     os.environ[key] = value
 
 import pyarrow.parquet as pq  # noqa: E402
@@ -28,6 +25,7 @@ from dedup_corpus import make_corpus  # noqa: E402
 
 from tamis.dedup.options import DedupOptions  # noqa: E402
 from tamis.dedup.stage import run_dedup  # noqa: E402
+from tamis.engine.ray_runtime import make_private_ray  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
 
@@ -46,9 +44,11 @@ def main() -> None:
     paths, _ = make_corpus(base / "in", originals=120, exact=40, near=40, words=200, shards=4)
     options = DedupOptions(cluster_columns=True, memory_per_task=16 * 2**20, ranges_per_band=2, partitions=8,
                            pii=False, token_count=False, max_in_flight=3)
-    temp = tempfile.mkdtemp(prefix="tc-", dir="/tmp")
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20, "temp_dir": temp})
+    # loopback, a token and a private temp folder, as tamis's embedded Ray (another Ray on the machine once
+    # removed the shared /tmp/ray/ray_current_cluster under this test)
+    private = make_private_ray()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20,
+                                                            "temp_dir": str(private.ray_dir)})
     result: dict = {}
     try:
         workers = [cluster.add_node(**NODE)]
@@ -87,7 +87,7 @@ def main() -> None:
     finally:
         ray.shutdown()
         cluster.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
+        private.release()
     print("RESULT " + json.dumps(result))
 
 

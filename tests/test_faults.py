@@ -19,7 +19,7 @@ PIPELINE = REPO / "pipelines" / "fineweb.yaml"
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_USAGE_STATS_ENABLED="0")  # loopback and the token: tamis (and the fault script) set them
     return env
 
 

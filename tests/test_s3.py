@@ -59,8 +59,7 @@ def test_run_reads_and_writes_s3(s3_env, tmp_path: Path) -> None:
     fs.mkdir("crawl")
     for path in sorted(SAMPLE_DIR.glob("dolma*.warc.gz")):
         fs.put(str(path), f"crawl/in/{path.name}")
-    env = {**os.environ, **s3_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
-           "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
+    env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text("steps:\n  - step: trafilatura\n  - step: language_id\n    languages: [en]\n"
                         "  - step: token_count\nremoved: {mode: full}\n")

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import ray
 from ray.cluster_utils import Cluster
 
+from tamis.engine.ray_runtime import make_private_ray
 from tamis.engine.runner import run_pipeline
 from tamis.pipeline.spec import load_pipeline
 
@@ -28,9 +29,10 @@ def read_rows(output: Path) -> list[tuple]:
 
 def main() -> None:
     corpus_glob, pipeline, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    # Cluster.add_node records the head's address in Ray's default temp dir, which may not exist yet
-    Path("/tmp/ray").mkdir(exist_ok=True)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(workdir / "ray")})
+    # loopback, a token, and a private temp folder (Ray's default one, where Cluster.add_node records the head's
+    # address, is inside it too), as tamis's embedded Ray
+    private = make_private_ray()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir)})
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
@@ -80,6 +82,7 @@ def main() -> None:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        private.release()
 
 
 if __name__ == "__main__":

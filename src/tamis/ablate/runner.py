@@ -38,7 +38,7 @@ from tamis.ablate.report import write_report
 from tamis.ablate.sampling import available_tokens, holdout_documents, sample_path, sample_tokens
 from tamis.ablate.spec import AblationSpec, EvaluatorSpec
 from tamis.display import line
-from tamis.engine.ray_runtime import connect
+from tamis.engine.ray_runtime import connect, disconnect
 from tamis.engine.runner import run_pipeline
 from tamis.io.storage import filesystem, write_json
 
@@ -200,7 +200,7 @@ def run_ablation(spec: AblationSpec, output: str, *, address: str | None = None,
         _evaluate_all(spec, samples, holdout, budget or 0, root, result, console, on_result)
     finally:
         if started_ray:
-            ray.shutdown()
+            disconnect()
     result.summary = summarise(result.rows)
     result.seconds = time.perf_counter() - started
     _write_results(spec, result, fs, root)

@@ -193,7 +193,7 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Deduplicate `input_shards` into final shards under `output_root`; returns a summary of counts,
     stages, and every task's CPU seconds and peak memory."""
-    from tamis.engine.ray_runtime import connect
+    from tamis.engine.ray_runtime import connect, disconnect
 
     started = time.perf_counter()
     shards = sorted(dict.fromkeys(input_shards))
@@ -222,7 +222,7 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
                     raise DedupError(f"{exc}, and no task of this run produced it") from None
     finally:
         if started_ray:
-            ray.shutdown()
+            disconnect()
     raise AssertionError("unreachable")
 
 

@@ -1,28 +1,178 @@
-"""Starting or joining Ray: an embedded local Ray sized to the machine, or an existing cluster."""
+"""Starting or joining Ray: a private embedded local Ray sized to the machine, or an existing cluster.
+
+The embedded Ray is private whatever the user's environment (see deploy/SECURITY.md):
+- every Ray process binds 127.0.0.1, never the machine's LAN address;
+- Ray's token authentication is on, with a fresh random token for the run in a 0600 file;
+- its temp/session folder (sockets, logs, spilled objects, the token) is a per-run folder inside a per-user
+  0700 folder, never the shared /tmp/ray.
+An address (`--address`, RAY_ADDRESS) joins that cluster instead, with Ray's own settings and token.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
+import stat
 import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import ray
 
+LOOPBACK = "127.0.0.1"
+TOKEN_FILE = "auth_token"
+# The longest socket path is `<base>/rXXXXXXXX/ray/session_YYYY-MM-DD_HH-MM-SS_NNNNNN_<pid>/sockets/plasma_store`
+# (the base plus 78 characters); Unix socket paths are limited to 107 bytes.
+MAX_BASE_LENGTH = 29
+# Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported; "0" makes it use loopback.
+_LOOPBACK_FLAG = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# What the private environment sets or removes, restored when the embedded Ray is shut down.
+_MANAGED_VARIABLES = (_LOOPBACK_FLAG, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_TMPDIR")
+
+
+class PrivateRayError(RuntimeError):
+    """The embedded Ray could not be made private (an unsafe temp folder, or Ray not on loopback)."""
+
+
+@dataclass
+class PrivateRay:
+    """One private embedded Ray's folder and the process environment it changed (to put back afterwards)."""
+
+    run_dir: Path
+    token_path: Path
+    saved_env: dict[str, str | None] = field(default_factory=dict)
+    saved_cluster_flag: bool = True
+
+    @property
+    def ray_dir(self) -> Path:
+        """The folder to give Ray as its temp dir (`_temp_dir=` in ray.init, `temp_dir=` for a Cluster)."""
+        return self.run_dir / "ray"
+
+    def release(self) -> None:
+        """Put the environment back and delete the run's folder (token, sockets, logs, spilled objects)."""
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = self.saved_cluster_flag
+        for name, value in self.saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _reset_token_cache()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+_local: PrivateRay | None = None
+
+
+def _ensure_private_dir(path: Path) -> None:
+    """Create `path` as 0700, or accept it only if it is a real folder of ours (made 0700 if it was wider).
+
+    A folder someone else created at a predictable /tmp path (or a symlink there) could hand them our sockets
+    and token, so it is refused rather than used.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise PrivateRayError(f"Ray temp folder {path} is not a plain folder (a symlink or a file); refusing it")
+    if info.st_uid != os.getuid():
+        raise PrivateRayError(f"Ray temp folder {path} belongs to uid {info.st_uid}, not to you; refusing it")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
+def private_base_dir() -> Path:
+    """The per-user 0700 folder under which each embedded Ray gets its own run folder.
+
+    TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (a per-user folder the login manager made);
+    else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall back to /tmp.
+    """
+    override = os.environ.get("TAMIS_RAY_TEMP_DIR")
+    if override:
+        base = Path(override).absolute()
+        if len(str(base)) > MAX_BASE_LENGTH:
+            raise PrivateRayError(f"TAMIS_RAY_TEMP_DIR is {len(str(base))} characters long; Ray's Unix socket "
+                                  f"paths need it at most {MAX_BASE_LENGTH}")
+    else:
+        base = Path("/tmp") / f"tamis-ray-{os.getuid()}"
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        system_temp = Path(tempfile.gettempdir()) / f"tamis-ray-{os.getuid()}"
+        if runtime and Path(runtime).is_absolute() and len(runtime) + len("/tamis-ray") <= MAX_BASE_LENGTH:
+            base = Path(runtime) / "tamis-ray"
+        elif len(str(system_temp)) <= MAX_BASE_LENGTH:
+            base = system_temp
+    _ensure_private_dir(base)
+    return base
+
+
+def _reset_token_cache() -> None:
+    """Make Ray's C++ side read the auth mode and token again (it caches both)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def make_private_ray() -> PrivateRay:
+    """Prepare this process (and the Ray processes it will start) for a private local Ray; returns its handle.
+
+    Used by `connect()` and by tests that build `ray.cluster_utils.Cluster`s: pass `ray_dir` as the temp dir.
+    The run folder itself stays 0700 and holds the token and Ray's folder, which Ray makes 0777 (it sits
+    inside two 0700 folders, so no other user can reach it).
+    Forces loopback and token mode whatever the environment says, and keeps every Ray default path
+    (RAY_TMPDIR: `ray_current_cluster`, the default session folder) inside the private run folder.
+    """
+    from ray._private import ray_constants
+
+    run_dir = Path(tempfile.mkdtemp(prefix="r", dir=private_base_dir()))  # mkdtemp makes it 0700
+    (run_dir / "ray").mkdir(mode=0o700)  # Ray's own folder: Ray makes it (and its subfolders) 0777
+    token_path = run_dir / TOKEN_FILE
+    descriptor = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    private = PrivateRay(run_dir=run_dir, token_path=token_path,
+                         saved_env={name: os.environ.get(name) for name in _MANAGED_VARIABLES},
+                         saved_cluster_flag=ray_constants.ENABLE_RAY_CLUSTER)
+    # Ray may already be imported (the constant is read at import), so set the constant for this process and
+    # the variable for the processes it starts.
+    os.environ[_LOOPBACK_FLAG] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # a token in the environment would win over the file
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_path)
+    os.environ["RAY_TMPDIR"] = str(run_dir)  # Ray's default temp folder becomes <run dir>/ray, the one we pass
+    _reset_token_cache()
+    return private
+
+
+def _check_loopback() -> None:
+    node_ip = ray._private.worker.global_worker.node.node_ip_address
+    if node_ip != LOOPBACK:
+        raise PrivateRayError(f"the embedded Ray started on {node_ip}, not on {LOOPBACK}; refusing to run")
+
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Make sure Ray is initialised; returns True when this call started it (so the caller shuts it down).
+    """Make sure Ray is initialised; returns True when this call started it (then call `disconnect()`).
 
-    With no address (and no RAY_ADDRESS), starts a fresh embedded Ray on loopback only; an address
-    (`ray://…`, `host:port`, `auto`) joins that cluster.
+    With no address (and no RAY_ADDRESS), starts a fresh private embedded Ray (loopback, token, private
+    folder); an address (`ray://…`, `host:port`, `auto`) joins that cluster, whose token Ray finds as usual
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).
     """
+    global _local
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is None:
-        # A private local cluster: keep its traffic on loopback, and never attach to a stale one.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        temp_dir = os.environ.get("TAMIS_RAY_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "tamis-ray")
+    if address is not None:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        return True
+    private = make_private_ray()
+    try:
         ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count() or 1,
@@ -30,11 +180,31 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
             log_to_driver=True,
             logging_level="WARNING",
             configure_logging=True,
-            _temp_dir=temp_dir,
+            _temp_dir=str(private.ray_dir),
+            _node_ip_address=LOOPBACK,
         )
-    else:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        _check_loopback()
+    except BaseException:
+        ray.shutdown()
+        private.release()
+        raise
+    _local = private
     return True
+
+
+def disconnect() -> None:
+    """Shut down the Ray that `connect()` started, and remove the embedded Ray's private folder and token."""
+    global _local
+    ray.shutdown()
+    if _local is not None:
+        _local.release()
+        _local = None
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    if _local is not None:
+        disconnect()
 
 
 def cluster_cpus() -> int:

@@ -28,7 +28,7 @@ from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
-from tamis.engine.ray_runtime import cluster_cpus, connect
+from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.redact import public_url, redact_text
@@ -213,7 +213,7 @@ def run_pipeline(
                                                  removed_options)
         finally:
             if started_ray:
-                ray.shutdown()
+                disconnect()
 
     merged = merge_summaries(summaries)
     if dedup_summary is not None:

@@ -1,0 +1,185 @@
+"""A real `tamis run`, started with a clean (or hostile) environment, keeps its embedded Ray private: every socket
+any of its processes binds is on loopback, Ray's token authentication refuses a client without the token, and
+Ray's folder (sockets, logs, token) is a 0700 per-user one, removed after the run.
+
+The run's processes are found by a marker variable in their environment (Ray's processes inherit it), so a
+process that left the driver's tree is still seen; listening sockets come from /proc (no psutil needed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import REPO, SAMPLE_DIR
+
+MARKER = "TAMIS_TEST_RUN_MARKER"
+PIPELINE = """\
+name: private-ray-check
+reader: {step: warc}
+steps:
+  - step: trafilatura
+  - step: token_count
+"""
+# Variables a user's shell (or a hostile setup) might carry; none of them may open the embedded Ray up.
+HOSTILE = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_AUTH_TOKEN": "0" * 64,
+    "RAY_TMPDIR": "/tmp",
+    "TMPDIR": "/tmp",
+}
+
+
+def _address(hex_address: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """Decode /proc/net/tcp's `0100007F:1F90` (each 32-bit word in host byte order) into (ip, port)."""
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(words), int(port, 16)
+
+
+def _bound_sockets() -> dict[int, tuple[str, str, int]]:
+    """inode -> (protocol, ip, port) of every listening TCP socket and every bound UDP socket here."""
+    found = {}
+    for protocol in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            lines = Path(f"/proc/self/net/{protocol}").read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            state, inode = fields[3], int(fields[9])
+            if protocol.startswith("tcp") and state != "0A":  # 0A: LISTEN
+                continue
+            ip, port = _address(fields[1])
+            if port:
+                found[inode] = (protocol, str(ip), port)
+    return found
+
+
+def _run_processes(marker: str) -> dict[int, str]:
+    """pid -> name of every process whose environment carries the marker."""
+    needle = f"{MARKER}={marker}".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found[int(entry)] = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+    return found
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    except OSError:
+        pass
+    return inodes
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _environment_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
+
+
+def _gcs_cluster_id(port: int, token: str | None) -> grpc.StatusCode:
+    """Call the GCS's GetClusterId with or without the token; returns the gRPC status."""
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=10)
+        except grpc.RpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("hostile", [False, True], ids=["clean-env", "hostile-env"])
+def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile: bool) -> None:
+    marker = uuid.uuid4().hex
+    home = tmp_path / "home"
+    home.mkdir()
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(PIPELINE)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        "PYTHONPATH": str(REPO / "src"),
+        "LANG": "C.UTF-8",
+        MARKER: marker,
+        **(HOSTILE if hostile else {}),
+    }
+    inputs = [SAMPLE_DIR / "cc-main-2024-22_whirlwind.warc.gz", SAMPLE_DIR / "dolma_sample-0000.warc.gz"]
+    command = [sys.executable, "-m", "tamis.cli.main", "run", str(pipeline), "--output", str(tmp_path / "out"),
+               "--no-progress", *(arg for path in inputs for arg in ("--input", str(path)))]
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    seen: dict[tuple[int, str, str, int], str] = {}
+    auth: dict[str, grpc.StatusCode] = {}
+    token_path, token = None, None
+    run_dir_modes: dict[str, int] = {}
+    deadline = time.time() + 300
+    while driver.poll() is None and time.time() < deadline:
+        sockets = _bound_sockets()
+        for pid, name in _run_processes(marker).items():
+            for inode in _socket_inodes(pid) & sockets.keys():
+                protocol, ip, port = sockets[inode]
+                seen[(pid, protocol, ip, port)] = name
+                if name == "gcs_server" and protocol.startswith("tcp") and "without" not in auth:
+                    try:
+                        token_path = Path(_environment_of(pid)["RAY_AUTH_TOKEN_PATH"])
+                        token = token_path.read_text().strip()
+                        run_dir_modes = {str(p): stat.S_IMODE(os.lstat(p).st_mode)
+                                         for p in (token_path, token_path.parent, token_path.parent.parent)}
+                    except (OSError, KeyError):
+                        continue
+                    auth["without"] = _gcs_cluster_id(port, None)
+                    auth["wrong"] = _gcs_cluster_id(port, "f" * 64)
+                    auth["with"] = _gcs_cluster_id(port, token)
+        time.sleep(0.2)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 0, err[-3000:]
+
+    names = set(seen.values())
+    assert {"gcs_server", "raylet"} <= names, f"the run's Ray processes were not seen listening: {seen}"
+    assert any(name.startswith("ray::") for name in names), f"no Ray worker was seen listening: {seen}"
+    exposed = {key: name for key, name in seen.items() if not _is_loopback(key[2])}
+    assert not exposed, f"Ray processes of the run listen beyond loopback: {exposed}"
+
+    # token authentication is really on: the GCS refuses a client without the token, or with a wrong one
+    assert auth == {"without": grpc.StatusCode.UNAUTHENTICATED, "wrong": grpc.StatusCode.UNAUTHENTICATED,
+                    "with": grpc.StatusCode.OK}, auth
+    token_file, run_dir, base = (str(p) for p in (token_path, token_path.parent, token_path.parent.parent))
+    assert run_dir_modes == {token_file: 0o600, run_dir: 0o700, base: 0o700}, run_dir_modes
+    assert base.endswith(f"tamis-ray-{os.getuid()}") and os.stat(base).st_uid == os.getuid()
+    assert not Path(run_dir).exists(), "the run's Ray folder (and its token) was left behind"
+    assert not (home / ".ray").exists(), "Ray wrote a token to the shared ~/.ray"
+    assert token and token not in out + err, "the token was printed"
