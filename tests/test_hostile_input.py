@@ -1,4 +1,4 @@
-"""Hostile WARC input: oversize headers, decompression bombs, huge chunks and `br` bodies.
+"""Hostile input: oversize WARC headers, decompression bombs, huge chunks, `br` bodies, paths listings.
 
 Memory is measured in a child process (its peak RSS before and after each file), so the test process's
 own allocations do not blur it. The hostile records sit between real pages, which must still come out.
@@ -7,6 +7,7 @@ own allocations do not blur it. The hostile records sit between real pages, whic
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,19 @@ from hostile import (
     brotli_bomb,
     encoded_response,
     gzip_bomb,
+    gzip_member,
     long_header_line,
     many_header_lines,
     measure_in_subprocess,
     one_huge_chunk,
     real_pages,
     record_id,
+    repeated,
     with_neighbours,
     write_warc,
 )
 
+from tamis.engine.inputs import PathsFileError, read_paths_file
 from tamis.pipeline.spec import PipelineError, parse_pipeline
 from tamis.pipeline.validation import describe_params
 from tamis.readers.warc import Reasons, WarcReader
@@ -146,3 +150,55 @@ def test_br_bomb_under_a_raised_cap_is_read(tmp_path: Path) -> None:
     ids, counters, batches = read(path, max_payload_bytes=16 * MIB)
     assert counters.dropped == {} and batches[0]["html"][0] == body.decode("utf-8")
 
+
+
+def _listing(path: Path, lines: Iterable[bytes]) -> Path:
+    path.write_bytes(gzip_member(lines))
+    return path
+
+
+def test_paths_listing_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
+    """A listing whose 96 MiB inflate to a few files plus comments: read a line at a time, not whole."""
+    listed = [f"crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-{n:05d}.warc.gz" for n in range(3)]
+    comment = b"# " + b"x" * 1021 + b"\n"  # 1 KiB, so whole lines fill the 96 MiB
+    lines = [listed[0].encode() + b"\n", *repeated(comment, 96 * MIB), *(p.encode() + b"\n" for p in listed)]
+    listing = _listing(tmp_path / "warc.paths.gz", lines)
+    script = (
+        "import json, sys\n"
+        "from tamis.engine.inputs import read_paths_file\n"
+        "def status(key):\n"
+        "    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(key + ':'))\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = status('VmRSS')\n"
+        "paths = read_paths_file(sys.argv[1], 's3://commoncrawl/')\n"
+        "print(json.dumps({'paths': paths, 'peak_growth': status('VmHWM') - before}))\n"
+    )
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import tamis
+
+    env = {**os.environ, "PYTHONPATH": str(Path(tamis.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script, str(listing)], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    result = json.loads(done.stdout)
+    assert result["paths"] == ["s3://commoncrawl/" + p for p in [listed[0], *listed]]
+    assert result["peak_growth"] < 16 * MIB, result["peak_growth"]
+
+
+def test_paths_listing_of_common_crawl_size(tmp_path: Path) -> None:
+    names = [f"crawl-data/CC-MAIN-2024-22/segments/{n // 1000}/warc/CC-MAIN-{n:06d}.warc.gz" for n in range(100_000)]
+    listing = _listing(tmp_path / "warc.paths.gz", ["\n".join(names).encode() + b"\n"])
+    paths = read_paths_file(str(listing), "s3://commoncrawl")
+    assert paths == ["s3://commoncrawl/" + n for n in names]
+
+
+@pytest.mark.parametrize("content", [b"a" * (8 * MIB), b"\xff\xfe not utf-8"], ids=["long_line", "binary"])
+def test_hostile_paths_listing_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    listing = _listing(tmp_path / "warc.paths.gz", [b"crawl-data/ok.warc.gz\n", content, b"\ncrawl-data/b.warc.gz\n"])
+    with pytest.raises(PathsFileError, match="line 2"):
+        read_paths_file(str(listing), "s3://commoncrawl")
+    with pytest.raises(PathsFileError, match="more than 1 files"):
+        read_paths_file(str(_listing(tmp_path / "two.paths.gz", [b"a.warc.gz\nb.warc.gz\n"])), "/data", max_entries=1)
