@@ -18,6 +18,7 @@ from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
 from tamis.engine.inputs import COMMON_CRAWL_BASE
+from tamis.engine.memory import parse_task_memory
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
 from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
@@ -31,6 +32,13 @@ def _plugin_dirs(extra: tuple[str, ...]) -> list[str]:
     if Path("filters").is_dir():
         dirs.append("filters")
     return dirs
+
+
+def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) -> int | str | None:
+    try:
+        return parse_task_memory(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -58,9 +66,12 @@ def cli() -> None:
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
               help="Directory of *.py step plugins (repeatable); ./filters is always scanned.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("--task-memory", default="auto", show_default=True, callback=_task_memory_option,
+              help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
+                   "'auto': each CPU's share of a node's memory; 'off': none.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
         limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
-        no_progress: bool) -> None:
+        no_progress: bool, task_memory: int | str | None) -> None:
     """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
 
     Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
@@ -70,7 +81,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
         spec = load_pipeline(pipeline, _plugin_dirs(plugins))
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
                               overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
-                              console=console, show_progress=not no_progress)
+                              console=console, show_progress=not no_progress, task_memory=task_memory)
     print_summary(Console(), result)
     out = Console()
     out.print(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json")
