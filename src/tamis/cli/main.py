@@ -19,6 +19,7 @@ from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
 from tamis.display import VisibleControlsFormatter, line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
+from tamis.engine.memory import parse_task_memory
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
 from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
@@ -36,6 +37,13 @@ def _plugin_dirs(extra: tuple[str, ...], no_plugins: bool = False) -> list[str]:
     if Path("filters").is_dir():
         dirs.append("filters")
     return dirs
+
+
+def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) -> int | str | None:
+    try:
+        return parse_task_memory(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -71,9 +79,12 @@ def cli() -> None:
 @click.option("--no-plugins", is_flag=True,
               help="Import no plugin file: not ./filters, TAMIS_PLUGIN_PATH, nor the pipeline's `plugins:`.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("--task-memory", default="auto", show_default=True, callback=_task_memory_option,
+              help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
+                   "'auto': each CPU's share of a node's memory; 'off': none.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
         limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
-        no_plugins: bool, no_progress: bool) -> None:
+        no_plugins: bool, no_progress: bool, task_memory: int | str | None) -> None:
     """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
 
     Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
@@ -83,7 +94,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
         spec = load_pipeline(pipeline, _plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
                               overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
-                              console=console, show_progress=not no_progress)
+                              console=console, show_progress=not no_progress, task_memory=task_memory)
     print_summary(Console(), result)
     out = Console()
     out.print(line(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import io
+import zlib
+from collections.abc import Iterator
+from typing import IO
 
 import fsspec
 
@@ -25,32 +27,67 @@ def is_paths_file(pattern: str) -> bool:
     return name.endswith((".paths", ".paths.gz"))
 
 
-def read_paths_file(url: str, base: str) -> list[str]:
-    """The files listed in a paths file, one per line; relative lines are joined to `base`."""
+class PathsFileError(MissingInputError):
+    """A paths file that cannot be a listing of input files (a line too long, too many lines, not text);
+    like a missing input, it stops the run before any task starts, with this message."""
 
-    def read() -> bytes:
+
+#: longest line of a paths file; Common Crawl's are about 150 bytes
+MAX_PATHS_LINE = 4096
+#: most files one paths file may list; Common Crawl's largest listings have about 100,000
+MAX_PATHS_ENTRIES = 10_000_000
+
+
+def read_paths_file(url: str, base: str, max_line: int = MAX_PATHS_LINE,
+                    max_entries: int = MAX_PATHS_ENTRIES) -> list[str]:
+    """The files listed in a paths file, one per line; relative lines are joined to `base`.
+
+    The listing is streamed (through gzip when it is compressed) a line at a time, each line read with a
+    cap, so a hostile listing costs at most its result in memory, never its inflated size.
+    """
+
+    def read() -> list[str]:
         with fsspec.open(url, "rb") as handle:
-            return handle.read()
+            magic = handle.read(2)
+            handle.seek(0)
+            stream: IO[bytes] = gzip.GzipFile(fileobj=handle) if magic == b"\x1f\x8b" else handle
+            return list(_listed_paths(stream, url, base, max_line, max_entries))
 
     try:
-        data = with_retries(read, attempts=4)
+        paths = with_retries(read, attempts=4)
+    except PathsFileError:
+        raise
     except FileNotFoundError:
         raise MissingInputError(f"paths file {public_url(url)!r} not found") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PathsFileError(f"paths file {public_url(url)!r} is not a readable listing: "
+                             f"{type(exc).__name__}: {redact_text(str(exc), url)}") from None
     except Exception as exc:  # noqa: BLE001 - the library's message may quote the URL, credentials and all
         raise MissingInputError(f"cannot read paths file {public_url(url)!r}: "
                                 f"{type(exc).__name__}: {redact_text(str(exc), url)}") from None
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.GzipFile(fileobj=io.BytesIO(data)).read()
-    # a line that is not UTF-8 keeps its place (with U+FFFD) and fails as a missing input, reported by input
-    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
-    paths = []
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        paths.append(line if "://" in line or line.startswith("/") else base.rstrip("/") + "/" + line)
     if not paths:
         raise MissingInputError(f"paths file {public_url(url)!r} lists no files")
     return paths
+
+
+def _listed_paths(stream: IO[bytes], url: str, base: str, max_line: int, max_entries: int) -> Iterator[str]:
+    count = 0
+    number = 0
+    while True:
+        raw = stream.readline(max_line + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > max_line:
+            raise PathsFileError(f"paths file {public_url(url)!r}: line {number} is longer than {max_line} bytes")
+        # a line that is not UTF-8 keeps its place (with U+FFFD) and fails as a missing input, reported by input
+        line = raw.decode("utf-8", "replace").strip()
+        if not line or line.startswith("#"):
+            continue
+        count += 1
+        if count > max_entries:
+            raise PathsFileError(f"paths file {public_url(url)!r} lists more than {max_entries} files")
+        yield line if "://" in line or line.startswith("/") else base.rstrip("/") + "/" + line
 
 
 def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> tuple[list[str], dict[str, int]]:

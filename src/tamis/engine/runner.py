@@ -26,6 +26,7 @@ from tamis.dedup.stage import run_dedup
 from tamis.display import line, plugins_line
 from tamis.engine import layout
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
+from tamis.engine.memory import AUTO, resolve_task_memory
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect
@@ -155,11 +156,13 @@ def run_pipeline(
     paths_base: str = COMMON_CRAWL_BASE,
     console: Console | None = None,
     show_progress: bool = True,
+    task_memory: int | str | None = AUTO,
 ) -> RunResult:
     """Run the process stage of `spec` on `inputs` into `output` (see tamis.engine.layout).
 
     `max_task_bytes` splits larger input files into byte ranges (None: never split); `paths_base` is where
-    the relative lines of a Common Crawl `*.paths.gz` input live.
+    the relative lines of a Common Crawl `*.paths.gz` input live; `task_memory` is each task's memory
+    ceiling in bytes, `"auto"` (each CPU's share of a node) or None (see tamis.engine.memory).
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -205,8 +208,12 @@ def run_pipeline(
         started_ray = connect(address, num_cpus=workers)
         try:
             if todo:
+                try:
+                    memory_limit = resolve_task_memory(task_memory, ray.nodes())
+                except ValueError as exc:
+                    raise PipelineError(str(exc)) from None
                 options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options,
-                                      shard_subdir=INTERMEDIATE if dedup_options else "")
+                                      shard_subdir=INTERMEDIATE if dedup_options else "", memory_limit=memory_limit)
                 summaries += _run_tasks(process_spec, todo, options, workers, result, console, show_progress)
             if dedup_options is not None and not result.failed:
                 dedup_summary = _run_dedup_stage(fs, root, summaries, dedup_options, address, workers, console,
@@ -277,7 +284,9 @@ def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], option
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
                result: RunResult, console: Console, show_progress: bool) -> list[dict[str, Any]]:
-    remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
+    memory = {"memory": options.memory_limit} if options.memory_limit else {}
+    remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False,
+                                               **memory)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
     in_flight_limit = workers if workers else 2 * cluster_cpus()
     # On the driver's node: a worker node that dies must not take the progress display with it.

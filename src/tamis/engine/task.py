@@ -18,6 +18,7 @@ from typing import Any
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
+from tamis.engine.memory import TaskMemoryExceeded, memory_ceiling
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
@@ -49,6 +50,8 @@ class TaskOptions:
     #: attempts for a unit that fails with a transient storage error (throttling, timeouts)
     io_attempts: int = 4
     io_retry_delay: float = 1.0
+    #: bytes this task may add to its worker's memory (None: no ceiling); see tamis.engine.memory
+    memory_limit: int | None = None
 
 
 def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[Reader, list[tuple[str, Step]], ParquetWriter]:
@@ -86,13 +89,21 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         retries.append(f"{type(exc).__name__}: {message}"[:300])
         log.warning("%s: transient error (%s), retrying (attempt %d)", unit.label(), message, attempt + 1)
 
+    out_of_memory = False
     try:
-        summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
-                               options.io_attempts, options.io_retry_delay, note_retry)
+        with memory_ceiling(options.memory_limit):
+            summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
+                                   options.io_attempts, options.io_retry_delay, note_retry)
+    except MemoryError:
+        out_of_memory = True  # raised below, outside this block, so the failed frames are freed first
     except Exception as exc:
         if not _leaks(exc, unit.path):
             raise
         raise _redacted(exc, unit.path) from None
+    if out_of_memory:
+        limit = f"its ceiling of {options.memory_limit / 2**20:.0f} MiB" if options.memory_limit else "memory"
+        raise TaskMemoryExceeded(f"{unit.label()}: out of memory: the task went past {limit} "
+                                 "(raise it with --task-memory); the input is skipped")
     summary["io_retries"] = retries
     return summary
 

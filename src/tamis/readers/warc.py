@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import fsspec
-from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeadersParserException
@@ -26,6 +25,14 @@ from warcio.statusandheaders import StatusAndHeadersParserException
 from tamis.batch import DocBatch
 from tamis.engine.layout import DUMP_NAME, UNKNOWN_DUMP, safe_dump
 from tamis.io.redact import public_url
+from tamis.readers.bounded import (
+    DEFAULT_MAX_HEADER_BLOCK,
+    DEFAULT_MAX_HEADER_LINE,
+    BoundedArchiveIterator,
+    HeaderLimits,
+    OversizeHeader,
+)
+from tamis.readers.content import content_encoding, read_payload
 from tamis.readers.decode import decode_payload
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import Reader
@@ -46,6 +53,10 @@ class Reasons:
 
     NOT_HTML = "not_html"
     TOO_LARGE = "too_large"
+    #: a gzip/deflate/br payload whose decoded size passes max_payload_bytes (a page that big, or a bomb)
+    DECODED_TOO_LARGE = "too_large_decoded"
+    #: a header line or a record's header block longer than the reader's caps (hostile or broken)
+    OVERSIZE_HEADER = "oversize_header"
     UNDECODABLE = "undecodable"
     EMPTY = "empty_payload"
     MALFORMED_HEADER = "corrupt_header"
@@ -63,6 +74,8 @@ class Events:
 
 
 def classify_error(exc: BaseException) -> str:
+    if isinstance(exc, OversizeHeader):
+        return Reasons.OVERSIZE_HEADER
     if isinstance(exc, StatusAndHeadersParserException):
         return Reasons.MALFORMED_HEADER
     if isinstance(exc, zlib.error):
@@ -118,6 +131,8 @@ class WarcReader(Reader):
         batch_size: int = 128,
         batch_bytes: int = 32 * 2**20,
         keep_wet_text: bool = True,
+        max_header_line: int = DEFAULT_MAX_HEADER_LINE,
+        max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
     ):
         """
         Args:
@@ -128,15 +143,27 @@ class WarcReader(Reader):
             batch_size: documents per batch handed to the next step.
             batch_bytes: a batch is also cut when its HTML reaches this size, bounding task memory.
             keep_wet_text: read WET `conversion` records (already text) as documents.
+            max_header_line: bytes of one WARC or HTTP header line; a longer one drops its record as
+                `oversize_header` (the reader resyncs at the next record) without reading it whole.
+            max_header_block: bytes of a record's WARC and HTTP headers together, same treatment.
         """
         if dump is not None and safe_dump(dump) != dump:
             raise ValueError(f"dump: {dump!r} is not a dump name (it becomes a folder name: it must match "
                              f"{DUMP_NAME.pattern} and not be '.' or '..')")
+        for name, value, least in (("max_payload_bytes", max_payload_bytes, 1), ("batch_size", batch_size, 1),
+                                   ("batch_bytes", batch_bytes, 1), ("max_header_line", max_header_line, 256),
+                                   ("max_header_block", max_header_block, 1024)):
+            if value < least:
+                raise ValueError(f"{name}: must be at least {least}, got {value}")
+        if max_header_block < max_header_line:
+            raise ValueError(f"max_header_block: must be at least max_header_line ({max_header_line}), "
+                             f"got {max_header_block}")
         self.dump = dump
         self.max_payload_bytes = max_payload_bytes
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.keep_wet_text = keep_wet_text
+        self.header_limits = HeaderLimits(max_header_line, max_header_block)
 
     # -- raw record stream with recovery -------------------------------------------------------------------
 
@@ -157,7 +184,7 @@ class WarcReader(Reader):
             last_start = -1
             while position is not None and position < stop:
                 raw.seek(position)
-                iterator = ArchiveIterator(raw, arc2warc=True)
+                iterator = BoundedArchiveIterator(raw, self.header_limits, arc2warc=True)
                 try:
                     for record in iterator:
                         last_start = iterator.offset
@@ -198,7 +225,7 @@ class WarcReader(Reader):
             return from_path
         with fsspec.open(path, "rb") as raw:
             try:
-                for record in ArchiveIterator(raw, arc2warc=True):
+                for record in BoundedArchiveIterator(raw, self.header_limits, arc2warc=True):
                     if record.rec_type != "warcinfo":
                         break
                     self._note_warcinfo(record)
@@ -228,9 +255,9 @@ class WarcReader(Reader):
         if not is_wet_text and mime is not None and mime not in HTML_TYPES:
             counters.drop(Reasons.NOT_HTML)
             return None
-        payload = record.content_stream().read(self.max_payload_bytes + 1)
+        payload = read_payload(record, self.max_payload_bytes, self.header_limits)
         if len(payload) > self.max_payload_bytes:
-            counters.drop(Reasons.TOO_LARGE)
+            counters.drop(Reasons.DECODED_TOO_LARGE if content_encoding(record) else Reasons.TOO_LARGE)
             return None
         while record.raw_stream.read(65536):
             pass
@@ -254,7 +281,7 @@ class WarcReader(Reader):
         if self._warcinfo_dump is not None:
             return
         try:
-            body = record.content_stream().read(65536).decode("utf-8", "replace")
+            body = record.raw_stream.read(65536).decode("utf-8", "replace")
         except Exception:  # noqa: BLE001 - warcinfo is optional metadata
             return
         match = re.search(r"^isPartOf:[ \t]*(\S*)", body, re.MULTILINE)
