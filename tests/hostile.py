@@ -166,3 +166,9 @@ def measure_in_subprocess(paths: list[Path], **reader_params: object) -> dict[st
     done = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(reader_params), *map(str, paths)],
                           capture_output=True, text=True, timeout=300, env=env, check=True)
     return {Path(r["path"]).name: r for r in json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def blank_padding(size: int) -> Iterator[bytes]:
+    """A good record followed by `size` bytes of empty lines (a few KiB once gzipped)."""
+    yield response(2, b"<html><body>between</body></html>")
+    yield from repeated(b"\r\n", size)

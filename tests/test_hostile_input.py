@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hostile import (
+    blank_padding,
     brotli_bomb,
     encoded_response,
     gzip_bomb,
@@ -102,6 +103,16 @@ def test_header_block_with_too_many_lines_is_dropped(tmp_path: Path, http: bool)
     assert ids == expected
     assert counters.dropped == {Reasons.OVERSIZE_HEADER: 1}
     assert counters.events["resynced"] == 1
+
+
+@pytest.mark.parametrize("gzipped", [True, False], ids=["gzip", "plain"])
+def test_megabytes_of_blank_lines_after_a_record_are_cut_short(tmp_path: Path, gzipped: bool) -> None:
+    """Empty lines between records count against the header budget: 4 MiB of them (4 KiB gzipped) would
+    otherwise cost two million line reads (a 1000-fold amplification once gzipped)."""
+    path, (first, last) = with_neighbours(tmp_path / "blank.warc.gz", blank_padding(4 * MIB), gzipped)
+    ids, counters, _ = read(path)
+    assert ids == [first, record_id(2), last]
+    assert counters.dropped == {Reasons.OVERSIZE_HEADER: 1}
 
 
 def test_header_caps_are_reader_parameters(tmp_path: Path) -> None:

@@ -203,6 +203,15 @@ class BoundedArchiveIterator(ArchiveIterator):
         self.limits = limits
         self.reader = BoundedReader(self.fh, limits, decomp_type="gzip", block_size=self.reader.block_size)
 
+    def read_to_end(self, record: ArcWarcRecord | None = None) -> None:
+        """The blank lines after a record count against a header budget too: a megabyte of empty lines
+        (a few bytes of gzip) would otherwise cost a Python call per line."""
+        self.reader.block_budget = self.limits.max_block
+        try:
+            super().read_to_end(record)
+        finally:
+            self.reader.block_budget = None
+
     def _next_record(self, next_line: bytes | None) -> ArcWarcRecord:
         self.reader.block_budget = self.limits.max_block - len(next_line or b"")
         try:

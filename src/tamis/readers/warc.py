@@ -201,6 +201,8 @@ class WarcReader(Reader):
                         ):
                             raise _DamagedRecord(Reasons.DECOMPRESSION if gzipped else Reasons.MALFORMED_RECORD)
                     break
+                except MemoryError:
+                    raise  # not damage: the task's memory ceiling (tamis.engine.memory) fails this input
                 except Exception as exc:  # noqa: BLE001 - any parse failure is data damage, never fatal
                     failed_at = max(getattr(iterator, "offset", position), last_start, position)
                     if failed_at >= stop:
