@@ -1,9 +1,10 @@
 """The process stage for one input file, as it runs inside a Ray task.
 
 Reads the file in bounded batches, pushes each batch through the steps, writes kept documents, removed
-documents and counters, and commits them with a marker file written last. Returns only a small summary
-to the driver. Everything a task writes is keyed by its input, so a retried or rerun task overwrites its
-own files and never anyone else's.
+documents and counters, and commits them with a marker file written last. Returns to the driver the
+marker's compact record (counters, shard; a few KB) and the task's histograms, which the driver merges into
+its open commit-index segment and does not keep. Everything a task writes is keyed by its input, so a
+retried or rerun task overwrites its own files and never anyone else's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
+from tamis.engine.commits import compact_record
+from tamis.engine.metrics import MetricsReporter
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
@@ -48,6 +51,8 @@ class TaskOptions:
     #: attempts for a unit that fails with a transient storage error (throttling, timeouts)
     io_attempts: int = 4
     io_retry_delay: float = 1.0
+    #: export live counters as Ray metrics (engine.metrics)
+    ray_metrics: bool = True
 
 
 def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[Reader, list[tuple[str, Step]], ParquetWriter]:
@@ -71,7 +76,7 @@ def _cpu_seconds() -> float:
 
 
 def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any = None) -> dict[str, Any]:
-    """Run the process stage on one unit and commit its outputs; returns a small summary.
+    """Run the process stage on one unit and commit its outputs; returns its compact record, plus "histograms".
 
     A transient storage error restarts the unit after a backoff (it is idempotent: everything it writes is
     keyed by the unit and committed last); other errors fail it, and the driver reports it by input.
@@ -84,13 +89,12 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         retries.append(f"{type(exc).__name__}: {exc}"[:300])
         log.warning("%s: transient error (%s), retrying (attempt %d)", unit.label(), exc, attempt + 1)
 
-    summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
-                           options.io_attempts, options.io_retry_delay, note_retry)
-    summary["io_retries"] = retries
-    return summary
+    return with_retries(lambda: _process_unit(spec, unit, options, progress, retries),
+                        options.io_attempts, options.io_retry_delay, note_retry)
 
 
-def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any) -> dict[str, Any]:
+def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any,
+                  retries: list[str]) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     input_path = unit.path
     ident = unit.unit_id
@@ -105,6 +109,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
+    metrics = MetricsReporter(counters, spec.reader.name, enabled=options.ray_metrics and progress is not None)
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
         observe(histograms, step, "removed", docs)
@@ -130,6 +135,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
                 read = reader_counters.events.get("bytes_read", 0)
                 progress.add.remote(docs - reported_docs, read - reported_bytes)
                 reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
+                metrics.report()
         with write_counters.timed():
             written = shard.commit() if shard is not None else None
             removed_written = removed.commit()
@@ -154,13 +160,16 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         "docs_kept": written.rows if written else 0,
         "tokens": written.tokens if written else 0,
         "bytes_read": reader_counters.events.get("bytes_read", 0),
+        "io_retries": list(retries),
     }
     with_retries(lambda: write_json(fs, layout.task_stats_path(root, ident), summary), options.io_attempts)
+    record = compact_record(summary)
     # the marker is written last: its presence is what makes this input's outputs committed
-    with_retries(lambda: write_json(fs, layout.commit_path(root, ident), summary), options.io_attempts)
+    with_retries(lambda: write_json(fs, layout.commit_path(root, ident), record), options.io_attempts)
     if progress is not None:
         progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes)
-    return summary
+    metrics.report()
+    return {**record, "histograms": summary["histograms"]}
 
 
 def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
