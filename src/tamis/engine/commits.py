@@ -185,10 +185,11 @@ def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
 class CommitIndex:
     """The driver's side: folds each committed unit into the run's state and writes index segments."""
 
-    def __init__(self, fs: AbstractFileSystem, root: str, state: CommitState, *, flush_units: int = FLUSH_UNITS,
-                 flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(self, fs: AbstractFileSystem, root: str, state: CommitState, *, flush_units: int | None = None,
+                 flush_seconds: float | None = None) -> None:
         self.fs, self.root, self.state = fs, root, state
-        self.flush_units, self.flush_seconds = flush_units, flush_seconds
+        self.flush_units = flush_units or FLUSH_UNITS
+        self.flush_seconds = flush_seconds if flush_seconds is not None else FLUSH_SECONDS
         self.token = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         self.written = 0
         self._records: dict[str, dict[str, Any]] = {}
