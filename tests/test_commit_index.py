@@ -56,8 +56,8 @@ def _one_record_warcs(source: Path, n: int) -> list[bytes]:
 @pytest.fixture(scope="module")
 def tiny_inputs(tmp_path_factory) -> list[str]:
     directory = tmp_path_factory.mktemp("tiny")
-    records = _one_record_warcs(WARC_DIR / "dolma_sample-0000.warc.gz", 30)
-    assert len(records) == 30
+    records = _one_record_warcs(WARC_DIR / "dolma_sample-0000.warc.gz", 20)
+    assert len(records) == 20
     for i in range(INPUTS):
         (directory / f"page-{i:03d}.warc.gz").write_bytes(records[i % len(records)])
     return [str(directory / "*.warc.gz")]
@@ -77,10 +77,6 @@ class CountingFileSystem(LocalFileSystem):
     def ls(self, path, detail=False, **kwargs):
         self.calls.setdefault("ls", []).append(path)
         return super().ls(path, detail=detail, **kwargs)
-
-    def cat_file(self, path, start=None, end=None, **kwargs):
-        self.calls.setdefault("read", []).append(path)
-        return super().cat_file(path, start=start, end=end, **kwargs)
 
     def _open(self, path, mode="rb", **kwargs):
         if "r" in mode:
@@ -107,6 +103,9 @@ def finished(ray_session, tiny_inputs, tmp_path_factory):
 
 def _counts(run) -> dict:
     data = to_json(run)
+    data["totals"] = {k: v for k, v in data["totals"].items() if not k.startswith("task_")}  # timings: float sums
+    for counters in data["steps"].values():
+        counters.pop("seconds")
     return {key: data[key] for key in ("totals", "steps", "languages", "histograms", "drop_reasons", "shards")}
 
 
