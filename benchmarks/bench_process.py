@@ -270,8 +270,10 @@ def run_tamis_ray(args: argparse.Namespace, files: list[Path], workdir: Path) ->
         shutil.rmtree(temp_dir, ignore_errors=True)
     if result.failed:
         raise RuntimeError(f"tamis run failed: {result.failed}")
-    return _tamis_result("tamis via Ray", spec, result.completed, result.seconds,
-                         {"ray_start_seconds": ray_start})
+    # the per-input summaries stay in storage (the driver keeps only merged counts)
+    stats_dir = workdir / "tamis-ray" / "stats" / "process"
+    summaries = [json.loads(p.read_text()) for p in sorted(stats_dir.glob("*.json"))]
+    return _tamis_result("tamis via Ray", spec, summaries, result.seconds, {"ray_start_seconds": ray_start})
 
 
 # ---------------------------------------------------------------- datatrove

@@ -6,7 +6,9 @@ way a user runs it: once while the manifest says "running" (every commit marker 
 "complete" (the merged stats.json is read). With --s3 the same run is also served by a local moto server
 (moto answers one request at a time, so the commit-marker figure there is moto's speed, not S3's).
 
-    python benchmarks/bench_stats.py --summary OUT/_commits/process/<id>.json [--shards 1000] [--s3]
+    python benchmarks/bench_stats.py --summary OUT/stats/process/<id>.json [--shards 1000] [--s3]
+
+(The stats file, not the commit marker: markers no longer carry the histograms, see engine/commits.py.)
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def time_stats(url: str, env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--summary", type=Path, required=True, help="one real task summary (a commit marker)")
+    parser.add_argument("--summary", type=Path, required=True, help="one real task summary (stats/process/<id>.json)")
     parser.add_argument("--shards", type=int, default=1000)
     parser.add_argument("--s3", action="store_true", help="also time the run served by a local moto S3 server")
     args = parser.parse_args()

@@ -36,11 +36,25 @@ def _load(output: str, console: Console):
               help="Also write a self-contained HTML report (charts, histograms, shards) to this file.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
               help="Rows of the drop-reason and language tables.")
-def stats(output: str, shards: bool, as_json: bool, html_path: str | None, top: int) -> None:
+@click.option("--watch", "watching", is_flag=True,
+              help="Refresh the report of a running job until it ends (Ctrl-C stops watching).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="With --watch: stop after N refreshes.")
+def stats(output: str, shards: bool, as_json: bool, html_path: str | None, top: int, watching: bool,
+          interval: float, iterations: int | None) -> None:
     """Totals, per-step funnel, drop reasons, languages and shards of the run in OUTPUT (a directory or an
     fsspec URL such as s3://bucket/prefix). A run still in progress shows its committed inputs, labelled
     PARTIAL."""
     err = Console(stderr=True)
+    if watching:
+        if as_json or html_path or shards:
+            err.print("[red]error:[/red] --watch prints the report only (no --json, --html or --shards)")
+            sys.exit(EXIT_USAGE)
+        from tamis.stats.watch import watch
+
+        watch(output, Console(), interval=interval, iterations=iterations, top=min(top, 5))
+        return
     run = _load(output, err)
     if html_path:
         from tamis.stats.report_html import write_report

@@ -6,6 +6,7 @@
       stats/process/<input-id>.json          counters of one input's task
       stats.json                             all committed tasks' counters, merged
       _commits/process/<input-id>.json       commit marker: an input is done when this exists
+      _index/process/<segment>.json          commit index: compact records of committed inputs (engine.commits)
       manifest.json                          pipeline, versions, fingerprint, inputs
 """
 
@@ -62,6 +63,10 @@ def commit_path(root: str, ident: str) -> str:
 
 def commits_dir(root: str) -> str:
     return posixpath.join(root, "_commits", STAGE)
+
+
+def index_dir(root: str) -> str:
+    return posixpath.join(root, "_index", STAGE)
 
 
 def merged_stats_path(root: str) -> str:

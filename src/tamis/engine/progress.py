@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import ray
 from rich.console import Console
@@ -44,7 +45,8 @@ class ProgressDisplay:
         self.started = time.monotonic()
         self.log_every = log_every
         self._last_log = 0.0
-        self.durations: list[float] = []
+        # the last finished tasks' durations (a window: sorting every one at each refresh grew with the run)
+        self.durations: deque[float] = deque(maxlen=1000)
         self.files = 0
         self.docs = 0
         self.bytes = 0

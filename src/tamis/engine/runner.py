@@ -1,7 +1,9 @@
 """The driver of a run: plans one task per input, keeps a bounded number in flight, commits results.
 
-The driver never sees documents: tasks return a few hundred bytes of counters each. Resume is by commit
-marker: an input whose marker exists with this pipeline's fingerprint is done and is not redone.
+The driver never sees documents: tasks return their counters and histograms, which it folds into a running
+merge and a commit index (engine.commits), keeping per input only its id and shard. Resume is by commit marker:
+an input whose marker exists with this pipeline's fingerprint is done and is not redone; the index makes that
+check two listings and a few reads instead of one read per input.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
 from tamis.display import line, plugins_line
 from tamis.engine import layout
+from tamis.engine.commits import CommitIndex, CommitState, load_commits
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.memory import AUTO, resolve_task_memory
 from tamis.engine.plan import WorkUnit, plan_units
@@ -37,7 +40,8 @@ from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.provenance import differences
 from tamis.pipeline.spec import PipelineError, PipelineSpec
 from tamis.stats.counters import TaskCounters
-from tamis.stats.merge import DEDUP_STEP, merge_summaries
+from tamis.stats.histograms import HistogramSet
+from tamis.stats.merge import DEDUP_STEP
 from tamis.steps.registry import loaded_plugin_files
 
 log = logging.getLogger(__name__)
@@ -56,17 +60,25 @@ class OutputConflictError(RuntimeError):
 
 @dataclass
 class RunResult:
+    """What a run did. Per input it holds labels only: the counts are merged (`counters`, `totals`), and each
+    input's full summary stays in storage (stats/process/<input-id>.json)."""
+
     output: str
     fingerprint: str
     inputs: list[str]
     skipped: list[str] = field(default_factory=list)
-    completed: list[dict[str, Any]] = field(default_factory=list)
+    #: labels of the units this run committed
+    completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     counters: TaskCounters = field(default_factory=TaskCounters)
     totals: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     dedup: dict[str, Any] | None = None
     steps_order: list[str] = field(default_factory=list)
+    #: seconds from the call to the first task submitted (planning and the resume check), None if none ran
+    first_task_seconds: float | None = None
+    #: files the resume check read (index segments, markers and stats files of unindexed units)
+    commit_reads: int = 0
 
     @property
     def ok(self) -> bool:
@@ -84,7 +96,8 @@ def _versions() -> dict[str, str]:
 
 
 def _remove_outputs(fs: Any, root: str) -> None:
-    for sub in ("data", "removed", "stats", "_commits", INTERMEDIATE, DEDUP_DIR, "stats.json", "manifest.json"):
+    for sub in ("data", "removed", "stats", "_commits", "_index", INTERMEDIATE, DEDUP_DIR, "stats.json",
+                "manifest.json"):
         path = layout.manifest_path(root).replace("manifest.json", sub)
         if fs.exists(path):
             fs.rm(path, recursive=True)
@@ -111,34 +124,23 @@ def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool,
     )
 
 
-def committed_inputs(fs: Any, root: str, fingerprint: str) -> dict[str, dict[str, Any]]:
-    """input id -> commit summary, for inputs already done with this fingerprint."""
-    directory = layout.commits_dir(root)
-    if not fs.exists(directory):
-        return {}
-    done = {}
-    for path in fs.glob(f"{directory}/*.json"):
-        try:
-            summary = read_json(fs, path)
-        except Exception:  # noqa: BLE001 - an unreadable marker means the input is not committed
-            log.warning("ignoring unreadable commit marker %s", path)
-            continue
-        if summary.get("fingerprint") == fingerprint:
-            done[summary["input_id"]] = summary
-    return done
+def committed_inputs(fs: Any, root: str, fingerprint: str) -> set[str]:
+    """Ids of the units already done with this fingerprint (see engine.commits: two listings, few reads)."""
+    return load_commits(fs, root, fingerprint).units
 
 
-def _totals(summaries: list[dict[str, Any]], counters: TaskCounters, spec: PipelineSpec, seconds: float) -> dict:
+def _totals(state: CommitState, counters: TaskCounters, spec: PipelineSpec, seconds: float) -> dict:
     reader = counters.steps.get(spec.reader.name)
+    sums = state.sums
     return {
-        "units": len(summaries),
-        "io_retries": sum(len(s.get("io_retries", [])) for s in summaries),
+        "units": len(state.units),
+        "io_retries": int(sums["io_retries"]),
         "records": reader.events.get("records", 0) if reader else 0,
-        "html_docs": sum(s["docs_read"] for s in summaries),
-        "kept": sum(s["docs_kept"] for s in summaries),
-        "tokens": sum(s["tokens"] for s in summaries),
-        "bytes_read": sum(s["bytes_read"] for s in summaries),
-        "task_cpu_seconds": round(sum(s["cpu_seconds"] for s in summaries), 3),
+        "html_docs": int(sums["docs_read"]),
+        "kept": int(sums["docs_kept"]),
+        "tokens": int(sums["tokens"]),
+        "bytes_read": int(sums["bytes_read"]),
+        "task_cpu_seconds": round(sums["cpu_seconds"], 3),
         "seconds": round(seconds, 3),
     }
 
@@ -196,11 +198,13 @@ def run_pipeline(
         "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split},
     }
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
-    done = committed_inputs(fs, root, fingerprint)
-    result = RunResult(output=output, fingerprint=fingerprint, inputs=[public_url(path) for path in files])
-    todo = [unit for unit in units if unit.unit_id not in done]
-    result.skipped = [unit.label() for unit in units if unit.unit_id in done]
-    summaries = [done[unit.unit_id] for unit in units if unit.unit_id in done]
+    state = load_commits(fs, root, fingerprint, inputs=set(files))
+    index = CommitIndex(fs, root, state)
+    index.repair()
+    result = RunResult(output=output, fingerprint=fingerprint, inputs=[public_url(path) for path in files],
+                       commit_reads=state.reads)
+    todo = [unit for unit in units if unit.unit_id not in state.units]
+    result.skipped = [unit.label() for unit in units if unit.unit_id in state.units]
 
     process_spec, dedup_options = split_for_dedup(spec)
     dedup_summary = None
@@ -214,20 +218,25 @@ def run_pipeline(
                     raise PipelineError(str(exc)) from None
                 options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options,
                                       shard_subdir=INTERMEDIATE if dedup_options else "", memory_limit=memory_limit)
-                summaries += _run_tasks(process_spec, todo, options, workers, result, console, show_progress)
+                try:
+                    _run_tasks(process_spec, todo, options, workers, result, index, console, show_progress,
+                               started)
+                finally:
+                    index.flush()
             if dedup_options is not None and not result.failed:
-                dedup_summary = _run_dedup_stage(fs, root, summaries, dedup_options, address, workers, console,
-                                                 removed_options)
+                dedup_summary = _run_dedup_stage(fs, root, state.stats.shards, dedup_options, address, workers,
+                                                 console, removed_options)
         finally:
             if started_ray:
                 disconnect()
 
-    merged = merge_summaries(summaries)
+    merged = state.stats
+    committed = len(state.units)
     if dedup_summary is not None:
         merged.apply_dedup(dedup_summary)
     result.counters = merged.counters
     result.seconds = time.perf_counter() - started
-    result.totals = _totals(summaries, result.counters, spec, result.seconds)
+    result.totals = _totals(state, result.counters, spec, result.seconds)
     if dedup_summary is not None:
         result.totals.update(kept=dedup_summary["kept"], tokens=sum(s["tokens"] for s in merged.shards),
                              duplicates_removed=dedup_summary["removed"])
@@ -238,10 +247,10 @@ def run_pipeline(
         "fingerprint": fingerprint,
         "pipeline": spec.name,
         "steps_order": result.steps_order,
-        "complete": not result.failed and len(summaries) == len(units),
+        "complete": not result.failed and committed == len(units),
         "inputs": len(files),
         "units": len(units),
-        "committed": len(summaries),
+        "committed": committed,
         "failed": result.failed,
         "totals": result.totals,
         **merged.to_dict(),
@@ -261,10 +270,10 @@ def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | No
     return dataclasses.replace(spec, steps=steps), options
 
 
-def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], options: DedupOptions,
+def _run_dedup_stage(fs: Any, root: str, committed_shards: list[dict[str, Any]], options: DedupOptions,
                      address: str | None, workers: int | None, console: Console,
                      removed: dict[str, Any]) -> dict[str, Any] | None:
-    shards = [url_of(fs, s["shard"]["path"]) for s in summaries if s.get("shard")]
+    shards = [url_of(fs, shard["path"]) for shard in committed_shards]
     if not shards:
         return None
     work_dir = url_of(fs, posixpath.join(root, DEDUP_DIR))
@@ -283,7 +292,8 @@ def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], option
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
-               result: RunResult, console: Console, show_progress: bool) -> list[dict[str, Any]]:
+               result: RunResult, index: CommitIndex, console: Console, show_progress: bool,
+               started: float) -> None:
     memory = {"memory": options.memory_limit} if options.memory_limit else {}
     remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False,
                                                **memory)
@@ -295,12 +305,13 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
     spec_ref = ray.put(spec)
     pending: dict[ray.ObjectRef, WorkUnit] = {}
     queue = list(reversed(todo))
-    summaries = []
     with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
         while queue or pending:
             while queue and len(pending) < in_flight_limit:
                 unit = queue.pop()
                 pending[remote.remote(spec_ref, unit, options, counter)] = unit
+                if result.first_task_seconds is None:
+                    result.first_task_seconds = time.perf_counter() - started
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 unit = pending.pop(ref)
@@ -313,13 +324,14 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                     result.failed[unit.label()] = error
                     console.print(line(("failed", "red"), f" {unit.label()}: {error}"))
                     continue
-                summaries.append(summary)
-                result.completed.append(summary)
+                histograms = HistogramSet.from_dict(summary.pop("histograms", {}))
+                index.add(summary, histograms)  # folded into the run's merge; not kept
+                result.completed.append(unit.label())
                 display.durations.append(summary["wall_seconds"])
+            index.tick()
             try:
                 docs, nbytes, running = ray.get(counter.totals.remote(), timeout=10)
             except Exception:  # noqa: BLE001 - progress is display only; the run goes on without it
                 docs, nbytes, running = display.docs, display.bytes, {}
             display.update(len(result.completed) + len(result.failed), docs, nbytes, running)
     ray.kill(counter)
-    return summaries

@@ -1,9 +1,10 @@
 """The process stage for one input file, as it runs inside a Ray task.
 
 Reads the file in bounded batches, pushes each batch through the steps, writes kept documents, removed
-documents and counters, and commits them with a marker file written last. Returns only a small summary
-to the driver. Everything a task writes is keyed by its input, so a retried or rerun task overwrites its
-own files and never anyone else's.
+documents and counters, and commits them with a marker file written last. Returns to the driver the
+marker's compact record (counters, shard; a few KB) and the task's histograms, which the driver merges into
+its open commit-index segment and does not keep. Everything a task writes is keyed by its input, so a
+retried or rerun task overwrites its own files and never anyone else's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
+from tamis.engine.commits import compact_record
 from tamis.engine.memory import TaskMemoryExceeded, memory_ceiling
+from tamis.engine.metrics import MetricsReporter
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
@@ -52,6 +55,8 @@ class TaskOptions:
     io_retry_delay: float = 1.0
     #: bytes this task may add to its worker's memory (None: no ceiling); see tamis.engine.memory
     memory_limit: int | None = None
+    #: export live counters as Ray metrics (engine.metrics)
+    ray_metrics: bool = True
 
 
 def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[Reader, list[tuple[str, Step]], ParquetWriter]:
@@ -75,7 +80,7 @@ def _cpu_seconds() -> float:
 
 
 def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any = None) -> dict[str, Any]:
-    """Run the process stage on one unit and commit its outputs; returns a small summary.
+    """Run the process stage on one unit and commit its outputs; returns its compact record, plus "histograms".
 
     A transient storage error restarts the unit after a backoff (it is idempotent: everything it writes is
     keyed by the unit and committed last); other errors fail it, and the driver reports it by input.
@@ -92,7 +97,7 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     out_of_memory = False
     try:
         with memory_ceiling(options.memory_limit):
-            summary = with_retries(lambda: _process_unit(spec, unit, options, progress),
+            summary = with_retries(lambda: _process_unit(spec, unit, options, progress, retries),
                                    options.io_attempts, options.io_retry_delay, note_retry)
     except MemoryError:
         out_of_memory = True  # raised below, outside this block, so the failed frames are freed first
@@ -104,7 +109,6 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         limit = f"its ceiling of {options.memory_limit / 2**20:.0f} MiB" if options.memory_limit else "memory"
         raise TaskMemoryExceeded(f"{unit.label()}: out of memory: the task went past {limit} "
                                  "(raise it with --task-memory); the input is skipped")
-    summary["io_retries"] = retries
     return summary
 
 
@@ -133,7 +137,8 @@ def _redacted(exc: Exception, url: str) -> Exception:
     return RuntimeError(f"{type(exc).__name__}: {message}")
 
 
-def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any) -> dict[str, Any]:
+def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, progress: Any,
+                  retries: list[str]) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     input_path = unit.path
     ident = unit.unit_id
@@ -148,6 +153,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
+    metrics = MetricsReporter(counters, spec.reader.name, enabled=options.ray_metrics and progress is not None)
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
         observe(histograms, step, "removed", docs)
@@ -173,6 +179,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
                 read = reader_counters.events.get("bytes_read", 0)
                 progress.add.remote(docs - reported_docs, read - reported_bytes)
                 reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
+                metrics.report()
         with write_counters.timed():
             written = shard.commit() if shard is not None else None
             removed_written = removed.commit()
@@ -197,13 +204,16 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         "docs_kept": written.rows if written else 0,
         "tokens": written.tokens if written else 0,
         "bytes_read": reader_counters.events.get("bytes_read", 0),
+        "io_retries": list(retries),
     }
     with_retries(lambda: write_json(fs, layout.task_stats_path(root, ident), summary), options.io_attempts)
+    record = compact_record(summary)
     # the marker is written last: its presence is what makes this input's outputs committed
-    with_retries(lambda: write_json(fs, layout.commit_path(root, ident), summary), options.io_attempts)
+    with_retries(lambda: write_json(fs, layout.commit_path(root, ident), record), options.io_attempts)
     if progress is not None:
         progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes)
-    return summary
+    metrics.report()
+    return {**record, "histograms": summary["histograms"]}
 
 
 def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],

@@ -57,9 +57,9 @@ def atomic_open(fs: AbstractFileSystem, path: str, mode: str = "wb") -> Iterator
         raise
 
 
-def write_json(fs: AbstractFileSystem, path: str, data: Any) -> None:
+def write_json(fs: AbstractFileSystem, path: str, data: Any, indent: int | None = 1) -> None:
     with atomic_open(fs, path, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True, default=str)
+        json.dump(data, handle, indent=indent, sort_keys=True, default=str)
 
 
 def read_json(fs: AbstractFileSystem, path: str) -> Any:

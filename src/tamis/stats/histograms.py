@@ -6,6 +6,7 @@ each committed task contributes the same integer counts whatever order tasks fin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,11 +81,24 @@ def edges_for(metric: str) -> tuple[float, ...]:
     return declared[0] if declared else DEFAULT_RATIO_EDGES
 
 
+#: every finite double is an integer multiple of 2**-1074: scaled by 2**1074, sums of doubles are exact integers
+_EXACT_SCALE = 1 << 1074
+
+
+def _exact(value: float) -> int:
+    numerator, denominator = float(value).as_integer_ratio()
+    return numerator * (_EXACT_SCALE // denominator)
+
+
 @dataclass
 class Histogram:
+    """Counts per bin, and the sum of the values; merged totals are exact sums of the tasks' totals, so that
+    they are the same whatever order (or grouping: by index segment, by resume) tasks are merged in."""
+
     edges: tuple[float, ...]
     counts: list[int] = field(default_factory=list)
     total: float = 0.0
+    exact: int | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.counts:
@@ -98,7 +112,10 @@ class Histogram:
         bins = np.searchsorted(np.asarray(self.edges), array, side="right")
         for index, count in zip(*np.unique(bins, return_counts=True), strict=True):
             self.counts[int(index)] += int(count)
-        self.total += float(array.sum())
+        added = float(array.sum())
+        self.total += added
+        if self.exact is not None:
+            self.exact = self.exact + _exact(added) if math.isfinite(added) else None
 
     @property
     def n(self) -> int:
@@ -108,14 +125,25 @@ class Histogram:
         if tuple(other.edges) != tuple(self.edges):
             raise ValueError("cannot merge histograms with different bins")
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        self.total += other.total
+        if not (math.isfinite(self.total) and math.isfinite(other.total)):
+            self.total, self.exact = self.total + other.total, None
+            return
+        self.exact = self.exact_total() + other.exact_total()
+        self.total = self.exact / _EXACT_SCALE  # int / int: correctly rounded
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"edges": list(self.edges), "counts": self.counts, "total": self.total}
+    def exact_total(self) -> int:
+        return self.exact if self.exact is not None else _exact(self.total)
+
+    def to_dict(self, exact: bool = False) -> dict[str, Any]:
+        data = {"edges": list(self.edges), "counts": self.counts, "total": self.total}
+        if exact and math.isfinite(self.total):
+            data["exact"] = hex(self.exact_total())
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Histogram:
-        return cls(tuple(data["edges"]), list(data["counts"]), float(data.get("total", 0.0)))
+        exact = int(data["exact"], 16) if "exact" in data else None
+        return cls(tuple(data["edges"]), list(data["counts"]), float(data.get("total", 0.0)), exact)
 
 
 @dataclass
@@ -136,10 +164,12 @@ class HistogramSet:
             if key in self.histograms:
                 self.histograms[key].merge(histogram)
             else:
-                self.histograms[key] = Histogram(histogram.edges, list(histogram.counts), histogram.total)
+                self.histograms[key] = Histogram(histogram.edges, list(histogram.counts), histogram.total,
+                                                 histogram.exact)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {key: h.to_dict() for key, h in sorted(self.histograms.items())}
+    def to_dict(self, exact: bool = False) -> dict[str, Any]:
+        """`exact`: with each total's exact sum, for partial merges that are merged again (commit index)."""
+        return {key: h.to_dict(exact) for key, h in sorted(self.histograms.items())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HistogramSet:

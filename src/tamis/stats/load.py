@@ -1,10 +1,11 @@
 """A run's stats, read from its output directory (local path or any fsspec URL), finished or in progress.
 
 The source of truth is the set of commit markers (`_commits/process/<input-id>.json`) whose fingerprint is the
-manifest's and whose input is one of the manifest's inputs: each is exactly one task's summary, so merging them
-gives the same counts whatever ran twice, was skipped on a relaunch, or is still running. When the manifest
-says the run is complete and `stats.json` agrees (same fingerprint, every input committed), `stats.json` is that
-merge already and is read instead (one file rather than one per input).
+manifest's and whose input is one of the manifest's inputs: each commits exactly one task, so merging them gives
+the same counts whatever ran twice, was skipped on a relaunch, or is still running. They are found as the runner
+finds them (engine.commits): one listing of the markers, the commit index's segments, and reads only for units
+committed since the last segment. When the manifest says the run is complete and `stats.json` agrees (same
+fingerprint, every input committed), `stats.json` is that merge already and is read instead (one file).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from fsspec import AbstractFileSystem
 
 from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS
 from tamis.engine import layout
+from tamis.engine.commits import load_commits
 from tamis.io.storage import filesystem
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
-from tamis.stats.merge import RunStats, merge_summaries
+from tamis.stats.merge import RunStats
 from tamis.stats.observe import OUTPUT_SCOPE
 
 WRITER_STEP = "write"
@@ -46,6 +48,8 @@ class LoadedRun:
     task_wall_seconds: float = 0.0
     source: str = "commits"
     ignored_markers: int = 0
+    #: files read to find the committed tasks (index segments, markers and stats files not yet indexed)
+    reads: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -125,16 +129,6 @@ def _steps_order(manifest: dict[str, Any], stats: RunStats, recorded: list[str] 
     return order
 
 
-def _read_many(fs: AbstractFileSystem, paths: list[str]) -> dict[str, bytes | Exception]:
-    """Many small files at once: concurrently on object stores (fsspec's async `cat`), plainly on disk."""
-    if not paths:
-        return {}
-    found = fs.cat(paths, on_error="return")
-    if not isinstance(found, dict):  # a single path comes back as its bytes
-        found = {paths[0]: found}
-    return found
-
-
 def _stats_from_merged(data: dict[str, Any]) -> RunStats:
     stats = RunStats(
         counters=TaskCounters.from_dict(data.get("steps", {})),
@@ -172,38 +166,19 @@ def load_run(url: str, *, prefer_merged: bool = True) -> LoadedRun:
                              task_cpu_seconds=float(totals.get("task_cpu_seconds", 0.0)),
                              source="stats.json", failed=dict(merged.get("failed", {})))
 
-    directory = layout.commits_dir(root)
-    fs.invalidate_cache(directory)  # fsspec instances are shared: a run in progress must be listed afresh
-    try:
-        paths = sorted(p for p in fs.ls(directory, detail=False) if p.endswith(".json"))
-    except FileNotFoundError:
-        paths = []
-    if not manifest and not paths:
+    # without a manifest every marker counts
+    state = load_commits(fs, root, fingerprint, inputs if fingerprint is not None else None)
+    if not manifest and not state.units and not state.ignored:
         raise RunNotFoundError(f"{url}: no tamis run here (no manifest.json, no {layout.STAGE} commit markers)")
-    summaries, ignored = [], 0
-    for _path, raw in sorted(_read_many(fs, paths).items()):
-        try:
-            if isinstance(raw, Exception):
-                raise raw
-            summary = json.loads(raw)
-        except Exception:  # noqa: BLE001 - an unreadable marker is not a commit (as the runner sees it)
-            ignored += 1
-            continue
-        if fingerprint is not None and (summary.get("fingerprint") != fingerprint
-                                        or summary.get("input") not in inputs):
-            ignored += 1  # left by another pipeline, or an input this run no longer lists
-            continue
-        summaries.append(summary)
-    stats = merge_summaries(summaries)
+    stats = state.stats
     dedup = _json(fs, posixpath.join(root, DEDUP_DIR, "summary.json"))
-    shards = sum(1 for s in summaries if s.get("shard"))
     deduplicates = bool(manifest.get("pipeline", {}).get("dedup"))
-    if dedup and deduplicates and len(summaries) == units and dedup.get("shards") == shards:
+    if dedup and deduplicates and len(state.units) == units and dedup.get("shards") == len(stats.shards):
         stats.apply_dedup(dedup)  # the dedup stage ran over exactly these committed shards
     return LoadedRun(url, fs, root, manifest, stats, _steps_order(manifest, stats),
-                     task_cpu_seconds=sum(float(s.get("cpu_seconds", 0.0)) for s in summaries),
-                     task_wall_seconds=sum(float(s.get("wall_seconds", 0.0)) for s in summaries),
-                     ignored_markers=ignored, failed=dict(manifest.get("failed", {})))
+                     task_cpu_seconds=float(state.sums["cpu_seconds"]),
+                     task_wall_seconds=float(state.sums["wall_seconds"]),
+                     ignored_markers=state.ignored, failed=dict(manifest.get("failed", {})), reads=state.reads)
 
 
 def funnel(run: LoadedRun) -> list[dict[str, Any]]:

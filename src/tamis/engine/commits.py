@@ -1,0 +1,249 @@
+"""Which work units are committed, found with two listings rather than one read per unit.
+
+The per-unit marker `_commits/process/<unit>.json` stays the source of truth: a unit is committed when its marker
+exists, is a JSON object, and carries the run's fingerprint. Reading 90,000 markers one by one takes an hour on an
+object store, so the driver also keeps a commit index. As tasks commit, it adds their compact records (counters,
+shard, drops; no histograms) to an open index segment and merges their histograms into the segment's; every
+`FLUSH_UNITS` commits or `FLUSH_SECONDS` it writes the segment as one immutable file
+`_index/process/<segment>.json` and opens the next.
+
+Resume and `tamis stats` list the markers once (names only, no reads), list and read the segments, and read only
+the markers (and stats files, for histograms) of units committed but not yet in a segment: at most the last
+unflushed segment of each interrupted driver.
+
+Crash consistency: a segment is written atomically (a rename on disk, one PUT on an object store) after the markers
+of all its units, so what it lists was committed. A unit whose marker has gone since (deleted to redo it) is not
+committed: the marker wins; that segment's merged histograms are then rebuilt from the stats files of its units
+that remain, and the driver writes a repaired segment that `replaces` it. A crash between the repaired segment and
+the removal of the old one leaves both; the replaced one is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fsspec import AbstractFileSystem
+
+from tamis.engine import layout
+from tamis.io.storage import write_json
+from tamis.stats.histograms import HistogramSet
+from tamis.stats.merge import RunStats
+
+log = logging.getLogger(__name__)
+#: an open segment is written after this many commits, or this many seconds after its first commit
+FLUSH_UNITS = 1000
+FLUSH_SECONDS = 60.0
+#: run-wide sums of the fields every record carries
+SUMMED = ("docs_read", "docs_kept", "tokens", "bytes_read", "cpu_seconds", "wall_seconds")
+
+
+def compact_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a marker and an index line hold: the summary without its histograms (29 of its 55 KB)."""
+    return {key: value for key, value in summary.items() if key != "histograms"}
+
+
+@dataclass
+class CommitState:
+    """Merged stats of the committed units, and their ids: all the driver keeps per unit is its id and shard."""
+
+    fingerprint: str | None
+    stats: RunStats = field(default_factory=RunStats)
+    units: set[str] = field(default_factory=set)
+    sums: Counter[str] = field(default_factory=Counter)
+    #: markers that exist but do not commit a unit of this run (unreadable, not an object, other fingerprint)
+    ignored: int = 0
+    #: files read to build this state (segments, markers, stats files), for benchmarks and tests
+    reads: int = 0
+    segments: list[str] = field(default_factory=list)
+    #: segments to rewrite (see the module docstring): (old name, its valid records, their merged histograms)
+    repairs: list[tuple[str, dict[str, dict[str, Any]], HistogramSet]] = field(default_factory=list)
+    #: committed units found by their marker only, with their histograms: the driver indexes them again
+    unindexed: list[tuple[dict[str, Any], HistogramSet]] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Fold one unit's record in (its histograms are merged separately, by segment)."""
+        self.units.add(record["input_id"])
+        self.stats.add(record)
+        for key in SUMMED:
+            self.sums[key] += record.get(key, 0) or 0
+        retries = record.get("io_retries", 0)
+        self.sums["io_retries"] += len(retries) if isinstance(retries, list) else int(retries or 0)
+
+
+def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
+    """stem -> path of the *.json files in a directory: one listing (pages of 1,000 on S3), no reads."""
+    fs.invalidate_cache(directory)  # fsspec instances are shared: a run in progress must be listed afresh
+    try:
+        listed = fs.ls(directory, detail=False)
+    except FileNotFoundError:
+        return {}
+    return {posixpath.basename(p)[:-5]: p for p in listed if p.endswith(".json")}
+
+
+def _read_many(fs: AbstractFileSystem, paths: list[str]) -> dict[str, Any]:
+    """path -> parsed JSON (or the exception) for many small files: concurrent on object stores (fsspec's cat)."""
+    if not paths:
+        return {}
+    found = fs.cat(paths, on_error="return")
+    if not isinstance(found, dict):  # a single path comes back as its bytes
+        found = {paths[0]: found}
+    parsed: dict[str, Any] = {}
+    for path in paths:
+        raw = found.get(path, FileNotFoundError(path))
+        try:
+            if isinstance(raw, BaseException):
+                raise raw
+            parsed[path] = json.loads(raw)
+        except Exception as exc:  # noqa: BLE001 - the caller decides what an unreadable file means
+            parsed[path] = exc
+    return parsed
+
+
+def _histograms_of(fs: AbstractFileSystem, root: str, units: list[str], state: CommitState) -> dict[str, HistogramSet]:
+    """The histograms of units, from their stats files (the task writes them before its marker)."""
+    paths = {unit: layout.task_stats_path(root, unit) for unit in units}
+    found = _read_many(fs, list(paths.values()))
+    state.reads += len(paths)
+    result = {}
+    for unit, path in paths.items():
+        data = found.get(path)
+        if isinstance(data, dict):
+            result[unit] = HistogramSet.from_dict(data.get("histograms", {}))
+        else:
+            log.warning("stats file %s of committed unit %s unreadable: its histograms are missing", path, unit)
+            result[unit] = HistogramSet()
+    return result
+
+
+def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
+                 inputs: set[str] | None = None) -> CommitState:
+    """The committed units of the run under `root` with `fingerprint` (None: any), among `inputs` (None: any)."""
+    state = CommitState(fingerprint)
+    markers = _names(fs, layout.commits_dir(root))
+    segment_paths = _names(fs, layout.index_dir(root))
+    segments = _read_many(fs, sorted(segment_paths.values()))
+    state.reads += len(segments)
+    usable: dict[str, dict[str, Any]] = {}
+    for path, data in segments.items():
+        if not isinstance(data, dict) or not isinstance(data.get("units"), dict):
+            log.warning("ignoring unreadable commit index segment %s", path)
+            continue
+        if fingerprint is None or data.get("fingerprint") == fingerprint:
+            usable[posixpath.basename(path)[:-5]] = data
+    replaced = {name for data in usable.values() for name in data.get("replaces", [])}
+
+    def wanted(unit: str, record: Any) -> bool:
+        return (unit in markers and unit not in state.units and isinstance(record, dict)
+                and (inputs is None or record.get("input") in inputs))
+
+    for name in sorted(set(usable) - replaced):
+        records = usable[name]["units"]
+        valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
+        for record in valid.values():
+            state.add(record)
+        state.segments.append(name)
+        if len(valid) == len(records):
+            state.stats.histograms.merge(HistogramSet.from_dict(usable[name].get("histograms", {})))
+            continue
+        # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
+        rebuilt = HistogramSet()
+        for histograms in _histograms_of(fs, root, sorted(valid), state).values():
+            rebuilt.merge(histograms)
+        state.stats.histograms.merge(rebuilt)
+        state.repairs.append((name, valid, rebuilt))
+
+    missing = sorted(set(markers) - state.units)
+    found = _read_many(fs, [markers[unit] for unit in missing])
+    state.reads += len(found)
+    committed = []
+    for unit in missing:
+        record = found[markers[unit]]
+        if not isinstance(record, dict):
+            why = "unreadable" if isinstance(record, Exception) else f"a JSON {type(record).__name__}, not an object"
+            log.warning("ignoring commit marker %s: %s (its unit is not committed)", markers[unit], why)
+            state.ignored += 1
+        elif (record.get("input_id") != unit or (fingerprint is not None and record.get("fingerprint") != fingerprint)
+              or (inputs is not None and record.get("input") not in inputs)):
+            state.ignored += 1  # left by another pipeline, or for an input this run does not list
+        else:
+            committed.append(compact_record(record))
+    histograms = _histograms_of(fs, root, [r["input_id"] for r in committed], state)
+    for record in committed:
+        state.add(record)
+        state.stats.histograms.merge(histograms[record["input_id"]])
+        state.unindexed.append((record, histograms[record["input_id"]]))
+    return state
+
+
+class CommitIndex:
+    """The driver's side: folds each committed unit into the run's state and writes index segments."""
+
+    def __init__(self, fs: AbstractFileSystem, root: str, state: CommitState, *, flush_units: int | None = None,
+                 flush_seconds: float | None = None) -> None:
+        self.fs, self.root, self.state = fs, root, state
+        self.flush_units = flush_units or FLUSH_UNITS
+        self.flush_seconds = flush_seconds if flush_seconds is not None else FLUSH_SECONDS
+        self.token = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        self.written = 0
+        self._records: dict[str, dict[str, Any]] = {}
+        self._histograms = HistogramSet()
+        self._opened = 0.0
+
+    def repair(self) -> None:
+        """Rewrite the segments load_commits found stale, and index the units found by their marker only."""
+        for old, records, histograms in self.state.repairs:
+            self._write(records, histograms, replaces=[old])
+            self.fs.rm(posixpath.join(layout.index_dir(self.root), f"{old}.json"))
+        self.state.repairs = []
+        if self.state.unindexed:
+            # already counted in the state by load_commits: written as a segment of their own, not merged again
+            merged = HistogramSet()
+            for _, histograms in self.state.unindexed:
+                merged.merge(histograms)
+            self._write({record["input_id"]: record for record, _ in self.state.unindexed}, merged)
+            self.state.unindexed = []
+
+    def add(self, record: dict[str, Any], histograms: HistogramSet) -> None:
+        """A unit just committed (its marker is written): count it now, index it at the next flush."""
+        self.state.add(record)
+        self._pend(record, histograms)
+        if len(self._records) >= self.flush_units:
+            self.flush()
+
+    def tick(self) -> None:
+        """Called by the driver's loop: writes the open segment once it is old enough."""
+        if self._records and time.monotonic() - self._opened >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._records:
+            return
+        self._write(self._records, self._histograms)
+        # the run's merged histograms take a segment's at once: one merge per segment, not per unit
+        self.state.stats.histograms.merge(self._histograms)
+        self._records, self._histograms = {}, HistogramSet()
+
+    def _pend(self, record: dict[str, Any], histograms: HistogramSet) -> None:
+        if not self._records:
+            self._opened = time.monotonic()
+        self._records[record["input_id"]] = record
+        self._histograms.merge(histograms)
+
+    def _write(self, records: dict[str, dict[str, Any]], histograms: HistogramSet,
+               replaces: list[str] | None = None) -> None:
+        self.written += 1
+        name = f"{self.token}-{self.written:06d}"
+        write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"), {
+            "fingerprint": self.state.fingerprint,
+            "units": records,
+            "histograms": histograms.to_dict(exact=True),
+            "replaces": replaces or [],
+        }, indent=None)
+        self.state.segments.append(name)
