@@ -31,7 +31,7 @@ from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.storage import filesystem, read_json, url_of, write_json
-from tamis.pipeline.spec import PipelineError, PipelineSpec
+from tamis.pipeline.spec import PipelineError, PipelineSpec, StepSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.merge import DEDUP_STEP, merge_summaries
 
@@ -186,7 +186,7 @@ def run_pipeline(
     result.skipped = [unit.label() for unit in units if unit.unit_id in done]
     summaries = [done[unit.unit_id] for unit in units if unit.unit_id in done]
 
-    process_spec, dedup_options = split_for_dedup(spec)
+    process_spec, dedup_options, finalize_steps = split_for_dedup(spec)
     dedup_summary = None
     if todo or dedup_options is not None:
         started_ray = connect(address, num_cpus=workers)
@@ -197,7 +197,7 @@ def run_pipeline(
                 summaries += _run_tasks(process_spec, todo, options, workers, result, console, show_progress)
             if dedup_options is not None and not result.failed:
                 dedup_summary = _run_dedup_stage(fs, root, summaries, dedup_options, address, workers, console,
-                                                 removed_options)
+                                                 removed_options, finalize_steps, spec.writer)
         finally:
             if started_ray:
                 ray.shutdown()
@@ -213,7 +213,7 @@ def run_pipeline(
                              duplicates_removed=dedup_summary["removed"])
     result.dedup = dedup_summary
     result.steps_order = [spec.reader.name, *(s.name for s in process_spec.steps), WRITER_STEP,
-                          *([DEDUP_STEP] if dedup_summary is not None else [])]
+                          *([DEDUP_STEP, *(s.name for s in finalize_steps)] if dedup_summary is not None else [])]
     write_json(fs, layout.merged_stats_path(root), {
         "fingerprint": fingerprint,
         "pipeline": spec.name,
@@ -231,19 +231,29 @@ def run_pipeline(
     return result
 
 
-def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | None]:
-    """With dedup, the PII and token-count steps run after it (in finalize), as in FineWeb's recipe."""
+def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | None, tuple[StepSpec, ...]]:
+    """(the process stage's pipeline, the dedup options, the steps that run after dedup in finalize).
+
+    With a `- step: dedup` entry in `steps:`, every step after it runs after dedup, in order, with its
+    parameters (FineWeb-2's recipe). With a top-level `dedup:` section, the PII and token-count steps run
+    after it (FineWeb's recipe), with theirs.
+    """
     if spec.dedup is None:
-        return spec, None
-    present = {s.step for s in spec.steps}
+        return spec, None, ()
+    if spec.dedup_at is not None:
+        before, after = spec.steps[:spec.dedup_at], spec.steps[spec.dedup_at:]
+    else:
+        before = tuple(s for s in spec.steps if s.step not in FINALIZE_STEPS)
+        after = tuple(s for s in spec.steps if s.step in FINALIZE_STEPS)
+    present = {s.step for s in after}
     options = dataclasses.replace(spec.dedup, pii="pii" in present, token_count="token_count" in present)
-    steps = tuple(s for s in spec.steps if s.step not in FINALIZE_STEPS)
-    return dataclasses.replace(spec, steps=steps), options
+    return dataclasses.replace(spec, steps=before), options, after
 
 
 def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], options: DedupOptions,
                      address: str | None, workers: int | None, console: Console,
-                     removed: dict[str, Any]) -> dict[str, Any] | None:
+                     removed: dict[str, Any], steps: tuple[StepSpec, ...],
+                     writer: StepSpec) -> dict[str, Any] | None:
     shards = [url_of(fs, s["shard"]["path"]) for s in summaries if s.get("shard")]
     if not shards:
         return None
@@ -259,7 +269,8 @@ def _run_dedup_stage(fs: Any, root: str, summaries: list[dict[str, Any]], option
             console.print(f"dedup {stage}: {done}/{total} tasks")
 
     return run_dedup(sorted(shards), work_dir, output_root, options, address=address, workers=workers,
-                     removed=removed if removed["mode"] != "none" else None, progress=progress)
+                     removed=removed if removed["mode"] != "none" else None, progress=progress,
+                     steps=steps, writer=writer)
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,

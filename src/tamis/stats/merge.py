@@ -28,6 +28,8 @@ class RunStats:
         self.languages.update(summary.get("languages", {}))
         if summary.get("shard"):
             self.shards.append({**summary["shard"], "input": summary["input"]})
+        for shard in summary.get("shards", []):  # one per language folder (FineWeb-2's layout)
+            self.shards.append({**shard, "input": summary["input"]})
         for step, shard in summary.get("removed", {}).items():
             self.removed_shards.setdefault(step, []).append(shard)
 
@@ -35,10 +37,14 @@ class RunStats:
         """After dedup: its drops join the funnel, and the final shards replace the intermediate ones."""
         counters = self.counters.for_step(DEDUP_STEP)
         counters.docs_in += summary["docs"]
-        counters.docs_out += summary["kept"]
+        counters.docs_out += summary.get("unique", summary["kept"])
         if summary["removed"]:
             counters.drop("duplicate", summary["removed"])
         counters.seconds += summary.get("seconds", 0.0)
+        # the steps after dedup (finalize) count like any step
+        self.counters.merge(TaskCounters.from_dict(summary.get("counters", {})))
+        for step, shards in summary.get("steps_removed_shards", {}).items():
+            self.removed_shards.setdefault(step, []).extend(shards)
         # what was written is what survived dedup: output languages and distributions come from finalize
         self.languages = Counter(summary.get("languages", {}))
         final = HistogramSet.from_dict(summary.get("histograms", {}))
