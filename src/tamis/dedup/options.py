@@ -123,6 +123,8 @@ class DedupOptions:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["previous_index"] = list(self.previous_index)
+        if not self.per_language:  # absent when off, so existing pipelines keep their fingerprints
+            data.pop("per_language")
         return data
 
     def fingerprint(self, *parts: Any) -> str:

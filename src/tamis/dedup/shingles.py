@@ -72,9 +72,12 @@ def shingle_hasher(function: str, bits: int) -> Callable[[str], int]:
     """The hash of one shingle string: SHA-1's first 8 (or 4) bytes little-endian, or xxHash64/32."""
     if function == "sha1":
         return _sha1_64 if bits == 64 else _sha1_32
-    import xxhash  # optional dependency, checked when the options are validated
+    import xxhash  # checked when the options are validated
 
-    return xxhash.xxh64_intdigest if bits == 64 else xxhash.xxh32_intdigest
+    # the UTF-8 bytes of the shingle, which is what xxhash 3 hashes for a str (datatrove passes str;
+    # xxhash 4 only accepts bytes)
+    digest = xxhash.xxh64_intdigest if bits == 64 else xxhash.xxh32_intdigest
+    return lambda data: digest(data.encode("utf-8"))
 
 
 def language_splitter(language: str) -> Callable[[str], list[str]]:
