@@ -8,7 +8,6 @@ import tamis.filters.fineweb_quality  # noqa: F401
 import tamis.filters.ftfy_fix  # noqa: F401
 import tamis.filters.gopher_quality  # noqa: F401
 import tamis.filters.gopher_repetition  # noqa: F401
-import tamis.filters.language_exclude  # noqa: F401
 import tamis.filters.pii  # noqa: F401
 import tamis.filters.symbol_lines  # noqa: F401
 import tamis.filters.url  # noqa: F401
