@@ -72,17 +72,17 @@ def test_ftfy_matches_datatrove_on_real_and_mojibake_text():
 def test_dedup_step_places_the_steps_after_it_in_finalize():
     from tamis.engine.runner import split_for_dedup
 
-    spec = parse_pipeline({"steps": [{"step": "url_filter"}, {"step": "dedup", "per_language": True},
-                                     {"step": "gopher_quality"}, {"step": "pii", "remove_ips": False}]})
+    spec = parse_pipeline({"steps": [{"step": "ftfy"}, {"step": "dedup", "per_language": True},
+                                     {"step": "symbol_lines"}, {"step": "pii", "remove_ips": False}]})
     process, options, after = split_for_dedup(spec)
-    assert [s.name for s in process.steps] == ["url_filter"] and options.per_language
+    assert [s.name for s in process.steps] == ["ftfy"] and options.per_language and spec.dedup_at == 1
     assert [(s.name, s.params["remove_ips"] if s.step == "pii" else None) for s in after] == [
-        ("gopher_quality", None), ("pii", False)]
+        ("symbol_lines", None), ("pii", False)]
     # FineWeb's top-level section: PII and token count move after dedup, with their own parameters
-    fineweb = parse_pipeline({"steps": [{"step": "pii", "remove_emails": False}, {"step": "gopher_quality"},
+    fineweb = parse_pipeline({"steps": [{"step": "pii", "remove_emails": False}, {"step": "ftfy"},
                                         {"step": "token_count"}], "dedup": {"kind": "exact"}})
     process, options, after = split_for_dedup(fineweb)
-    assert [s.name for s in process.steps] == ["gopher_quality"] and [s.name for s in after] == ["pii", "token_count"]
+    assert [s.name for s in process.steps] == ["ftfy"] and [s.name for s in after] == ["pii", "token_count"]
     assert after[0].params["remove_emails"] is False and fineweb.dedup_at is None
 
 
@@ -141,9 +141,9 @@ def test_per_language_dedup_across_runs(ray_session, tmp_path):
     writer_params = validate_params(ParquetWriter, {"extra_columns": FW2_COLUMNS[9:], "partition_by": "language"})
     writer = StepSpec("parquet", "parquet", writer_params, ParquetWriter)
     first = [
-        _shard(tmp_path / "a.parquet", [("a0", texts[0], "jpn", "Jpan"), ("a1", texts[1], "fra", "Latn"),
+        _shard(tmp_path / "a.parquet", [("a0", texts[0], "ita", "Latn"), ("a1", texts[1], "fra", "Latn"),
                                         ("a2", texts[2], "fra", "Latn"), ("a3", texts[1], "fra", "Latn")]),
-        _shard(tmp_path / "b.parquet", [("b0", texts[0], "cmn", "Hani"), ("b1", texts[1], "fra", "Latn"),
+        _shard(tmp_path / "b.parquet", [("b0", texts[0], "spa", "Latn"), ("b1", texts[1], "fra", "Latn"),
                                         ("b2", texts[3], "deu", "Latn")]),
     ]
     options = DedupOptions(per_language=True, hash_function="xxhash")
@@ -152,8 +152,8 @@ def test_per_language_dedup_across_runs(ray_session, tmp_path):
     # the same text in two languages is kept twice; three copies in one language are one document of cluster 3
     assert sorted(kept) == ["a0", "a1", "a2", "b0", "b2"] and summary["removed"] == 2
     assert {k: v["minhash_cluster_size"] for k, v in kept.items()} == {"a0": 1, "a1": 3, "a2": 1, "b0": 1, "b2": 1}
-    assert {v["folder"] for v in kept.values()} == {"jpn_Jpan", "cmn_Hani", "fra_Latn", "deu_Latn"}
-    assert kept["a0"]["folder"] == "jpn_Jpan" and kept["b0"]["folder"] == "cmn_Hani"
+    assert {v["folder"] for v in kept.values()} == {"ita_Latn", "spa_Latn", "fra_Latn", "deu_Latn"}
+    assert kept["a0"]["folder"] == "ita_Latn" and kept["b0"]["folder"] == "spa_Latn"
 
     # a later dump, deduplicated against the first run's index: only same-language copies go
     later = [_shard(tmp_path / "c.parquet", [("c0", texts[1], "fra", "Latn"), ("c1", texts[3], "nld", "Latn"),

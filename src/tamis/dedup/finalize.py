@@ -30,6 +30,7 @@ from tamis.io.storage import filesystem
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.merge import DEDUP_STEP
 from tamis.stats.observe import observe, observe_output
 from tamis.steps.base import Step, StepContext
@@ -82,6 +83,11 @@ def _built(steps: tuple[StepSpec, ...]) -> list[tuple[str, Step]]:
     return built
 
 
+def _labels_only(table: pa.Table) -> DocBatch:
+    names = [n for n in ("language", "language_script") if n in table.column_names]
+    return DocBatch({n: table.column(n).to_pylist() for n in names})
+
+
 def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,
                   options: DedupOptions, output: str, removed_output: dict[str, Any] | None = None,
                   steps: tuple[StepSpec, ...] | None = None, writer: StepSpec | None = None) -> dict[str, Any]:
@@ -114,9 +120,11 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
     step_counters = [counters.for_step(name) for name, _ in built]
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
+    by_language = LanguageBreakdown()
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
         observe(histograms, step, "removed", docs)
+        by_language.dropped(step, docs, reasons)
         if removed_writer is not None:
             removed_writer(step, docs, reasons)
 
@@ -135,10 +143,17 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
                 start, docs = docs, docs + batch.num_rows
                 keep = ~removed[start:docs]
-                if removed_writer is not None and not keep.all():
-                    duplicates = DocBatch.from_arrow(pa.Table.from_batches([batch]).filter(pa.array(~keep)))
-                    removed_writer(DEDUP_STEP, duplicates, [DUPLICATE] * len(duplicates))
-                table = pa.Table.from_batches([batch]).filter(pa.array(keep))
+                whole = pa.Table.from_batches([batch])
+                if "language" in whole.column_names:
+                    by_language.step_in(DEDUP_STEP, _labels_only(whole))
+                if not keep.all():
+                    duplicates = DocBatch.from_arrow(whole.filter(pa.array(~keep)))
+                    by_language.dropped(DEDUP_STEP, duplicates, [DUPLICATE] * len(duplicates))
+                    if removed_writer is not None:
+                        removed_writer(DEDUP_STEP, duplicates, [DUPLICATE] * len(duplicates))
+                table = whole.filter(pa.array(keep))
+                if "language" in table.column_names:
+                    by_language.step_out(DEDUP_STEP, _labels_only(table))
                 if not table.num_rows:
                     continue
                 unique += table.num_rows
@@ -147,11 +162,12 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
                     columns["minhash_cluster_id"] = cluster_id[start:docs][keep].tolist()
                 if "minhash_cluster_size" in schema.names:
                     columns["minhash_cluster_size"] = cluster_size[start:docs][keep].tolist()
-                out = run_steps(DocBatch(columns), built, step_counters, contexts, histograms)
+                out = run_steps(DocBatch(columns), built, step_counters, contexts, histograms, by_language)
                 if not len(out):
                     continue
                 out = DocBatch({name: out[name] for name in schema.names if name in out})
                 observe_output(histograms, languages, out)
+                by_language.output(out)
                 shards.write(out)
                 kept += len(out)
         written = shards.commit()
@@ -164,4 +180,5 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
     return {"shard": shard, "input": shard_path, "docs": docs, "kept": kept, "removed": docs - unique,
             "unique": unique, "outputs": [w.to_dict() for w in written], "meter": meter.result(),
             "counters": counters.to_dict(), "languages": dict(languages), "histograms": histograms.to_dict(),
+            "by_language": by_language.to_dict(),
             "removed_outputs": {step: w.to_dict() for step, w in removed_written.items()}}

@@ -39,6 +39,7 @@ from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.merge import DEDUP_STEP
 
 log = logging.getLogger(__name__)
@@ -303,8 +304,10 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
              if steps is not None or writer is not None else [])
     finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root, *after)).run(final_tasks)
     counters = TaskCounters()
+    by_language = LanguageBreakdown()
     for final in finals:
         counters.merge(TaskCounters.from_dict(final.get("counters", {})))
+        by_language.merge(LanguageBreakdown.from_dict(final.get("by_language")))
 
     index = {"fingerprint": fingerprint, "signature_params": options.signature_params(), "ranges": ranges,
              "shards": shards, "signature_files": [s["file"] for s in signatures]}
@@ -330,6 +333,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
                            if DEDUP_STEP in f.get("removed_outputs", {})],
         # the steps after dedup: their counters and removed documents, by step, like the process stage's
         "counters": counters.to_dict(),
+        "by_language": by_language.to_dict(),
         "steps_removed_shards": {step: [f["removed_outputs"][step] for f in finals
                                         if step in f.get("removed_outputs", {})]
                                  for step in sorted({k for f in finals for k in f.get("removed_outputs", {})}

@@ -27,6 +27,7 @@ from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.observe import observe, observe_output
 from tamis.steps.base import Annotator, Formatter, Reader, Step, StepContext
 
@@ -105,9 +106,11 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
+    by_language = LanguageBreakdown()
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
         observe(histograms, step, "removed", docs)
+        by_language.dropped(step, docs, reasons)
         removed(step, docs, reasons)
 
     contexts = [StepContext(name, c, on_removed) for (name, _), c in zip(steps, step_counters, strict=True)]
@@ -117,9 +120,10 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
     try:
         for batch in reader.iter_batches(input_path, reader_counters, options.limit, unit.byte_range):
-            batch = run_steps(batch, steps, step_counters, contexts, histograms)
+            batch = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
             if len(batch):
                 observe_output(histograms, languages, batch)
+                by_language.output(batch)
                 with write_counters.timed():
                     if shard is None and partitioned:
                         shard = PartitionedShards(writer_step, fs, root, f"part-{ident}.parquet")
@@ -154,6 +158,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         "removed": {step: s.to_dict() for step, s in removed_written.items()},
         "counters": counters.to_dict(),
         "languages": dict(sorted(languages.items())),
+        "by_language": by_language.to_dict(),
         "histograms": histograms.to_dict(),
         "wall_seconds": round(time.perf_counter() - started, 6),
         "cpu_seconds": round(_cpu_seconds() - cpu_started, 6),
@@ -171,12 +176,19 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
 
 
 def run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
-               histograms: HistogramSet) -> DocBatch:
+               histograms: HistogramSet, by_language: LanguageBreakdown | None = None) -> DocBatch:
     for (name, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
         step_counters.docs_in += len(batch)
+        labelled = "language" in batch
+        if by_language is not None and labelled:
+            by_language.step_in(name, batch)
         with step_counters.timed():
             batch = step.process(batch, ctx)
         step_counters.docs_out += len(batch)
+        if by_language is not None:
+            by_language.step_out(name, batch)
+            if not labelled and "language" in batch:
+                by_language.labelled_by(name)
         if not isinstance(step, (Annotator, Formatter)):
             observe(histograms, name, "kept", batch)
         for column in [c for c in batch.columns if c.startswith(FEATURE_PREFIX)]:

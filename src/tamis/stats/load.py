@@ -21,6 +21,7 @@ from tamis.engine import layout
 from tamis.io.storage import filesystem
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.merge import DEDUP_STEP, RunStats, merge_summaries
 from tamis.stats.observe import OUTPUT_SCOPE
 
@@ -150,6 +151,7 @@ def _stats_from_merged(data: dict[str, Any]) -> RunStats:
         tasks=int(data.get("tasks", 0)),
     )
     stats.languages.update(data.get("languages", {}))
+    stats.by_language = LanguageBreakdown.from_dict(data.get("by_language"))
     return stats
 
 
