@@ -13,6 +13,10 @@ from typing import Any
 
 import pyarrow as pa
 
+#: columns a per-language derived feature depends on, and the prefix of those features' keys
+_LANGUAGE_COLUMNS = frozenset({"language", "language_script"})
+_BY_LANGUAGE = "by_language:"
+
 
 class DocBatch:
     """Documents of one task, as named columns of equal length."""
@@ -42,6 +46,9 @@ class DocBatch:
         self.columns[name] = values
         if name == "text":
             self._derived.clear()
+        elif name in _LANGUAGE_COLUMNS:
+            for key in [key for key in self._derived if key.startswith(_BY_LANGUAGE)]:
+                del self._derived[key]
 
     def drop_column(self, name: str) -> None:
         self.columns.pop(name, None)
@@ -51,6 +58,16 @@ class DocBatch:
         values = self._derived.get(key)
         if values is None:
             values = [compute(text) for text in self.columns["text"]]
+            self._derived[key] = values
+        return values
+
+    def derived_by_language(self, key: str, labels: list[str], compute: Callable[[str, str], Any]) -> list[Any]:
+        """Like `derived`, for a feature that also depends on each document's language label (its word split);
+        forgotten when the text or a language column is replaced."""
+        key = _BY_LANGUAGE + key
+        values = self._derived.get(key)
+        if values is None:
+            values = [compute(text, label) for text, label in zip(self.columns["text"], labels, strict=True)]
             self._derived[key] = values
         return values
 

@@ -212,7 +212,8 @@ def _sample(spec: AblationSpec, runnable: list[tuple[str, list[str]]], budget: i
     fs, _ = filesystem(root)
     task = ray.remote(sample_tokens).options(num_cpus=1)
     holdout_fraction = 0.0 if spec.holdout.files else spec.holdout.fraction
-    pending = {task.remote(shards, budget, seed, sample_path(root, name, seed), holdout_fraction): (name, seed)
+    pending = {task.remote(shards, budget, seed, sample_path(root, name, seed), holdout_fraction,
+                           spec.rehydrate): (name, seed)
                for name, shards in runnable for seed in spec.seeds}
     samples = {}
     for ref, (name, seed) in pending.items():

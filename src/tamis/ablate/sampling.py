@@ -15,6 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -93,14 +94,37 @@ def _write(table: pa.Table, path: str) -> None:
         pq.write_table(table, handle, compression="zstd")
 
 
+def _rehydrated(table: pa.Table) -> pa.Table:
+    """Each document repeated by FineWeb-2's weight of its `minhash_cluster_size` (tamis.dedup.rehydrate)."""
+    from tamis.dedup.rehydrate import upsampling_weights
+
+    sizes = table["minhash_cluster_size"].to_pylist() if "minhash_cluster_size" in table.column_names else []
+    if not sizes:
+        raise ValueError("rehydrate: the variant's shards have no minhash_cluster_size column")
+    return table.take(pa.array(np.repeat(np.arange(table.num_rows), upsampling_weights(sizes)), type=pa.int64()))
+
+
 def sample_tokens(shards: list[str], token_budget: int, seed: int, out_path: str,
-                  holdout_fraction: float = 0.0) -> Sample:
-    """Write `token_budget` tokens of documents from `shards` to `out_path` (Parquet, FineWeb columns)."""
-    table = read_documents(shards, tuple(FINEWEB_SCHEMA.names))
+                  holdout_fraction: float = 0.0, rehydrate: bool = False) -> Sample:
+    """Write `token_budget` tokens of documents from `shards` to `out_path` (Parquet, FineWeb columns).
+
+    With `rehydrate`, documents are first repeated by their cluster size's weight (FineWeb-2's upsampling):
+    the k-th copy of a document is ranked by (seed, id, k), so copies spread over the order.
+    """
+    table = read_documents(shards, tuple(FINEWEB_SCHEMA.names) + (("minhash_cluster_size",) if rehydrate else ()))
+    copy_of: list[int] = []
+    if rehydrate:
+        table = _rehydrated(table)
+        ids_all = table["id"].to_pylist()
+        seen: dict[str, int] = {}
+        for doc_id in ids_all:
+            copy_of.append(seen.get(doc_id, 0))
+            seen[doc_id] = copy_of[-1] + 1
+        table = table.drop_columns(["minhash_cluster_size"])
     ids = table["id"].to_pylist()
     texts = table["text"].to_pylist()
-    order = sorted((rank_key(seed, doc_id), i) for i, doc_id in enumerate(ids)
-                   if texts[i] and not is_holdout(doc_id, holdout_fraction))
+    order = sorted((rank_key(seed, f"{doc_id}\x00{copy_of[i]}" if copy_of and copy_of[i] else doc_id), i)
+                   for i, doc_id in enumerate(ids) if texts[i] and not is_holdout(doc_id, holdout_fraction))
     encoding = gpt2_encoding()
     chosen: list[int] = []
     cut_texts: list[str] = []

@@ -38,7 +38,7 @@ from tamis.pipeline.validation import ParameterError, validate_params
 from tamis.steps.registry import load_plugin_dir
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "input", "variants", "token_budget", "seeds", "holdout",
-                  "evaluators", "plugins")
+                  "evaluators", "plugins", "rehydrate")
 VARIANT_KEYS = ("name", "description", "add", "remove", "set")
 HOLDOUT_KEYS = ("fraction", "max_tokens", "files")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -93,6 +93,8 @@ class AblationSpec:
     source: str = "<memory>"
     base_dir: str = "."
     description: str = ""
+    #: sample from FineWeb-2's rehydrated output (documents repeated by their minhash_cluster_size)
+    rehydrate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,7 @@ class AblationSpec:
             "evaluators": [e.to_dict() for e in self.evaluators],
             "holdout": {"fraction": self.holdout.fraction, "max_tokens": self.holdout.max_tokens,
                         "files": list(self.holdout.files)},
+            **({"rehydrate": True} if self.rehydrate else {}),
         }
 
 
@@ -335,9 +338,12 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
     variants = _parse_variants(data.get("variants"), base_map, source)
     evaluators = _parse_evaluators(data.get("evaluators"), source)
     holdout = _parse_holdout(data.get("holdout"), source, base_dir)
+    rehydrate = data.get("rehydrate", False)
+    if not isinstance(rehydrate, bool):
+        raise AblationError(f"{source}: rehydrate: expected true or false, got {rehydrate!r}")
     name = data.get("name", Path(source).stem if source != "<memory>" else "ablation")
     return AblationSpec(str(name), base, inputs, variants, budget, tuple(seeds), evaluators, holdout, source,
-                        str(base_dir), str(data.get("description", "")))
+                        str(base_dir), str(data.get("description", "")), rehydrate)
 
 
 def load_ablation(path: str | Path, allow_plugins: bool = True) -> AblationSpec:

@@ -15,6 +15,7 @@ from tamis import __version__
 from tamis.cli.ablate import ablate
 from tamis.cli.dedup import dedup
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
+from tamis.cli.sample import sample
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
 from tamis.display import VisibleControlsFormatter, line, plain, plugins_line
@@ -130,7 +131,7 @@ def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
 
 
 # commands that live in their own modules
-for command in (stats, inspect_command, dedup, ablate):
+for command in (stats, inspect_command, dedup, ablate, sample):
     cli.add_command(command)
 
 

@@ -49,6 +49,9 @@ class DedupOptions:
         cluster_columns: add `minhash_cluster_id` and `minhash_cluster_size` to the final shards.
         pii: apply the PII formatter in the finalize stage.
         token_count: recount GPT-2 tokens in the finalize stage.
+        per_language: deduplicate within each language only (FineWeb-2): documents of different
+            `language` + `language_script` labels are never duplicates, and each document's words are split
+            with its language's word tokenizer (tamis.text.languages.split_words_for).
         previous_index: work directories of earlier dedup runs (e.g. earlier dumps); documents matching
             them are removed, and they are never removed themselves.
         partitions: hash partitions of the connected-components rounds (tasks per round); 0 = choose from
@@ -69,6 +72,7 @@ class DedupOptions:
     cluster_columns: bool = False
     pii: bool = True
     token_count: bool = True
+    per_language: bool = False
     previous_index: tuple[str, ...] = field(default_factory=tuple)
     partitions: int = 0
     max_in_flight: int = 0
@@ -88,7 +92,7 @@ class DedupOptions:
         _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", "expected 0 <= seed < 2**32")
         _check(isinstance(self.memory_per_task, int) and self.memory_per_task >= 16 * MiB, "memory_per_task",
                f"expected at least 16 MiB in bytes, got {self.memory_per_task!r}")
-        for name in ("cluster_columns", "pii", "token_count"):
+        for name in ("cluster_columns", "pii", "token_count", "per_language"):
             _check(isinstance(getattr(self, name), bool), name, f"expected true or false, got {getattr(self, name)!r}")
         if not isinstance(self.previous_index, tuple):
             object.__setattr__(self, "previous_index", tuple(self.previous_index))
@@ -109,12 +113,18 @@ class DedupOptions:
 
     def signature_params(self) -> dict[str, Any]:
         """What decides the signatures (an index is only reusable when these are equal)."""
-        return {"kind": self.kind, "n_grams": self.n_grams, "bands": self.bands, "rows_per_band": self.rows_per_band,
-                "hash_bits": self.hash_bits, "hash_function": self.hash_function, "seed": self.seed}
+        params = {"kind": self.kind, "n_grams": self.n_grams, "bands": self.bands,
+                  "rows_per_band": self.rows_per_band, "hash_bits": self.hash_bits,
+                  "hash_function": self.hash_function, "seed": self.seed}
+        if self.per_language:  # absent otherwise, so indexes written before this option stay reusable
+            params["per_language"] = True
+        return params
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["previous_index"] = list(self.previous_index)
+        if not self.per_language:  # absent when off, so existing pipelines keep their fingerprints
+            data.pop("per_language")
         return data
 
     def fingerprint(self, *parts: Any) -> str:

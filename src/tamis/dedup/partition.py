@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from tamis.dedup.intermediate import TaskMeter, write_groups
 from tamis.dedup.options import DedupOptions
-from tamis.dedup.signatures import MinHasher, content_keys
+from tamis.dedup.signatures import MinHasher, content_keys, keyed_by_label, label_keys
 from tamis.io.storage import filesystem
 
 ROW_BITS, SHARD_BITS, PRIORITY_BITS = 24, 20, 20
@@ -76,6 +76,14 @@ def priorities(keep: str, texts: list[str], dates: list[str | None]) -> np.ndarr
     return (1 + np.clip(hours, 0, MAX_PRIORITY - 2)).astype(np.uint64)
 
 
+def language_labels(batch: Any, names: list[str]) -> list[str]:
+    """`<language>_<language_script>` of each row (the label FineWeb-2 deduplicates within)."""
+    n = batch.num_rows
+    languages = batch.column("language").to_pylist() if "language" in names else [None] * n
+    scripts = batch.column("language_script").to_pylist() if "language_script" in names else [None] * n
+    return [f"{lang}_{script}" if script else (lang or "") for lang, script in zip(languages, scripts, strict=True)]
+
+
 def signature_path(work: str, shard: int) -> str:
     return posixpath.join(work, "signatures", f"part-{shard:06d}.parquet")
 
@@ -94,9 +102,16 @@ def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptio
         parquet = pq.ParquetFile(handle)
         if parquet.metadata.num_rows > MAX_ROWS:
             raise ValueError(f"{shard_path}: {parquet.metadata.num_rows} rows, at most {MAX_ROWS} per shard")
-        columns = ["text", "date"] if "date" in parquet.schema_arrow.names else ["text"]
+        names = parquet.schema_arrow.names
+        columns = ["text", "date"] if "date" in names else ["text"]
+        if options.per_language:
+            if "language" not in names:
+                raise ValueError(f"{shard_path}: per-language dedup needs a `language` column (run language_id "
+                                 "before dedup)")
+            columns += [c for c in ("language", "language_script") if c in names]
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
             texts = [t or "" for t in batch.column("text").to_pylist()]
+            labels = language_labels(batch, columns) if options.per_language else None
             dates = batch.column("date").to_pylist() if "date" in columns else [None] * len(texts)
             row_ids = np.arange(rows, rows + len(texts), dtype=np.uint64)
             rows += len(texts)
@@ -104,10 +119,13 @@ def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptio
                 h1, h2 = content_keys(texts)
                 keep = np.ones(len(texts), dtype=bool)
             else:
-                per_doc = [hasher.shingles(t) for t in texts]
+                # FineWeb-2 splits each document's words with its own language's tokenizer
+                per_doc = [hasher.shingles(t, labels[i] if labels else None) for i, t in enumerate(texts)]
                 keep = np.fromiter((len(s) > 0 for s in per_doc), dtype=bool, count=len(per_doc))
                 sigs = hasher.signatures_of_shingles([s for s, k in zip(per_doc, keep, strict=True) if k])
                 h1, h2 = hasher.band_keys(sigs)
+            if labels is not None:
+                h1, h2 = keyed_by_label(h1, h2, label_keys([lab for lab, k in zip(labels, keep, strict=True) if k]))
             prio = priorities(options.keep, texts, dates)[keep]
             nodes = (prio << PRIORITY_SHIFT) | (np.uint64(shard) << SHARD_SHIFT) | row_ids[keep]
             with_signature += int(keep.sum())

@@ -72,20 +72,38 @@ def shingle_hasher(function: str, bits: int) -> Callable[[str], int]:
     """The hash of one shingle string: SHA-1's first 8 (or 4) bytes little-endian, or xxHash64/32."""
     if function == "sha1":
         return _sha1_64 if bits == 64 else _sha1_32
-    import xxhash  # optional dependency, checked when the options are validated
+    import xxhash  # checked when the options are validated
 
-    return xxhash.xxh64_intdigest if bits == 64 else xxhash.xxh32_intdigest
+    # the UTF-8 bytes of the shingle, which is what xxhash 3 hashes for a str (datatrove passes str;
+    # xxhash 4 only accepts bytes)
+    digest = xxhash.xxh64_intdigest if bits == 64 else xxhash.xxh32_intdigest
+    return lambda data: digest(data.encode("utf-8"))
 
 
-def words(text: str) -> list[str]:
+def language_splitter(language: str) -> Callable[[str], list[str]]:
+    """The word splitter of a language label (`jpn_Jpan`, `deu`...), as FineWeb-2's MinHash uses it.
+
+    It is tamis.text.languages.split_words_for (datatrove's per-language assignment); until that module is
+    available, English's splitter (datatrove's default) is used for every language.
+    """
+    try:
+        from tamis.text.languages import split_words_for
+    except ImportError:
+        return split_words
+    return lambda text: split_words_for(text, language)
+
+
+def words(text: str, language: str | None = None) -> list[str]:
     """The normalised text's words (datatrove strips tokens and drops empty ones; spaCy's are never empty
-    after whitespace tokens are removed, but a token can carry inner whitespace-like characters)."""
-    return [w for w in (t.strip() for t in split_words(normalize(text))) if w]
+    after whitespace tokens are removed, but a token can carry inner whitespace-like characters), split with
+    `language`'s tokenizer when given, else English's (FineWeb)."""
+    split = split_words if language is None else language_splitter(language)
+    return [w for w in (t.strip() for t in split(normalize(text))) if w]
 
 
-def shingles(text: str, n: int, hasher: Callable[[str], int]) -> np.ndarray:
+def shingles(text: str, n: int, hasher: Callable[[str], int], language: str | None = None) -> np.ndarray:
     """Hashes of the text's word n-grams, in order, as uint64 (empty when it has fewer than n words)."""
-    tokens = words(text)
+    tokens = words(text, language)
     count = len(tokens) - n + 1
     if count <= 0:
         return np.empty(0, dtype=np.uint64)

@@ -62,8 +62,8 @@ class MinHasher:
     def _hasher(self):
         return shingle_hasher(self.options.hash_function, self.options.hash_bits)
 
-    def shingles(self, text: str) -> np.ndarray:
-        return shingles(text, self.options.n_grams, self._hasher)
+    def shingles(self, text: str, language: str | None = None) -> np.ndarray:
+        return shingles(text, self.options.n_grams, self._hasher, language)
 
     def signatures_of_shingles(self, per_doc: Sequence[np.ndarray]) -> np.ndarray:
         """(documents, permutations) uint64 minima; every array in `per_doc` must be non-empty."""
@@ -107,6 +107,19 @@ class MinHasher:
                 h = mix64(h ^ bands[:, :, row])
             lanes.append(h)
         return lanes[0], lanes[1]
+
+
+def label_keys(labels: Sequence[str]) -> np.ndarray:
+    """(documents, 1) uint64: a 64-bit hash of each document's group label (its language, for per-language
+    dedup), mixed into its band keys so documents of different labels never share a bucket."""
+    digests = b"".join(hashlib.blake2b(label.encode("utf-8"), digest_size=8).digest() for label in labels)
+    return np.frombuffer(digests, dtype="<u8").reshape(-1, 1).astype(np.uint64)
+
+
+def keyed_by_label(h1: np.ndarray, h2: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Band keys made specific to each document's label: equal bands with equal labels still give equal
+    keys; with different labels, equal keys happen with probability about 2**-128."""
+    return mix64(h1 ^ labels), mix64(h2 ^ mix64(labels))
 
 
 def content_keys(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,11 @@ from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import MAX_SHARDS, group_name, signature_task
 from tamis.io.storage import filesystem, read_json, write_json
+from tamis.pipeline.spec import StepSpec
+from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
+from tamis.stats.languages import LanguageBreakdown
+from tamis.stats.merge import DEDUP_STEP
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
@@ -190,9 +194,14 @@ def _load_index(directory: str, options: DedupOptions) -> dict[str, Any]:
 
 def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options: DedupOptions, *,
               address: str | None = None, workers: int | None = None, removed: dict[str, Any] | None = None,
-              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str, int, int], None] | None = None,
+              steps: tuple[StepSpec, ...] | None = None, writer: StepSpec | None = None) -> dict[str, Any]:
     """Deduplicate `input_shards` into final shards under `output_root`; returns a summary of counts,
-    stages, and every task's CPU seconds and peak memory."""
+    stages, and every task's CPU seconds and peak memory.
+
+    `steps` run after dedup in the finalize tasks (None: PII and token count with their defaults, as
+    `options.pii` / `options.token_count` say); `writer` writes the final shards (None: FineWeb's columns).
+    """
     from tamis.engine.ray_runtime import connect, disconnect
 
     started = time.perf_counter()
@@ -213,7 +222,7 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
             driver.meters = []
             try:
                 return _plan_and_run(driver, shards, ranges, indexes, work_dir, output_root, options, started,
-                                     removed)
+                                     removed, steps, writer)
             except CorruptIntermediateError as exc:
                 if attempt == MAX_REPLANS:
                     raise DedupError(f"{exc} (still corrupt after {MAX_REPLANS} recomputations)") from None
@@ -228,7 +237,8 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
 
 def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list[dict[str, Any]], work_dir: str,
                   output_root: str, options: DedupOptions, started: float,
-                  removed: dict[str, Any] | None = None) -> dict[str, Any]:
+                  removed: dict[str, Any] | None = None, steps: tuple[StepSpec, ...] | None = None,
+                  writer: StepSpec | None = None) -> dict[str, Any]:
     fs, root, fingerprint = driver.fs, driver.root, driver.fingerprint
     memory = options.memory_per_task
 
@@ -287,9 +297,17 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
     for i, path in enumerate(shards):
         mine = [_only(m, [f"g{i % partitions}"]) if m else None for m in members]
         final_tasks.append(_Task("finalize", f"{i:06d}", finalize_task,
-                                 (path, i, mine, partitions, options, output_root, removed),
-                                 files=lambda s: [_output_entry(s)]))
-    finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root)).run(final_tasks)
+                                 (path, i, mine, partitions, options, output_root, removed, steps, writer),
+                                 files=_output_entries))
+    # the finalize steps and writer are part of what finalize's outputs depend on (none given: as before)
+    after = ([[s.to_dict() for s in steps], writer.to_dict() if writer else None]
+             if steps is not None or writer is not None else [])
+    finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root, *after)).run(final_tasks)
+    counters = TaskCounters()
+    by_language = LanguageBreakdown()
+    for final in finals:
+        counters.merge(TaskCounters.from_dict(final.get("counters", {})))
+        by_language.merge(LanguageBreakdown.from_dict(final.get("by_language")))
 
     index = {"fingerprint": fingerprint, "signature_params": options.signature_params(), "ranges": ranges,
              "shards": shards, "signature_files": [s["file"] for s in signatures]}
@@ -302,15 +320,24 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         "with_signature": sum(s["with_signature"] for s in signatures),
         "kept": sum(f["kept"] for f in finals),
         "removed": sum(f["removed"] for f in finals),
+        "unique": sum(f.get("unique", f["docs"] - f["removed"]) for f in finals),
         "ranges_per_band": ranges,
         "bucket_tasks": len(bucket_tasks),
         "spilled_buckets": sum(1 for b in buckets if b["pieces"] > 1),
         "candidate_pairs": total_edges,
         "partitions": partitions,
         "rounds": rounds,
-        "outputs": [f["output"]["path"] for f in finals if f["output"]],
-        "final_shards": [f["output"] for f in finals if f["output"]],
-        "removed_shards": [f["removed_output"] for f in finals if f.get("removed_output")],
+        "outputs": [o["path"] for f in finals for o in f["outputs"]],
+        "final_shards": [o for f in finals for o in f["outputs"]],
+        "removed_shards": [f["removed_outputs"][DEDUP_STEP] for f in finals
+                           if DEDUP_STEP in f.get("removed_outputs", {})],
+        # the steps after dedup: their counters and removed documents, by step, like the process stage's
+        "counters": counters.to_dict(),
+        "by_language": by_language.to_dict(),
+        "steps_removed_shards": {step: [f["removed_outputs"][step] for f in finals
+                                        if step in f.get("removed_outputs", {})]
+                                 for step in sorted({k for f in finals for k in f.get("removed_outputs", {})}
+                                                    - {DEDUP_STEP})},
         "languages": dict(sum((Counter(f.get("languages", {})) for f in finals), Counter())),
         "histograms": _merged_histograms(finals),
         "tasks": driver.meters,
@@ -327,9 +354,8 @@ def _merged_histograms(finals: list[dict[str, Any]]) -> dict[str, Any]:
     return merged.to_dict()
 
 
-def _output_entry(summary: dict[str, Any]) -> dict[str, Any] | None:
-    out = summary.get("output")
-    return {"path": out["path"], "bytes": out["file_bytes"]} if out else None
+def _output_entries(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"path": out["path"], "bytes": out["file_bytes"]} for out in summary.get("outputs", [])]
 
 
 def _only(entry: dict[str, Any], names: list[str]) -> dict[str, Any]:

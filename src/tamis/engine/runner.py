@@ -38,7 +38,7 @@ from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.redact import public_url, redact_text
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.provenance import differences
-from tamis.pipeline.spec import PipelineError, PipelineSpec
+from tamis.pipeline.spec import PipelineError, PipelineSpec, StepSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
 from tamis.stats.merge import DEDUP_STEP
@@ -206,7 +206,7 @@ def run_pipeline(
     todo = [unit for unit in units if unit.unit_id not in state.units]
     result.skipped = [unit.label() for unit in units if unit.unit_id in state.units]
 
-    process_spec, dedup_options = split_for_dedup(spec)
+    process_spec, dedup_options, finalize_steps = split_for_dedup(spec)
     dedup_summary = None
     if todo or dedup_options is not None:
         started_ray = connect(address, num_cpus=workers)
@@ -225,7 +225,7 @@ def run_pipeline(
                     index.flush()
             if dedup_options is not None and not result.failed:
                 dedup_summary = _run_dedup_stage(fs, root, state.stats.shards, dedup_options, address, workers,
-                                                 console, removed_options)
+                                                 console, removed_options, finalize_steps, spec.writer)
         finally:
             if started_ray:
                 disconnect()
@@ -242,7 +242,7 @@ def run_pipeline(
                              duplicates_removed=dedup_summary["removed"])
     result.dedup = dedup_summary
     result.steps_order = [spec.reader.name, *(s.name for s in process_spec.steps), WRITER_STEP,
-                          *([DEDUP_STEP] if dedup_summary is not None else [])]
+                          *([DEDUP_STEP, *(s.name for s in finalize_steps)] if dedup_summary is not None else [])]
     write_json(fs, layout.merged_stats_path(root), {
         "fingerprint": fingerprint,
         "pipeline": spec.name,
@@ -260,19 +260,29 @@ def run_pipeline(
     return result
 
 
-def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | None]:
-    """With dedup, the PII and token-count steps run after it (in finalize), as in FineWeb's recipe."""
+def split_for_dedup(spec: PipelineSpec) -> tuple[PipelineSpec, DedupOptions | None, tuple[StepSpec, ...]]:
+    """(the process stage's pipeline, the dedup options, the steps that run after dedup in finalize).
+
+    With a `- step: dedup` entry in `steps:`, every step after it runs after dedup, in order, with its
+    parameters (FineWeb-2's recipe). With a top-level `dedup:` section, the PII and token-count steps run
+    after it (FineWeb's recipe), with theirs.
+    """
     if spec.dedup is None:
-        return spec, None
-    present = {s.step for s in spec.steps}
+        return spec, None, ()
+    if spec.dedup_at is not None:
+        before, after = spec.steps[:spec.dedup_at], spec.steps[spec.dedup_at:]
+    else:
+        before = tuple(s for s in spec.steps if s.step not in FINALIZE_STEPS)
+        after = tuple(s for s in spec.steps if s.step in FINALIZE_STEPS)
+    present = {s.step for s in after}
     options = dataclasses.replace(spec.dedup, pii="pii" in present, token_count="token_count" in present)
-    steps = tuple(s for s in spec.steps if s.step not in FINALIZE_STEPS)
-    return dataclasses.replace(spec, steps=steps), options
+    return dataclasses.replace(spec, steps=before), options, after
 
 
 def _run_dedup_stage(fs: Any, root: str, committed_shards: list[dict[str, Any]], options: DedupOptions,
                      address: str | None, workers: int | None, console: Console,
-                     removed: dict[str, Any]) -> dict[str, Any] | None:
+                     removed: dict[str, Any], steps: tuple[StepSpec, ...],
+                     writer: StepSpec) -> dict[str, Any] | None:
     shards = [url_of(fs, shard["path"]) for shard in committed_shards]
     if not shards:
         return None
@@ -288,7 +298,8 @@ def _run_dedup_stage(fs: Any, root: str, committed_shards: list[dict[str, Any]],
             console.print(f"dedup {stage}: {done}/{total} tasks")
 
     return run_dedup(sorted(shards), work_dir, output_root, options, address=address, workers=workers,
-                     removed=removed if removed["mode"] != "none" else None, progress=progress)
+                     removed=removed if removed["mode"] != "none" else None, progress=progress,
+                     steps=steps, writer=writer)
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,

@@ -25,13 +25,14 @@ from tamis.engine.metrics import MetricsReporter
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
-from tamis.io.parquet import ParquetWriter, ShardWriter
+from tamis.io.parquet import ParquetWriter, PartitionedShards, ShardWriter
 from tamis.io.redact import has_secrets, redact_text
 from tamis.io.retry import with_retries
 from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.observe import observe, observe_output
 from tamis.steps.base import Annotator, Formatter, Reader, Step, StepContext
 
@@ -154,21 +155,28 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
     metrics = MetricsReporter(counters, spec.reader.name, enabled=options.ray_metrics and progress is not None)
+    by_language = LanguageBreakdown()
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
         observe(histograms, step, "removed", docs)
+        by_language.dropped(step, docs, reasons)
         removed(step, docs, reasons)
 
     contexts = [StepContext(name, c, on_removed) for (name, _), c in zip(steps, step_counters, strict=True)]
-    shard: ShardWriter | None = None
+    shard: ShardWriter | PartitionedShards | None = None
+    # FineWeb-2's data/<language>/ layout, for final shards only: dedup's input is one shard per input
+    partitioned = writer_step.partition_by != "dump" and not options.shard_subdir
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
     try:
         for batch in reader.iter_batches(input_path, reader_counters, options.limit, unit.byte_range):
-            batch = _run_steps(batch, steps, step_counters, contexts, histograms)
+            batch = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
             if len(batch):
                 observe_output(histograms, languages, batch)
+                by_language.output(batch)
                 with write_counters.timed():
-                    if shard is None:
+                    if shard is None and partitioned:
+                        shard = PartitionedShards(writer_step, fs, root, f"part-{ident}.parquet")
+                    elif shard is None:
                         shard_root = posixpath.join(root, options.shard_subdir) if options.shard_subdir else root
                         shard = writer_step.open(fs, layout.shard_path(shard_root, batch["dump"][0], ident))
                     write_counters.docs_in += len(batch)
@@ -181,7 +189,9 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
                 reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
                 metrics.report()
         with write_counters.timed():
-            written = shard.commit() if shard is not None else None
+            committed = shard.commit() if shard is not None else None
+            parts = committed if isinstance(committed, list) else []
+            written = None if isinstance(committed, list) else committed
             removed_written = removed.commit()
     except BaseException:
         if shard is not None:
@@ -194,15 +204,17 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         "byte_range": list(unit.byte_range) if unit.byte_range else None,
         "fingerprint": options.fingerprint,
         "shard": written.to_dict() if written else None,
+        **({"shards": [p.to_dict() for p in parts]} if partitioned else {}),
         "removed": {step: s.to_dict() for step, s in removed_written.items()},
         "counters": counters.to_dict(),
         "languages": dict(sorted(languages.items())),
+        "by_language": by_language.to_dict(),
         "histograms": histograms.to_dict(),
         "wall_seconds": round(time.perf_counter() - started, 6),
         "cpu_seconds": round(_cpu_seconds() - cpu_started, 6),
         "docs_read": reader_counters.docs_out,
-        "docs_kept": written.rows if written else 0,
-        "tokens": written.tokens if written else 0,
+        "docs_kept": written.rows if written else sum(p.rows for p in parts),
+        "tokens": written.tokens if written else sum(p.tokens for p in parts),
         "bytes_read": reader_counters.events.get("bytes_read", 0),
         "io_retries": list(retries),
     }
@@ -216,13 +228,20 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     return {**record, "histograms": summary["histograms"]}
 
 
-def _run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
-               histograms: HistogramSet) -> DocBatch:
+def run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
+               histograms: HistogramSet, by_language: LanguageBreakdown | None = None) -> DocBatch:
     for (name, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
         step_counters.docs_in += len(batch)
+        labelled = "language" in batch
+        if by_language is not None and labelled:
+            by_language.step_in(name, batch)
         with step_counters.timed():
             batch = step.process(batch, ctx)
         step_counters.docs_out += len(batch)
+        if by_language is not None:
+            by_language.step_out(name, batch)
+            if not labelled and "language" in batch:
+                by_language.labelled_by(name)
         if not isinstance(step, (Annotator, Formatter)):
             observe(histograms, name, "kept", batch)
         for column in [c for c in batch.columns if c.startswith(FEATURE_PREFIX)]:

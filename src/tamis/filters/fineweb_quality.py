@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from itertools import repeat
-from typing import Any
+from typing import Any, Literal
 
 from tamis.batch import DocBatch
 from tamis.filters.gopher_repetition import duplicates
+from tamis.fineweb2.configs import LanguageConfig
+from tamis.fineweb2.per_language import LanguageConfigured, language_words
 from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
@@ -32,8 +34,15 @@ FEATURES = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "new_line_
 
 
 @register_step("fineweb_quality")
-class FineWebQualityFilter(Filter):
-    """Drops list-like or repetitive documents. Ratios are over non-blank lines."""
+class FineWebQualityFilter(LanguageConfigured, Filter):
+    """Drops list-like or repetitive documents. Ratios are over non-blank lines.
+
+    With `language_config: fineweb2`, each document's `line_punct_thr` and `new_line_ratio` come from FineWeb-2's
+    config for its language, the short-line check is off (`short_line_thr` 999), `char_duplicates_ratio` is 0.1
+    (FineWeb-2's values), and words are split with its language's tokenizer.
+    """
+
+    FINEWEB2_FIXED = {"short_line_thr": 999, "char_duplicates_ratio": 0.1}
 
     def __init__(
         self,
@@ -44,6 +53,8 @@ class FineWebQualityFilter(Filter):
         short_line_length: int = 30,
         char_duplicates_ratio: float = 0.01,
         new_line_ratio: float = 0.3,
+        language_config: Literal["fineweb2"] | None = None,
+        config_dir: str | None = None,
     ):
         """
         Args:
@@ -55,6 +66,8 @@ class FineWebQualityFilter(Filter):
             short_line_length: see above.
             char_duplicates_ratio: max fraction of (non-newline) characters in repeated lines.
             new_line_ratio: max newlines per word.
+            language_config: `fineweb2`: thresholds per document language from FineWeb-2's configs.
+            config_dir: a folder of `<label>.yml` configs searched before the packaged ones.
         """
         self.line_punct_thr = line_punct_thr
         self.line_punct_exclude_zero = line_punct_exclude_zero
@@ -63,6 +76,20 @@ class FineWebQualityFilter(Filter):
         self.short_line_length = short_line_length
         self.char_duplicates_ratio = char_duplicates_ratio
         self.new_line_ratio = new_line_ratio
+        self.language_config = language_config
+        self.config_dir = config_dir
+        self._check_language_params()
+
+    def _build_for_language(self, config: LanguageConfig) -> FineWebQualityFilter:
+        return FineWebQualityFilter(
+            line_punct_thr=config.line_punct_thr,
+            line_punct_exclude_zero=self.line_punct_exclude_zero,
+            stop_chars=self.stop_chars,
+            short_line_thr=self.FINEWEB2_FIXED["short_line_thr"],
+            short_line_length=self.short_line_length,
+            char_duplicates_ratio=self.FINEWEB2_FIXED["char_duplicates_ratio"],
+            new_line_ratio=config.new_line_ratio,
+        )
 
     def setup(self) -> None:
         self._stop_chars = tuple(TERMINAL_PUNCTUATION if self.stop_chars is None else self.stop_chars)
@@ -105,8 +132,15 @@ class FineWebQualityFilter(Filter):
         return True if reason is None else (False, reason)
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
-        words = batch.derived(WORDS, split_words)
+        if self.language_config is not None:
+            _, steps = self._language_steps(batch)
+            words = language_words(batch)
+        else:
+            steps = None
+            words = batch.derived(WORDS, split_words)
         measured = [self.measure(text, doc_words) for text, doc_words in zip(batch["text"], words, strict=True)]
         for i, name in enumerate(FEATURES):
             batch.set_column(feature_column(name), [None if m is None or math.isinf(m[i]) else m[i] for m in measured])
-        return [self.decide(m) for m in measured]
+        if steps is None:
+            return [self.decide(m) for m in measured]
+        return [step.decide(m) for step, m in zip(steps, measured, strict=True)]

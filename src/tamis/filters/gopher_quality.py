@@ -8,15 +8,19 @@ a Python loop with a character loop inside.
 from __future__ import annotations
 
 from itertools import compress
-from typing import Any
+from typing import Any, Literal
 
 from tamis.batch import DocBatch
+from tamis.fineweb2.configs import LanguageConfig
+from tamis.fineweb2.per_language import LanguageConfigured, language_words, off_if_zero
 from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import LINES, WORDS, split_words
 from tamis.text.punctuation import PUNCTUATION_CHARS
 
+#: FineWeb-2's min_stop_words for every language
+FINEWEB2_MIN_STOP_WORDS = 2
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 _BULLETS = ("•", "-")
 _ELLIPSES = ("...", "…")
@@ -58,12 +62,18 @@ class Reasons:
 
 
 @register_step("gopher_quality")
-class GopherQualityFilter(Filter):
+class GopherQualityFilter(LanguageConfigured, Filter):
     """Drops documents whose length, word shapes or line shapes are unlike prose. None disables a check.
 
     Word counts and mean length are over words with at least one non-punctuation character; the symbol
     and alphabetic ratios are over all words (datatrove's definitions).
+
+    With `language_config: fineweb2`, each document's word-length bounds, alphabetic-word ratio and stop words
+    come from FineWeb-2's config for its language, `min_stop_words` is 2 (FineWeb-2's value; the check is off
+    for a language without a config, which has no stop words), and words are split with its language's tokenizer.
     """
+
+    FINEWEB2_FIXED = {"min_stop_words": FINEWEB2_MIN_STOP_WORDS}
 
     def __init__(
         self,
@@ -77,6 +87,8 @@ class GopherQualityFilter(Filter):
         min_alpha_words_ratio: float | None = 0.8,
         min_stop_words: int | None = 2,
         stop_words: list[str] | None = None,
+        language_config: Literal["fineweb2"] | None = None,
+        config_dir: str | None = None,
     ):
         """
         Args:
@@ -89,6 +101,8 @@ class GopherQualityFilter(Filter):
                 max_non_alpha_words_ratio).
             min_stop_words: min number of distinct stop words present.
             stop_words: default the/be/to/of/and/that/have/with.
+            language_config: `fineweb2`: thresholds per document language from FineWeb-2's configs.
+            config_dir: a folder of `<label>.yml` configs searched before the packaged ones.
         """
         self.min_doc_words = min_doc_words
         self.max_doc_words = max_doc_words
@@ -100,6 +114,25 @@ class GopherQualityFilter(Filter):
         self.min_alpha_words_ratio = min_alpha_words_ratio
         self.min_stop_words = min_stop_words
         self.stop_words = stop_words
+        self.language_config = language_config
+        self.config_dir = config_dir
+        self._check_language_params()
+        if language_config is not None and stop_words is not None:
+            raise ValueError("stop_words: set per language by language_config: fineweb2; leave it out")
+
+    def _build_for_language(self, config: LanguageConfig) -> GopherQualityFilter:
+        return GopherQualityFilter(
+            min_doc_words=self.min_doc_words,
+            max_doc_words=self.max_doc_words,
+            min_avg_word_length=off_if_zero(config.min_avg_word_length),
+            max_avg_word_length=off_if_zero(config.max_avg_word_length),
+            max_symbol_word_ratio=self.max_symbol_word_ratio,
+            max_bullet_lines_ratio=self.max_bullet_lines_ratio,
+            max_ellipsis_lines_ratio=self.max_ellipsis_lines_ratio,
+            min_alpha_words_ratio=off_if_zero(config.max_non_alpha_words_ratio),
+            min_stop_words=None if config.is_default and not config.stopwords else FINEWEB2_MIN_STOP_WORDS,
+            stop_words=list(config.stopwords),
+        )
 
     def setup(self) -> None:
         self._stop_words = frozenset(STOP_WORDS if self.stop_words is None else self.stop_words)
@@ -165,9 +198,22 @@ class GopherQualityFilter(Filter):
         return True if reason is None else (False, reason)
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        if self.language_config is not None:
+            return self._filter_batch_per_language(batch)
         words = batch.derived(WORDS, split_words)
         lines = batch.derived(LINES, str.splitlines)
         measured = [self.measure(*doc) for doc in zip(batch["text"], words, lines, strict=True)]
         for i, name in enumerate(FEATURES):
             batch.set_column(feature_column(name), [m[i] for m in measured])
         return [self.decide(m) for m in measured]
+
+    def _filter_batch_per_language(self, batch: DocBatch) -> list[str | None]:
+        """As filter_batch, each document measured and decided by its language's configured copy (stop words
+        differ per language, so the measure is the copy's too)."""
+        _, steps = self._language_steps(batch)
+        words = language_words(batch)
+        lines = batch.derived(LINES, str.splitlines)
+        measured = [step.measure(*doc) for step, *doc in zip(steps, batch["text"], words, lines, strict=True)]
+        for i, name in enumerate(FEATURES):
+            batch.set_column(feature_column(name), [m[i] for m in measured])
+        return [step.decide(m) for step, m in zip(steps, measured, strict=True)]

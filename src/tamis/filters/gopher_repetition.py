@@ -12,9 +12,11 @@ import re
 from collections import Counter
 from itertools import compress
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 
 from tamis.batch import DocBatch
+from tamis.fineweb2.configs import LanguageConfig
+from tamis.fineweb2.per_language import LanguageConfigured, language_words, off_if_zero
 from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
@@ -87,8 +89,15 @@ def duplicated_n_gram_chars(words: list[str], n: int) -> int:
 
 
 @register_step("gopher_repetition")
-class GopherRepetitionFilter(Filter):
-    """Drops documents dominated by repeated paragraphs, lines or word n-grams. None disables a check."""
+class GopherRepetitionFilter(LanguageConfigured, Filter):
+    """Drops documents dominated by repeated paragraphs, lines or word n-grams. None disables a check.
+
+    With `language_config: fineweb2`, each document's `dup_line_frac`, `top_n_grams` and `dup_n_grams` come from
+    FineWeb-2's config for its language, the paragraph and line-character checks are off (FineWeb-2's values),
+    and words are split with its language's tokenizer.
+    """
+
+    FINEWEB2_FIXED = {"dup_para_frac": None, "dup_line_char_frac": None, "dup_para_char_frac": None}
 
     def __init__(
         self,
@@ -105,6 +114,8 @@ class GopherRepetitionFilter(Filter):
             (9, 0.11),
             (10, 0.10),
         ),
+        language_config: Literal["fineweb2"] | None = None,
+        config_dir: str | None = None,
     ):
         """
         Args:
@@ -114,6 +125,8 @@ class GopherRepetitionFilter(Filter):
             dup_para_char_frac: max fraction of characters in repeated paragraphs.
             top_n_grams: (n, max fraction of characters covered by the most frequent n-gram).
             dup_n_grams: (n, max fraction of characters in repeated n-grams).
+            language_config: `fineweb2`: thresholds per document language from FineWeb-2's configs.
+            config_dir: a folder of `<label>.yml` configs searched before the packaged ones.
         """
         self.dup_line_frac = dup_line_frac
         self.dup_para_frac = dup_para_frac
@@ -121,6 +134,19 @@ class GopherRepetitionFilter(Filter):
         self.dup_para_char_frac = dup_para_char_frac
         self.top_n_grams = top_n_grams
         self.dup_n_grams = dup_n_grams
+        self.language_config = language_config
+        self.config_dir = config_dir
+        self._check_language_params()
+
+    def _build_for_language(self, config: LanguageConfig) -> GopherRepetitionFilter:
+        return GopherRepetitionFilter(
+            dup_line_frac=off_if_zero(config.dup_line_frac),
+            dup_para_frac=None,
+            dup_line_char_frac=None,
+            dup_para_char_frac=None,
+            top_n_grams=config.top_n_grams,
+            dup_n_grams=config.dup_n_grams,
+        )
 
     def measure(self, text: str, words: list[str]) -> dict[str, float | None]:
         """The quantities FEATURES names, for any text (None where undefined)."""
@@ -178,9 +204,20 @@ class GopherRepetitionFilter(Filter):
         return True if reason is None else (False, reason)
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        if self.language_config is not None:
+            return self._filter_batch_per_language(batch)
         words = batch.derived(WORDS, split_words)
         texts = batch["text"]
         measured = [self.measure(text, doc_words) for text, doc_words in zip(texts, words, strict=True)]
         for name in FEATURES:
             batch.set_column(feature_column(name), [m[name] for m in measured])
         return [self.decide(*doc) for doc in zip(texts, words, measured, strict=True)]
+
+    def _filter_batch_per_language(self, batch: DocBatch) -> list[str | None]:
+        _, steps = self._language_steps(batch)
+        words = language_words(batch)
+        texts = batch["text"]
+        measured = [self.measure(text, doc_words) for text, doc_words in zip(texts, words, strict=True)]
+        for name in FEATURES:
+            batch.set_column(feature_column(name), [m[name] for m in measured])
+        return [step.decide(*doc) for step, *doc in zip(steps, texts, words, measured, strict=True)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from tamis.batch import DocBatch
+from tamis.engine.layout import safe_dump
 from tamis.io.storage import temporary_name
 from tamis.steps.base import Step
 from tamis.steps.registry import register_step
@@ -28,6 +29,29 @@ FINEWEB_SCHEMA = pa.schema(
         ("token_count", pa.int64()),
     ]
 )
+
+
+#: columns FineWeb-2 adds to FineWeb's (its published rows), with their types; any other extra column is a string
+FINEWEB2_COLUMNS = {
+    "language_script": pa.string(),
+    "minhash_cluster_size": pa.int64(),
+    "top_langs": pa.string(),
+}
+KNOWN_COLUMN_TYPES = {**FINEWEB2_COLUMNS, "minhash_cluster_id": pa.int64()}
+PARTITIONS = ("dump", "language")
+
+
+def partition_keys(batch: DocBatch, partition_by: str) -> list[str]:
+    """The folder under data/ of each document: its dump, or its language label `<code>_<Script>`
+    (FineWeb-2's layout; the code alone when no script was recorded)."""
+    n = len(batch)
+    if partition_by == "dump":
+        dumps = batch["dump"] if "dump" in batch else [None] * n
+        return [safe_dump(d) for d in dumps]
+    languages = batch["language"] if "language" in batch else [None] * n
+    scripts = batch["language_script"] if "language_script" in batch else [None] * n
+    return [safe_dump(f"{lang}_{script}" if lang and script else lang)
+            for lang, script in zip(languages, scripts, strict=True)]
 
 
 @dataclass
@@ -135,6 +159,7 @@ class ParquetWriter(Step):
         row_group_bytes: int = 128 * 2**20,
         row_group_rows: int = 100_000,
         extra_columns: list[str] | None = None,
+        partition_by: Literal["dump", "language"] = "dump",
     ):
         """
         Args:
@@ -143,20 +168,60 @@ class ParquetWriter(Step):
             row_group_bytes: a row group is cut when the buffered Arrow data reaches this size, which also
                 bounds the writer's memory.
             row_group_rows: ... or this many rows.
-            extra_columns: string columns added by steps to keep beyond FineWeb's nine.
+            extra_columns: columns added by steps to keep beyond FineWeb's nine: strings, except FineWeb-2's
+                `minhash_cluster_size` (and `minhash_cluster_id`), int64.
+            partition_by: folder of each document under data/: `dump` (FineWeb: data/<dump>/) or `language`
+                (FineWeb-2: data/<language>_<language_script>/).
         """
         self.compression = compression
         self.compression_level = compression_level
         self.row_group_bytes = row_group_bytes
         self.row_group_rows = row_group_rows
         self.extra_columns = extra_columns
+        self.partition_by = partition_by
+        names = list(extra_columns or [])
+        duplicated = sorted({n for n in names if names.count(n) > 1 or n in FINEWEB_SCHEMA.names})
+        if duplicated:
+            raise ValueError(f"extra_columns: {duplicated[0]!r} is listed twice or is already a FineWeb column")
 
     def schema(self) -> pa.Schema:
         schema = FINEWEB_SCHEMA
         for name in self.extra_columns or []:
-            schema = schema.append(pa.field(name, pa.string()))
+            schema = schema.append(pa.field(name, KNOWN_COLUMN_TYPES.get(name, pa.string())))
         return schema
 
-    def open(self, fs: AbstractFileSystem, path: str) -> ShardWriter:
-        return ShardWriter(fs, path, self.schema(), self.compression, self.compression_level,
+    def open(self, fs: AbstractFileSystem, path: str, schema: pa.Schema | None = None) -> ShardWriter:
+        return ShardWriter(fs, path, schema or self.schema(), self.compression, self.compression_level,
                            self.row_group_bytes, self.row_group_rows)
+
+
+class PartitionedShards:
+    """One task's kept documents as one shard per folder under data/ (`data/<key>/<file_name>`), each
+    committed like a single shard. Memory stays bounded: each open shard buffers at most a row group."""
+
+    def __init__(self, writer: ParquetWriter, fs: AbstractFileSystem, root: str, file_name: str,
+                 schema: pa.Schema | None = None):
+        self.writer = writer
+        self.fs = fs
+        self.root = root
+        self.file_name = file_name
+        self.schema = schema
+        self._shards: dict[str, ShardWriter] = {}
+
+    def write(self, batch: DocBatch) -> None:
+        keys = partition_keys(batch, self.writer.partition_by)
+        for key in sorted(set(keys)):
+            part = batch if len(set(keys)) == 1 else batch.take([i for i, k in enumerate(keys) if k == key])
+            shard = self._shards.get(key)
+            if shard is None:
+                path = posixpath.join(self.root, "data", key, self.file_name)
+                shard = self._shards[key] = self.writer.open(self.fs, path, self.schema)
+            shard.write(part)
+
+    def commit(self) -> list[WrittenShard]:
+        """The shards written, by folder name."""
+        return [w for _, shard in sorted(self._shards.items()) if (w := shard.commit()) is not None]
+
+    def abort(self) -> None:
+        for shard in self._shards.values():
+            shard.abort()

@@ -23,6 +23,8 @@ from tamis.steps.base import Step
 from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir, record_plugin_module
 
 RESERVED_STEP_KEYS = ("step", "name")
+#: the entry of `steps:` that says where deduplication sits; the steps after it run in the finalize stage
+DEDUP_ENTRY = "dedup"
 TOP_LEVEL_KEYS = ("name", "description", "reader", "steps", "writer", "plugins", "removed", "dedup")
 DEFAULT_READER = {"step": "warc"}
 DEFAULT_WRITER = {"step": "parquet"}
@@ -56,9 +58,12 @@ class PipelineSpec:
     source: str = "<memory>"
     removed: dict[str, Any] = field(default_factory=dict)
     dedup: DedupOptions | None = None
+    #: with a `- step: dedup` entry in `steps:`, how many steps come before it (they run in the process
+    #: stage; the others run after dedup, in finalize); None with a top-level `dedup:` section or no dedup
+    dedup_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "reader": self.reader.to_dict(),
             "steps": [s.to_dict() for s in self.steps],
@@ -66,6 +71,9 @@ class PipelineSpec:
             "removed": self.removed,
             "dedup": self.dedup.to_dict() if self.dedup else None,
         }
+        if self.dedup_at is not None:  # absent otherwise, so existing pipelines keep their fingerprint
+            data["dedup_at"] = self.dedup_at
+        return data
 
     def provenance(self) -> dict[str, Any]:
         """Library versions, model-file and plugin-source hashes that decide the output (pipeline.provenance)."""
@@ -148,17 +156,37 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
         raise PipelineError(f"{source}: steps: expected a list of steps")
     taken: set[str] = set()
     reader = _step_spec(data.get("reader", DEFAULT_READER), f"{source}: reader", taken, "reader")
-    steps = tuple(_step_spec(raw, f"{source}: steps[{i}]", taken, None) for i, raw in enumerate(steps_raw))
+    dedup_entries = [i for i, raw in enumerate(steps_raw) if raw == DEDUP_ENTRY
+                     or (isinstance(raw, dict) and raw.get("step") == DEDUP_ENTRY)]
+    if len(dedup_entries) > 1:
+        raise PipelineError(f"{source}: steps[{dedup_entries[1]}]: dedup appears twice (one dedup per pipeline)")
+    if dedup_entries and data.get("dedup") is not None:
+        raise PipelineError(f"{source}: steps[{dedup_entries[0]}]: dedup is both a step and a top-level 'dedup:' "
+                            "section; keep one")
+    dedup_at = None
+    dedup_raw = data.get("dedup")
+    if dedup_entries:
+        dedup_at = dedup_entries[0]
+        entry = steps_raw[dedup_at]
+        dedup_raw = {k: v for k, v in entry.items() if k != "step"} if isinstance(entry, dict) else {}
+        steps_raw = [raw for i, raw in enumerate(steps_raw) if i != dedup_at]
+    steps = tuple(_step_spec(raw, f"{source}: steps[{i + (dedup_at is not None and i >= dedup_at)}]", taken, None)
+                  for i, raw in enumerate(steps_raw))
     writer = _step_spec(data.get("writer", DEFAULT_WRITER), f"{source}: writer", taken, "writer")
     removed = data.get("removed", {})
     if not isinstance(removed, dict):
         raise PipelineError(f"{source}: removed: expected a mapping")
     try:
-        dedup = validate_dedup_section(data.get("dedup"), source)
+        dedup = validate_dedup_section(dedup_raw, source)
     except DedupOptionsError as exc:
-        raise PipelineError(str(exc)) from None
+        message = str(exc)
+        if dedup_at is not None:
+            message = message.replace(f"{source}: dedup", f"{source}: steps[{dedup_at}] (dedup)", 1)
+        raise PipelineError(message) from None
+    if dedup is None:
+        dedup_at = None  # `enabled: false`: every step runs in the process stage, in order
     name = data.get("name", Path(source).stem if source != "<memory>" else "pipeline")
-    return PipelineSpec(str(name), reader, steps, writer, source, removed, dedup)
+    return PipelineSpec(str(name), reader, steps, writer, source, removed, dedup, dedup_at)
 
 
 def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None, allow_plugins: bool = True) -> PipelineSpec:

@@ -23,7 +23,8 @@ from tamis.engine.commits import load_commits
 from tamis.io.storage import filesystem
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
-from tamis.stats.merge import RunStats
+from tamis.stats.languages import LanguageBreakdown
+from tamis.stats.merge import DEDUP_STEP, RunStats
 from tamis.stats.observe import OUTPUT_SCOPE
 
 WRITER_STEP = "write"
@@ -121,9 +122,15 @@ def _steps_order(manifest: dict[str, Any], stats: RunStats, recorded: list[str] 
     if not order and pipeline:
         # with dedup, PII and token counting run after it (finalize), not in the process stage
         finalize = FINALIZE_STEPS if pipeline.get("dedup") else frozenset()
+        steps = pipeline.get("steps", [])
+        at = pipeline.get("dedup_at")  # a `- step: dedup` entry: the steps after it ran after dedup
         order.append((pipeline.get("reader") or {}).get("name", "warc"))
-        order += [step["name"] for step in pipeline.get("steps", []) if step.get("step") not in finalize]
-        order.append(WRITER_STEP)
+        if at is not None:
+            order += [step["name"] for step in steps[:at]] + [WRITER_STEP, DEDUP_STEP]
+            order += [step["name"] for step in steps[at:]]
+        else:
+            order += [step["name"] for step in steps if step.get("step") not in finalize]
+            order.append(WRITER_STEP)
     # steps seen in the counters but unknown to the manifest (no manifest at all) go last, by name
     order += sorted(name for name in stats.counters.steps if name not in order)
     return order
@@ -138,6 +145,7 @@ def _stats_from_merged(data: dict[str, Any]) -> RunStats:
         tasks=int(data.get("tasks", 0)),
     )
     stats.languages.update(data.get("languages", {}))
+    stats.by_language = LanguageBreakdown.from_dict(data.get("by_language"))
     return stats
 
 

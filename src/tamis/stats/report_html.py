@@ -215,6 +215,9 @@ def render(run: LoadedRun) -> str:
         out.append("<h2>Languages of kept documents</h2>" + _bars_svg(run.stats.languages.most_common(30),
                                                                       KEPT_COLOUR))
 
+    if run.stats.by_language:
+        out.append(_languages_table(run))
+
     out.append(f"<h2>Shards ({len(run.stats.shards):,})</h2><div class=\"scroll\"><table id=\"shards\" "
                "class=\"sortable\"><thead><tr><th class=\"l\">shard</th><th>rows</th><th>tokens</th><th>text</th>"
                "<th>on disk</th></tr></thead><tbody>")
@@ -228,6 +231,22 @@ def render(run: LoadedRun) -> str:
                + json.dumps(totals).replace("</", "<\\/") + "</script>")
     out.append(f"<script>{JS}</script></main></body></html>")
     return "\n".join(out)
+
+
+def _languages_table(run: LoadedRun) -> str:
+    """Per language: documents after language ID, kept, tokens, drop reasons and each step's funnel."""
+    rows = ["<h2>Per language</h2><div class=\"scroll\"><table id=\"languages\" class=\"sortable\"><thead><tr>"
+            "<th class=\"l\">language</th><th>in</th><th>kept</th><th>tokens</th><th class=\"l\">drop reasons</th>"
+            "<th class=\"l\">funnel (step: in → out)</th></tr></thead><tbody>"]
+    for row in run.stats.by_language.rows(run.steps_order):
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in row["dropped"].items())
+        funnel = " · ".join(f"{step}: {n_in:,} → {n_out:,}" for step, n_in, n_out in row["funnel"])
+        rows.append(f"<tr><td class=\"l\">{_e(row['language'])}</td><td data-v=\"{row['docs_in']}\">"
+                    f"{row['docs_in']:,}</td><td data-v=\"{row['kept']}\">{row['kept']:,}</td>"
+                    f"<td data-v=\"{row['tokens']}\">{row['tokens']:,}</td><td class=\"l\">{_e(reasons)}</td>"
+                    f"<td class=\"l\">{_e(funnel)}</td></tr>")
+    rows.append("</tbody></table></div>")
+    return "".join(rows)
 
 
 def write_report(run: LoadedRun, path: str) -> None:

@@ -94,6 +94,17 @@ def print_report(console: Console, run: LoadedRun, *, shards: bool = False, top:
             table.add_row(plain(language), f"{n:,}", percent(n / kept))
         console.print(table)
 
+    if run.stats.by_language:
+        table = Table(title="per language (after language ID)", title_justify="left", header_style="bold")
+        for column in ("language", "in", "kept", "kept %", "tokens", "top drop reasons"):
+            table.add_column(column, justify="left" if column in ("language", "top drop reasons") else "right")
+        for row in run.stats.by_language.rows(run.steps_order)[:top]:
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in list(row["dropped"].items())[:3])
+            table.add_row(row["language"], f"{row['docs_in']:,}", f"{row['kept']:,}",
+                          percent(row["kept"] / row["docs_in"] if row["docs_in"] else None), f"{row['tokens']:,}",
+                          reasons)
+        console.print(table)
+
     if shards:
         table = Table(title=f"shards ({len(run.stats.shards)})", title_justify="left", header_style="bold")
         for column in ("shard", "rows", "tokens", "text", "on disk"):

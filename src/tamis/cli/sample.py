@@ -1,0 +1,66 @@
+"""`tamis sample`: a copy of a run's output, subsampled and/or rehydrated (FineWeb-2's upsampling by
+cluster size), one Ray task per shard, deterministic for a given seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+
+import click
+import ray
+from rich.console import Console
+
+from tamis.dedup.rehydrate import rehydrate_shard
+from tamis.engine.ray_runtime import connect
+from tamis.io.storage import filesystem, url_of, write_json
+
+
+def output_shards(output: str) -> list[tuple[str, str]]:
+    """(shard URL, its path relative to the run's output) of every final shard under OUTPUT/data/."""
+    fs, root = filesystem(output)
+    data = posixpath.join(root.rstrip("/"), "data")
+    found = sorted(fs.glob(posixpath.join(data, "**", "*.parquet")))
+    return [(url_of(fs, p), posixpath.relpath(p, root.rstrip("/"))) for p in found]
+
+
+@click.command("sample")
+@click.argument("output")
+@click.option("--output", "-o", "target", required=True, help="Directory for the copy (data/... as in OUTPUT).")
+@click.option("--rehydrate", is_flag=True,
+              help="Repeat each document by its minhash_cluster_size (FineWeb-2's weights 1/2/3/3/5/8/1).")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Keep this fraction of documents (chosen by a hash of seed and id), before rehydration.")
+@click.option("--seed", type=int, default=None, help="Shuffle rows within each shard (and seed --fraction).")
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
+@click.option("--workers", type=int, help="CPUs of a local Ray.")
+def sample(output, target, rehydrate, fraction, seed, address, workers) -> None:
+    """Write a sampled / rehydrated copy of a run's OUTPUT shards to --output."""
+    console = Console(stderr=True)
+    shards = output_shards(output)
+    if not shards:
+        raise click.UsageError(f"no shards under {output}/data/")
+    if "://" not in target:
+        target = os.path.abspath(target)  # workers may run in another directory
+    fs, root = filesystem(target)
+    started = connect(address, num_cpus=workers)
+    try:
+        task = ray.remote(rehydrate_shard).options(num_cpus=1, max_retries=3)
+        refs = [task.remote(url, url_of(fs, posixpath.join(root, rel)), seed, fraction, rehydrate)
+                for url, rel in shards]
+        results = ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+    languages: dict[str, int] = {}
+    for r in results:
+        for lang, n in r["languages"].items():
+            languages[lang] = languages.get(lang, 0) + n
+    summary = {"source": output, "rehydrate": rehydrate, "fraction": fraction, "seed": seed,
+               "shards": len(results), "docs_in": sum(r["docs_in"] for r in results),
+               "docs_out": sum(r["docs_out"] for r in results),
+               "tokens_out": sum(r["tokens_out"] for r in results),
+               "languages": dict(sorted(languages.items())), "files": [r["output"] for r in results]}
+    write_json(fs, posixpath.join(root, "sample.json"), summary)
+    console.print(f"{summary['docs_in']} documents in, {summary['docs_out']} out, in {len(results)} shard(s)")
+    click.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}))
