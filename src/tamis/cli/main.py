@@ -17,6 +17,7 @@ from tamis.cli.dedup import dedup
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
+from tamis.cli.tokenize import tokenize
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
 from tamis.pipeline.spec import load_pipeline
@@ -101,7 +102,7 @@ def steps(plugins: tuple[str, ...]) -> None:
 
 
 # commands that live in their own modules
-for command in (stats, inspect_command, dedup, ablate):
+for command in (stats, inspect_command, dedup, ablate, tokenize):
     cli.add_command(command)
 
 
