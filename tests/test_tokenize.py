@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -262,16 +260,20 @@ def test_huggingface_tokenizer_json_and_a_tiktoken_ranks_file(ray_session, corpu
     assert by_path.eos_id == EOS and by_path.encode_batch(texts[:3]) == load_tokenizer("gpt2").encode_batch(texts[:3])
 
 
-def test_cli_tokenizes_and_prints_the_summary(corpus, tmp_path) -> None:
-    root, texts = corpus
+def test_cli_tokenizes_and_prints_the_summary(ray_session, corpus, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tamis.cli.main import cli
+
+    root, _ = corpus
     out = tmp_path / "cli"
-    completed = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(root), "--output", str(out),
-                                "--format", "numpy", "--shuffle", "--seed", "1", "--max-tokens", "20000",
-                                "--workers", "1", "--no-progress"], capture_output=True, text=True, timeout=300,
-                               cwd=tmp_path)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "20,000" in completed.stdout and "tokens" in completed.stdout
+    args = ["tokenize", str(root), "--output", str(out), "--format", "numpy", "--shuffle", "--seed", "1",
+            "--max-tokens", "20000", "--workers", "1", "--no-progress"]
+    completed = CliRunner().invoke(cli, args)
+    assert completed.exit_code == 0, completed.output[-2000:]
+    assert "20,000" in completed.output and "budget: 20,000 tokens exactly" in completed.output
     assert sum(len(np.fromfile(p, np.uint16)) for p in out.glob("*.bin")) == 20_000
-    bad = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(root), "--output", str(out),
-                          "--format", "arrow"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert bad.returncode == 2 and "arrow" in bad.stderr
+    bad = CliRunner().invoke(cli, ["tokenize", str(root), "--output", str(out), "--format", "arrow"])
+    assert bad.exit_code == 2 and "arrow" in bad.output
+    conflict = CliRunner().invoke(cli, args[:9] + args[11:])  # no budget: other options
+    assert conflict.exit_code == 2 and "--overwrite" in conflict.output
