@@ -1,6 +1,8 @@
 """The tokenizers `tamis tokenize` can use, behind one small interface; none of them downloads anything.
 
 - `gpt2` (the default): GPT-2's BPE from the ranks file shipped in tamis/resources (tiktoken).
+- `gpt2-N` (257 <= N <= 50257): GPT-2's first N - 1 ranks plus end-of-text at N - 1, a complete byte-level
+  BPE with a smaller vocabulary (the `tiny-lm` evaluator's `vocab_size`).
 - a path to a tiktoken ranks file (`*.tiktoken`, base64 token and rank per line): GPT-2's pre-tokenisation
   pattern, and the end-of-text token appended after the last rank unless the ranks already hold it.
 - a path to a Hugging Face `tokenizer.json` (the `tokenizers` library, `pip install 'tamis[tokenize]'`).
@@ -77,6 +79,38 @@ def _tiktoken(path: Path | None, eos: str) -> Tokenizer:
     return Tokenizer(path.stem, "tiktoken", encoding.n_vocab, eos_id, eos, str(path), _file_digest(path), encoding)
 
 
+def _gpt2_cut(vocab_size: int, eos: str) -> Tokenizer:
+    if not 257 <= vocab_size <= 50257:
+        raise TokenizerError(f"--tokenizer gpt2-{vocab_size}: expected a vocabulary of 257 to 50257 tokens")
+    if eos != END_OF_TEXT:
+        raise TokenizerError(f"--eos {eos!r}: the GPT-2 tokenizer's end-of-text token is {END_OF_TEXT!r}")
+    if vocab_size == 50257:
+        return _tiktoken(None, eos)
+    encoding = gpt2_cut_encoding(vocab_size)
+    from tamis.resources import resource_path
+
+    digest = _file_digest(Path(str(resource_path("gpt2.tiktoken"))))
+    return Tokenizer(f"gpt2-{vocab_size}", "tiktoken", vocab_size, vocab_size - 1, eos,
+                     f"tamis:gpt2.tiktoken[:{vocab_size - 1}]", digest, encoding)
+
+
+@lru_cache(maxsize=4)
+def gpt2_cut_encoding(vocab_size: int):
+    """GPT-2's BPE cut to its first `vocab_size - 1` ranks plus end-of-text (ranks 0-255 are the bytes, so any
+    text still encodes, into more tokens; a smaller output layer makes a tiny model several times cheaper)."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    from tamis.resources import resource_path
+
+    if vocab_size >= 50257:
+        return gpt2_encoding()
+    ranks = load_tiktoken_bpe(str(resource_path("gpt2.tiktoken")))
+    kept = {token: rank for token, rank in ranks.items() if rank < vocab_size - 1}
+    return tiktoken.Encoding(name=f"gpt2-{vocab_size}", explicit_n_vocab=vocab_size, pat_str=GPT2_PATTERN,
+                             mergeable_ranks=kept, special_tokens={END_OF_TEXT: vocab_size - 1})
+
+
 def _huggingface(path: Path, eos: str) -> Tokenizer:
     try:
         from tokenizers import Tokenizer as HFTokenizer
@@ -100,6 +134,8 @@ def load_tokenizer(spec: str = "gpt2", eos: str | None = None) -> Tokenizer:
     eos = eos or END_OF_TEXT
     if spec == "gpt2":
         return _tiktoken(None, eos)
+    if spec.startswith("gpt2-") and spec[5:].isdigit():
+        return _gpt2_cut(int(spec[5:]), eos)
     path = Path(spec)
     if not path.is_file():
         raise TokenizerError(f"--tokenizer {spec!r}: expected 'gpt2' or a tokenizer file (*.tiktoken, tokenizer.json)")
