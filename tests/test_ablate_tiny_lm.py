@@ -20,7 +20,8 @@ pytestmark = pytest.mark.proxy
 ARTICLES = SHARED / "extraction" / "scrapinghub_aeb" / "ground-truth.json"
 BENCHMARKS_DIR = SHARED / "benchmarks"
 # small enough for a few seconds of CPU per training, large enough to learn word order
-SMALL = {"vocab_size": 4096, "d_model": 64, "n_heads": 4, "context": 64, "epochs": 3, "batch_size": 8, "lr": 3e-3}
+SMALL = {"reference_docs": 100, "vocab_size": 4096, "d_model": 64, "n_heads": 4, "context": 64, "epochs": 3,
+         "batch_size": 8, "lr": 3e-3}
 
 
 def articles() -> list[str]:
@@ -63,6 +64,8 @@ def test_real_text_scores_better_than_the_same_words_shuffled(tmp_path: Path, te
     bad = evaluator.evaluate(sample_of(tmp_path, "shuffled", [shuffled_words(t, rng) for t in train], holdout))
     # same words, same amount of text: only word order differs, and the model must have learnt it
     assert good["val_loss"] < bad["val_loss"] - 0.1, (good, bad)
+    # and on the shipped LAMBADA passages (fiction, not these articles), in bits per byte
+    assert good["ref_bpb"] < bad["ref_bpb"] and good["val_bpb"] < bad["val_bpb"], (good, bad)
     assert 0.0 <= good["acc_piqa"] <= 1.0 and good["acc_avg"] == good["acc_piqa"]
     details = json.loads((tmp_path / "good" / "0" / "tiny-lm.json").read_text())
     assert details["device"] == "cpu" and details["steps"] > 10
@@ -76,7 +79,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path, texts) 
     first = evaluator.evaluate(sample_of(tmp_path, "a", train[:20], holdout, seed=5))
     again = evaluator.evaluate(sample_of(tmp_path, "a", train[:20], holdout, seed=5))
     other = evaluator.evaluate(sample_of(tmp_path, "a", train[:20], holdout, seed=6))
-    assert first.keys() == again.keys() == {"val_loss", "acc_arc_easy", "acc_avg"}
+    assert first.keys() == again.keys() == {"ref_bpb", "val_loss", "val_bpb", "acc_arc_easy", "acc_avg"}
     for key in first:
         assert first[key] == pytest.approx(again[key], abs=1e-6)
     assert first["val_loss"] != pytest.approx(other["val_loss"], abs=1e-6)
@@ -93,3 +96,19 @@ def test_zero_shot_scoring_prefers_the_continuation_the_model_has_seen(tmp_path:
              weight_decay=0.0, device=device)
     seen, unseen = tf.choice_scores(model, [("the cat sat on the", " mat"), ("the cat sat on the", " moon")], device)
     assert seen > unseen
+
+
+def test_bits_per_byte_of_an_untrained_model_is_log2_vocab_per_token() -> None:
+    """Near-uniform predictions cost log2(V) bits per token: bpb = log2(V) x predicted tokens / bytes."""
+    import math
+
+    from tamis.evaluators import transformer as tf
+    from tamis.evaluators.benchmarks import LAMBADA, reference_texts
+
+    device = tf.deterministic(0, 1, "cpu")
+    config = tf.ModelConfig(n_layers=1, d_model=32, n_heads=2, context=32, vocab_size=1024)
+    texts = reference_texts(LAMBADA, str, 40)
+    assert len(texts) == 40 and all(len(t) > 100 for t in texts)
+    tokens = sum(len(config.encoding().encode_ordinary(t)) for t in texts)
+    expected = math.log2(1024) * tokens / sum(len(t.encode()) for t in texts)
+    assert tf.bits_per_byte(tf.TinyLM(config), texts, device) == pytest.approx(expected, rel=0.02)

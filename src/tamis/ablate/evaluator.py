@@ -59,6 +59,13 @@ class EvalInput:
     holdout: list[str] = field(default_factory=list)
     workdir: str = "."
     base_dir: str = "."
+    #: with `tokenize:` in the ablation file: the sample as token files (see docs/ablate.md)
+    token_files: list[str] = field(default_factory=list)
+    token_format: str | None = None
+    token_count: int = 0
+    token_dtype: str | None = None
+    tokenizer: dict[str, Any] | None = None
+    holdout_token_files: list[str] = field(default_factory=list)
 
     def texts(self) -> list[str]:
         """The sampled documents' text, in sampling order."""
@@ -66,6 +73,16 @@ class EvalInput:
 
     def holdout_texts(self) -> list[str]:
         return [text for path in self.holdout for text in pq.read_table(path, columns=["text"])["text"].to_pylist()]
+
+    def token_stream(self, holdout: bool = False):
+        """The sample's (or the holdout's) tokens, every file's in order, as one numpy array."""
+        import numpy as np
+
+        from tamis.tokenize.formats import read_stream
+
+        files = self.holdout_token_files if holdout else self.token_files
+        parts = [np.asarray(read_stream(path, self.token_format or "numpy")) for path in files]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
 
     def resolve(self, path: str) -> str:
         """A path from the ablation file, relative to that file's directory unless absolute or a URL."""

@@ -1,7 +1,9 @@
 """The ablation's table and chart: `summary.md`, `chart.png` and a self-contained `report.html`.
 
-The chart has one panel per metric: a bar per variant at the mean over seeds, the standard deviation as an
-error bar, and each seed's value as a dot. It needs matplotlib (`pip install 'tamis[proxy]'`); without it
+The table gives each metric's mean over seeds ± the half-width of its 95% t interval (see ablate.stats),
+and a second table the difference of every variant from the first, with its interval. The chart has one
+panel per metric: a bar per variant at the mean over seeds, the 95% interval as an error bar, and each
+seed's value as a dot. It needs matplotlib (`pip install 'tamis[proxy]'`); without it
 the report has the table only and says why.
 """
 
@@ -33,7 +35,7 @@ def _label(evaluator: str, metric: str, evaluators: set[str]) -> str:
 
 
 def summary_table(spec: AblationSpec, result: AblationResult) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one row per variant, one column per metric, `mean ± std` over seeds."""
+    """(header, rows): one row per variant, one column per metric, `mean ± 95% interval` over seeds."""
     metrics = _metrics(result)
     evaluators = {e for e, _ in metrics}
     cells = {(r["variant"], r["evaluator"], r["metric"]): r for r in result.summary}
@@ -43,16 +45,36 @@ def summary_table(spec: AblationSpec, result: AblationResult) -> tuple[list[str]
         row = [variant.name, " ".join(variant.changes) or "(base)"]
         for evaluator, metric in metrics:
             cell = cells.get((variant.name, evaluator, metric))
+            half = cell.get("ci95") if cell is not None else None
             row.append("failed" if cell is None else
-                       f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell["n"] > 1 else f"{cell['mean']:.4f}")
+                       f"{cell['mean']:.4f} ± {half:.4f}" if half is not None else f"{cell['mean']:.4f}")
         rows.append(row)
     return header, rows
 
 
-def markdown_table(spec: AblationSpec, result: AblationResult) -> str:
-    header, rows = summary_table(spec, result)
+def difference_table(spec: AblationSpec, result: AblationResult) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per (variant, metric) against the first variant: difference, 95% interval, verdict."""
+    evaluators = {c["evaluator"] for c in result.comparisons}
+    header = ["variant", "against", "metric", "difference", "95% interval", "n", "beyond noise"]
+    rows = []
+    for c in result.comparisons:
+        span = f"[{c['low']:+.4f}, {c['high']:+.4f}]" if c["ci95"] is not None else "n/a (one seed)"
+        rows.append([c["variant"], c["against"], _label(c["evaluator"], c["metric"], evaluators),
+                     f"{c['difference']:+.4f}", span, f"{c['n']} ({c['method']})",
+                     "yes" if c["excludes_zero"] else "no"])
+    return header, rows
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+
+
+def markdown_table(spec: AblationSpec, result: AblationResult) -> str:
+    lines = _markdown(*summary_table(spec, result))
+    if result.comparisons:
+        lines += ["", f"Differences from `{spec.variants[0].name}` (other minus it; 95% t interval over seeds):", ""]
+        lines += _markdown(*difference_table(spec, result))
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +101,8 @@ def chart_png(spec: AblationSpec, result: AblationResult) -> bytes | None:
             cell = cells.get((name, evaluator, metric))
             if cell is None:
                 continue
-            ax.bar(x, cell["mean"], yerr=cell["std"], color=colours[x % len(colours)], alpha=0.75, capsize=4)
+            ax.bar(x, cell["mean"], yerr=cell.get("ci95") or 0.0, color=colours[x % len(colours)], alpha=0.75,
+                   capsize=4)
             seeds = [r["value"] for r in result.rows
                      if (r["variant"], r["evaluator"], r["metric"]) == (name, evaluator, metric)]
             ax.scatter([x] * len(seeds), seeds, color="black", s=8, zorder=3)
@@ -95,7 +118,8 @@ def chart_png(spec: AblationSpec, result: AblationResult) -> bytes | None:
     for index in range(len(metrics), rows * cols):
         axes[index // cols][index % cols].axis("off")
     budget = f"{result.token_budget:,} tokens" if result.token_budget else "no budget"
-    figure.suptitle(f"{spec.name}: mean ± std over {len(spec.seeds)} seed(s), {budget} per variant", fontsize=10)
+    figure.suptitle(f"{spec.name}: mean ± 95% interval over {len(spec.seeds)} seed(s), {budget} per variant",
+                    fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
@@ -108,6 +132,12 @@ def _html(spec: AblationSpec, result: AblationResult, png: bytes | None, chart_n
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     table += "</table>"
+    d_header, d_rows = difference_table(spec, result)
+    if d_rows:
+        table += (f"<h2>Differences from {html.escape(spec.variants[0].name)} (95% t interval over seeds)</h2>"
+                  "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in d_header) + "</tr>")
+        table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in d_rows)
+        table += "</table>"
     failures = "".join(
         f"<li>{html.escape(str(f['variant']))} seed {f['seed']} {html.escape(str(f['evaluator'] or f['stage']))}: "
         f"{html.escape(f['error'])}</li>" for f in result.failures)
@@ -126,7 +156,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%}}img{{max-width:100%}
 <p>Token budget per variant and seed: {result.token_budget}; seeds: {", ".join(map(str, spec.seeds))};
 evaluators: {html.escape(", ".join(e.name for e in spec.evaluators))}; {result.seconds:.0f} s.</p>
 {image}
-<h2>Results (mean ± std over seeds)</h2>{table}
+<h2>Results (mean ± 95% interval over seeds)</h2>{table}
 <h2>Failures</h2><ul>{failures or "<li>none</li>"}</ul>
 <h2>Pipeline stages</h2><ul>{stages}</ul>
 </body></html>

@@ -4,6 +4,7 @@
       stages/<stage>/               one `tamis run` output per pipeline stage (shared prefixes run once)
       samples/<variant>/seed-<n>.parquet   each variant's sampled documents (+ .json: ids hash, tokens)
       samples/holdout.parquet       validation documents, the same for every variant
+      tokens/<variant>/seed-<n>/    with `tokenize:`: the sample as token files (tokens/holdout/: the holdout)
       evals/<variant>/seed-<n>/<evaluator>/   each evaluation's work directory
       results.parquet               one row per (variant, seed, evaluator, metric)
       results.json                  the same, plus failures, samples, stages and the summary
@@ -37,10 +38,12 @@ from tamis.ablate.plan import Stage, common_ancestor, plan_stages, variant_stage
 from tamis.ablate.report import write_report
 from tamis.ablate.sampling import available_tokens, holdout_documents, sample_path, sample_tokens
 from tamis.ablate.spec import AblationSpec, EvaluatorSpec
+from tamis.ablate.stats import compare, interval
 from tamis.display import line
 from tamis.engine.ray_runtime import connect, disconnect
 from tamis.engine.runner import run_pipeline
 from tamis.io.storage import filesystem, write_json
+from tamis.tokenize.stage import tokenize_files
 
 RESULT_COLUMNS = ("variant", "seed", "evaluator", "metric", "value")
 
@@ -54,6 +57,7 @@ class AblationResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     summary: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -150,7 +154,8 @@ def _evaluate(evaluator: EvaluatorSpec, sample: EvalInput) -> dict[str, float]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean, standard deviation (over seeds, n-1), min, max and n per (variant, evaluator, metric)."""
+    """Mean, standard deviation (over seeds, n-1), the 95% t interval's half-width, min, max and n per
+    (variant, evaluator, metric)."""
     groups: dict[tuple[str, str, str], list[float]] = {}
     for row in rows:
         groups.setdefault((row["variant"], row["evaluator"], row["metric"]), []).append(row["value"])
@@ -159,6 +164,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         summary.append({
             "variant": variant, "evaluator": evaluator, "metric": metric,
             "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "ci95": interval(values) if len(values) > 1 else None,
             "min": min(values), "max": max(values), "n": len(values),
         })
     return summary
@@ -197,11 +203,13 @@ def run_ablation(spec: AblationSpec, output: str, *, address: str | None = None,
             console.print(f"token_budget auto: {budget} tokens (smallest variant output)")
         result.token_budget = budget
         samples = _sample(spec, runnable, budget, root, result, console) if runnable and budget else {}
-        _evaluate_all(spec, samples, holdout, budget or 0, root, result, console, on_result)
+        tokens = _tokenize(spec, samples, holdout, root, result, console) if spec.tokenize else {}
+        _evaluate_all(spec, samples, holdout, budget or 0, root, result, console, on_result, tokens)
     finally:
         if started_ray:
             disconnect()
     result.summary = summarise(result.rows)
+    result.comparisons = compare(result.rows, [v.name for v in spec.variants])
     result.seconds = time.perf_counter() - started
     _write_results(spec, result, fs, root)
     return result
@@ -231,19 +239,63 @@ def _sample(spec: AblationSpec, runnable: list[tuple[str, list[str]]], budget: i
     return samples
 
 
+def _tokenize(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, Any]], holdout: list[str], root: str,
+              result: AblationResult, console: Console) -> dict[Any, dict[str, Any]]:
+    """Each sample, and the holdout, as token files (one Ray task each); {(variant, seed) or 'holdout': info}.
+
+    A sample that cannot be tokenized fails that variant and seed only (it is dropped from `samples`)."""
+    options = spec.tokenize
+    assert options is not None
+    task = ray.remote(tokenize_files).options(num_cpus=1)
+    jobs: dict[Any, list[str]] = {key: [sample["path"]] for key, sample in samples.items()}
+    if holdout:
+        jobs["holdout"] = holdout
+    pending = {}
+    for key, paths in jobs.items():
+        where = ("holdout",) if key == "holdout" else (key[0], f"seed-{key[1]}")
+        base = posixpath.join(root, "tokens", *where, "part-00000")
+        pending[key] = task.remote(paths, base, options.format, options.tokenizer, options.eos)
+    done: dict[Any, dict[str, Any]] = {}
+    for key, ref in pending.items():
+        try:
+            done[key] = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - one sample's failure must not stop the others
+            variant, seed = ("holdout", None) if key == "holdout" else key
+            result.failures.append({"variant": variant, "seed": seed, "evaluator": None, "stage": "tokenize",
+                                    "error": _last_line(exc)})
+            console.print(f"[red]tokenize failed[/red] {variant} seed {seed}: {_last_line(exc)}")
+            if key != "holdout":
+                samples.pop(key)
+            continue
+        if key != "holdout":
+            samples[key]["token_files"] = done[key]["files"]
+            samples[key]["token_count"] = done[key]["tokens"]
+    if done:
+        first = next(iter(done.values()))
+        console.print(f"tokenized {len(done)} sample(s) ({options.format}, {first['tokenizer']['name']})")
+    return done
+
+
 def _evaluate_all(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, Any]], holdout: list[str],
                   budget: int, root: str, result: AblationResult, console: Console,
-                  on_result: Callable[[dict[str, Any]], None] | None) -> None:
+                  on_result: Callable[[dict[str, Any]], None] | None,
+                  tokens: dict[Any, dict[str, Any]] | None = None) -> None:
     cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
     pending: dict[ray.ObjectRef, tuple[str, int, str]] = {}
     for evaluator in spec.evaluators:
         resources = evaluator.build().resources(cluster)
         task = ray.remote(_evaluate).options(max_retries=0, **resources)
         for (name, seed), sample in samples.items():
+            token_info = (tokens or {}).get((name, seed))
+            held = (tokens or {}).get("holdout")
             inputs = EvalInput(
                 variant=name, seed=seed, shards=[sample["path"]], token_budget=budget, tokens=sample["tokens"],
                 documents=sample["documents"], holdout=holdout, base_dir=spec.base_dir,
                 workdir=posixpath.join(root, "evals", name, f"seed-{seed}", evaluator.name),
+                **({"token_files": token_info["files"], "token_format": token_info["format"],
+                    "token_count": token_info["tokens"], "token_dtype": token_info["dtype"],
+                    "tokenizer": token_info["tokenizer"],
+                    "holdout_token_files": held["files"] if held else []} if token_info else {}),
             )
             pending[task.remote(evaluator, inputs)] = (name, seed, evaluator.name)
     total = len(pending)
@@ -289,6 +341,7 @@ def _write_results(spec: AblationSpec, result: AblationResult, fs: Any, root: st
         "samples": result.samples,
         "rows": result.rows,
         "summary": result.summary,
+        "comparisons": result.comparisons,
         "failures": result.failures,
         "seconds": round(result.seconds, 3),
     })

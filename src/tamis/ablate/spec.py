@@ -38,9 +38,10 @@ from tamis.pipeline.validation import ParameterError, validate_params
 from tamis.steps.registry import load_plugin_dir
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "input", "variants", "token_budget", "seeds", "holdout",
-                  "evaluators", "plugins", "rehydrate")
+                  "evaluators", "plugins", "rehydrate", "tokenize")
 VARIANT_KEYS = ("name", "description", "add", "remove", "set")
 HOLDOUT_KEYS = ("fraction", "max_tokens", "files")
+TOKENIZE_KEYS = ("format", "tokenizer", "eos")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -81,6 +82,15 @@ class Holdout:
 
 
 @dataclass(frozen=True)
+class TokenizeSpec:
+    """Each sample (and the holdout) is also written as token files, as `tamis tokenize` writes them."""
+
+    format: str = "numpy"
+    tokenizer: str = "gpt2"
+    eos: str | None = None
+
+
+@dataclass(frozen=True)
 class AblationSpec:
     name: str
     base: PipelineSpec
@@ -95,9 +105,11 @@ class AblationSpec:
     description: str = ""
     #: sample from FineWeb-2's rehydrated output (documents repeated by their minhash_cluster_size)
     rehydrate: bool = False
+    tokenize: TokenizeSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "tokenize": dataclasses.asdict(self.tokenize) if self.tokenize else None,
             "name": self.name,
             "source": self.source,
             "base": self.base.to_dict(),
@@ -269,6 +281,27 @@ def _parse_holdout(raw: Any, source: str, base_dir: Path) -> Holdout:
     return Holdout(float(fraction), max_tokens, tuple(_resolve(f, base_dir) for f in files))
 
 
+def _parse_tokenize(raw: Any, source: str) -> TokenizeSpec | None:
+    from tamis.tokenize.formats import FORMATS
+    from tamis.tokenize.tokenizers import TokenizerError, load_tokenizer
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise AblationError(f"{source}: tokenize: expected a mapping ({', '.join(TOKENIZE_KEYS)})")
+    unknown = [k for k in raw if k not in TOKENIZE_KEYS]
+    if unknown:
+        raise AblationError(f"{source}: tokenize.{unknown[0]}: unknown key (accepted: {', '.join(TOKENIZE_KEYS)})")
+    spec = TokenizeSpec(str(raw.get("format", "numpy")), str(raw.get("tokenizer", "gpt2")), raw.get("eos"))
+    if spec.format not in FORMATS:
+        raise AblationError(f"{source}: tokenize.format: expected one of {', '.join(FORMATS)}, got {spec.format!r}")
+    try:
+        load_tokenizer(spec.tokenizer, spec.eos)
+    except TokenizerError as exc:
+        raise AblationError(f"{source}: tokenize.tokenizer: {exc}") from None
+    return spec
+
+
 def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | None = None,
                    allow_plugins: bool = True) -> AblationSpec:
     """Validate an ablation mapping; relative paths in it are relative to `base_dir` (the file's folder).
@@ -342,8 +375,9 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
     if not isinstance(rehydrate, bool):
         raise AblationError(f"{source}: rehydrate: expected true or false, got {rehydrate!r}")
     name = data.get("name", Path(source).stem if source != "<memory>" else "ablation")
+    tokenize = _parse_tokenize(data.get("tokenize"), source)
     return AblationSpec(str(name), base, inputs, variants, budget, tuple(seeds), evaluators, holdout, source,
-                        str(base_dir), str(data.get("description", "")), rehydrate)
+                        str(base_dir), str(data.get("description", "")), rehydrate, tokenize)
 
 
 def load_ablation(path: str | Path, allow_plugins: bool = True) -> AblationSpec:

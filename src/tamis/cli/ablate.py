@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tamis.ablate.report import summary_table
+from tamis.ablate.report import difference_table, summary_table
 from tamis.ablate.runner import run_ablation
 from tamis.ablate.spec import AblationError, load_ablation, with_overrides
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, user_errors
@@ -54,7 +54,7 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     # one row per metric, one column per variant: readable in a terminal with a dozen metrics
     header, rows = summary_table(spec, result)
     table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)} "
-                        "(mean ± std over seeds)", title_justify="left")
+                        "(mean ± 95% interval over seeds)", title_justify="left")
     table.add_column("metric")
     for row in rows:
         table.add_column(row[0], justify="right")
@@ -62,6 +62,15 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
         table.add_row(name, *(row[j] for row in rows))
     out = Console()
     out.print(table)
+    d_header, d_rows = difference_table(spec, result)
+    if d_rows:
+        differences = Table(title=f"difference from {spec.variants[0].name} (95% t interval over seeds)",
+                            title_justify="left")
+        for name in d_header:
+            differences.add_column(name, justify="left" if name in ("variant", "against", "metric") else "right")
+        for row in d_rows:
+            differences.add_row(*row)
+        out.print(differences)
     for failure in result.failures:
         out.print(line(("failed", "red"), f" {failure['variant']} seed {failure['seed']} "
                        f"{failure['evaluator'] or failure['stage']}: {failure['error']}"))

@@ -18,6 +18,7 @@ from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
 from tamis.cli.sample import sample
 from tamis.cli.stats import inspect_command, stats
 from tamis.cli.summary import print_summary
+from tamis.cli.tokenize import tokenize
 from tamis.display import VisibleControlsFormatter, line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.memory import parse_task_memory
@@ -131,7 +132,7 @@ def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
 
 
 # commands that live in their own modules
-for command in (stats, inspect_command, dedup, ablate, sample):
+for command in (stats, inspect_command, dedup, ablate, sample, tokenize):
     cli.add_command(command)
 
 

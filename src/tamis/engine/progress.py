@@ -38,8 +38,10 @@ class ProgressCounter:
 class ProgressDisplay:
     """A progress bar on a terminal; a periodic status line in logs."""
 
-    def __init__(self, console: Console, total_files: int, enabled: bool = True, log_every: float = 30.0):
+    def __init__(self, console: Console, total_files: int, enabled: bool = True, log_every: float = 30.0,
+                 label: str = "process"):
         self.console = console
+        self.label = label
         self.enabled = enabled
         self.total_files = total_files
         self.started = time.monotonic()
@@ -53,7 +55,7 @@ class ProgressDisplay:
         self._progress: Progress | None = None
         if enabled and console.is_terminal:
             self._progress = Progress(
-                TextColumn("[bold]process"),
+                TextColumn(f"[bold]{label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("files"),
@@ -98,6 +100,6 @@ class ProgressDisplay:
         elif self.enabled and time.monotonic() - self._last_log >= self.log_every:
             self._last_log = time.monotonic()
             self.console.print(line(
-                f"process: {files}/{self.total_files} units, {len(running)} running, {docs:,} docs, "
+                f"{self.label}: {files}/{self.total_files} units, {len(running)} running, {docs:,} docs, "
                 f"{rate:.1f} MB/s {slowest}"
             ))

@@ -4,7 +4,9 @@ Each item becomes one request per choice; the model's answer is the choice whose
 highest log-likelihood per token given its context. The formats follow common zero-shot practice
 (lm-evaluation-harness, OLMo eval): "Question: …\\nAnswer:" + " choice"; HellaSwag's context + " ending";
 WinoGrande's partial scoring (the option goes into the context, the rest of the sentence is scored).
-Files are the validation splits as gzip JSONL (see ../shared/data/PROVENANCE.md, benchmarks/).
+Files are the validation splits as gzip JSONL. Subsets of them ship in the package (`benchmarks_dir:
+packaged`, tamis/resources/benchmarks/, with PROVENANCE.md), with 1,000 LAMBADA passages, the default
+reference text for bits per byte.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tamis.resources import resource_path
+
+#: `benchmarks_dir: packaged` and `reference: lambada` name the files shipped in tamis/resources/benchmarks
+PACKAGED = "packaged"
+LAMBADA = "lambada"
 
 
 @dataclass(frozen=True)
@@ -103,3 +111,47 @@ def load_items(directory: str | Path, name: str, max_items: int | None = None) -
             if max_items is not None and len(items) >= max_items:
                 break
     return items
+
+
+def packaged_dir() -> Path:
+    return resource_path("benchmarks")
+
+
+def benchmarks_directory(value: str, resolve: Callable[[str], str]) -> Path:
+    """`packaged` (the shipped subsets) or a folder, relative paths through `resolve`."""
+    return packaged_dir() if value == PACKAGED else Path(resolve(value))
+
+
+def _jsonl_texts(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    texts = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "text" in row:
+                texts.append(row["text"])
+            else:  # an oe-eval loglikelihood request (LAMBADA): the passage is context + continuation
+                texts.append(row["request"]["context"] + row["request"]["continuation"])
+    return texts
+
+
+def reference_texts(value: str, resolve: Callable[[str], str], max_docs: int | None = None) -> list[str]:
+    """The reference documents for bits per byte: `lambada` (the shipped LAMBADA passages), or a Parquet
+    file (its `text` column), a JSONL file (`text` fields) or a plain text file (one document)."""
+    if value == LAMBADA:
+        path = next(iter(sorted(packaged_dir().glob("lambada*.jsonl.gz"))))
+    else:
+        path = Path(resolve(value))
+        if not path.is_file():
+            raise FileNotFoundError(f"reference text {value!r} not found (looked at {path})")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        texts = [t for t in pq.read_table(path, columns=["text"])["text"].to_pylist() if t]
+    elif path.name.endswith((".jsonl", ".jsonl.gz")):
+        texts = _jsonl_texts(path)
+    else:
+        texts = [path.read_text(encoding="utf-8")]
+    return texts[:max_docs] if max_docs is not None else texts

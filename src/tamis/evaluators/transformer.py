@@ -8,39 +8,28 @@ count is fixed, so a seed gives the same metrics on the same machine.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import tiktoken
 import torch
 import torch.nn.functional as F
-from tiktoken.load import load_tiktoken_bpe
 from torch import nn
 
-from tamis.annotate.tokens import END_OF_TEXT, GPT2_PATTERN, gpt2_encoding
 from tamis.evaluators.benchmarks import Item
-from tamis.resources import resource_path
+from tamis.tokenize.tokenizers import gpt2_cut_encoding
 
 GPT2_VOCAB = 50257
 
 
-@lru_cache(maxsize=4)
 def encoding_for(vocab_size: int) -> tiktoken.Encoding:
-    """GPT-2's BPE, or GPT-2's BPE cut to its first `vocab_size - 1` ranks plus end-of-text.
-
-    A cut GPT-2 vocabulary is still a complete byte-level BPE (ranks 0-255 are the bytes; later merges are
-    simply not applied), so it encodes any text, only into more tokens. It makes the output layer, which
-    dominates a tiny model's cost, several times cheaper.
-    """
-    if vocab_size >= GPT2_VOCAB:
-        return gpt2_encoding()
-    ranks = load_tiktoken_bpe(str(resource_path("gpt2.tiktoken")))
-    kept = {token: rank for token, rank in ranks.items() if rank < vocab_size - 1}
-    return tiktoken.Encoding(name=f"gpt2-{vocab_size}", explicit_n_vocab=vocab_size, pat_str=GPT2_PATTERN,
-                             mergeable_ranks=kept, special_tokens={END_OF_TEXT: vocab_size - 1})
+    """GPT-2's BPE, or GPT-2's BPE cut to its first `vocab_size - 1` ranks plus end-of-text (the
+    `gpt2-<vocab_size>` tokenizer of `tamis tokenize`: a complete byte-level BPE that encodes any text, only
+    into more tokens, with a several times cheaper output layer)."""
+    return gpt2_cut_encoding(vocab_size)
 
 
 @dataclass
@@ -159,8 +148,9 @@ def train(model: TinyLM, stream: torch.Tensor, *, seed: int, epochs: int, batch_
         order = torch.randperm(len(data), generator=generator)
         for start in range(0, len(data), batch_size):
             batch = data[order[start:start + batch_size]].to(device)
-            logits = model(batch[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, model.config.vocab_size), batch[:, 1:].reshape(-1))
+            with autocast(device):
+                logits = model(batch[:, :-1])
+            loss = F.cross_entropy(logits.float().reshape(-1, model.config.vocab_size), batch[:, 1:].reshape(-1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -180,11 +170,58 @@ def mean_loss(model: TinyLM, stream: torch.Tensor, device: torch.device, batch_s
     total, count = 0.0, 0
     for start in range(0, len(data), batch_size):
         batch = data[start:start + batch_size].to(device)
-        logits = model(batch[:, :-1])
+        with autocast(device):
+            logits = model(batch[:, :-1])
         targets = batch[:, 1:].reshape(-1)
-        total += F.cross_entropy(logits.reshape(-1, model.config.vocab_size), targets, reduction="sum").item()
+        total += F.cross_entropy(logits.float().reshape(-1, model.config.vocab_size), targets,
+                                 reduction="sum").item()
         count += batch[:, 1:].numel()
     return total / count
+
+
+@torch.no_grad()
+def bits_per_byte(model: TinyLM, texts: Sequence[str], device: torch.device, batch_size: int = 32) -> float:
+    """Bits per UTF-8 byte of `texts`, each scored as its own document after end-of-text.
+
+    Tokenizer-independent (a model with a smaller vocabulary is not favoured): the summed next-token loss
+    in bits over the bytes of the text. A document longer than the context is cut into consecutive windows;
+    every token after the leading end-of-text is predicted exactly once.
+    """
+    encoding = model.config.encoding()
+    eot, context = model.config.eot, model.config.context
+    windows_: list[list[int]] = []
+    total_bytes = 0
+    for tokens, text in zip(encoding.encode_ordinary_batch(list(texts), num_threads=1), texts, strict=True):
+        if not tokens:
+            continue
+        total_bytes += len(text.encode("utf-8"))
+        full = [eot] + tokens
+        windows_ += [full[start:start + context + 1] for start in range(0, len(full) - 1, context)]
+    if not total_bytes:
+        raise ValueError("no reference text to score")
+    model.eval()
+    order = sorted(range(len(windows_)), key=lambda i: (len(windows_[i]), i))
+    nats = 0.0
+    for start in range(0, len(order), batch_size):
+        chunk = [windows_[i] for i in order[start:start + batch_size]]
+        width = max(map(len, chunk))
+        batch = torch.zeros((len(chunk), width), dtype=torch.long)
+        targets = torch.full((len(chunk), width - 1), -100, dtype=torch.long)
+        for row, window in enumerate(chunk):
+            batch[row, :len(window)] = torch.tensor(window)
+            targets[row, :len(window) - 1] = torch.tensor(window[1:])
+        with autocast(device):
+            logits = model(batch[:, :-1].to(device))
+        nats += F.cross_entropy(logits.float().reshape(-1, model.config.vocab_size), targets.reshape(-1).to(device),
+                                ignore_index=-100, reduction="sum").item()
+    return nats / math.log(2) / total_bytes
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores), nothing on the CPU (where fp32 is what is deterministic and fast)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -210,12 +247,15 @@ def choice_scores(model: TinyLM, requests: Sequence[tuple[str, str]], device: to
         batch = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, (full, _) in enumerate(chunk):
             batch[row, :len(full)] = torch.tensor(full)
-        hidden = model.hidden(batch[:, :-1].to(device))
+        with autocast(device):
+            hidden = model.hidden(batch[:, :-1].to(device))
         # the output layer only where a continuation token is predicted: most positions are context
         rows = torch.tensor([row for row, (_, n) in enumerate(chunk) for _ in range(n)])
         positions = torch.tensor([p for full, n in chunk for p in range(len(full) - 1 - n, len(full) - 1)])
         targets = torch.tensor([t for full, n in chunk for t in full[-n:]])
-        logprobs = F.log_softmax(model.logits(hidden[rows.to(device), positions.to(device)]).float(), dim=-1).cpu()
+        with autocast(device):
+            picked_logits = model.logits(hidden[rows.to(device), positions.to(device)])
+        logprobs = F.log_softmax(picked_logits.float(), dim=-1).cpu()
         picked = logprobs[torch.arange(len(targets)), targets]
         offset = 0
         for index, (_, n_target) in zip(members, chunk, strict=True):
