@@ -133,15 +133,21 @@ def test_header_caps_are_reader_parameters(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["plain", "chunked"])
-@pytest.mark.parametrize("encoding", [b"br", b"gzip", b"deflate"])
-def test_encoded_real_pages_are_decoded(tmp_path: Path, encoding: bytes, chunked: bool) -> None:
+@pytest.mark.parametrize("coding", ["br", "gzip", "deflate", "raw_deflate"])
+def test_encoded_real_pages_are_decoded(tmp_path: Path, coding: str, chunked: bool) -> None:
     import zlib
 
     import brotli
 
+    def raw_deflate(data: bytes) -> bytes:  # what some servers send as `deflate`: no zlib wrapper
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return compressor.compress(data) + compressor.flush()
+
     pages = real_pages(3)
-    encoders = {b"br": lambda data: brotli.compress(data, quality=5), b"gzip": gzip.compress, b"deflate": zlib.compress}
-    encode = encoders[encoding]
+    encoders = {"br": lambda data: brotli.compress(data, quality=5), "gzip": gzip.compress,
+                "deflate": zlib.compress, "raw_deflate": raw_deflate}
+    encode = encoders[coding]
+    encoding = b"deflate" if coding == "raw_deflate" else coding.encode()
     path = write_warc(tmp_path / "encoded.warc.gz",
                       [[encoded_response(n, encode(page), encoding, chunked)] for n, page in enumerate(pages)])
     ids, counters, batches = read(path)
