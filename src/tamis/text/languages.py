@@ -23,7 +23,6 @@ Fallbacks, where datatrove's tokenizer cannot run offline (see docs/fineweb2.md,
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -40,8 +39,6 @@ FALLBACK_PREFIX = "fallback:"
 _MAX_CACHED_CHUNKS = 500_000
 _ENGLISH_CODES = frozenset({"en", "eng", "en_Latn", "eng_Latn"})
 
-# Nothing may download at run time: the libraries below honour these, or never download.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _strip(tokens: Any) -> list[str]:
