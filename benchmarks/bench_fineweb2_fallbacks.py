@@ -81,7 +81,7 @@ def main() -> None:
     print(f"{len(texts)} documents ({sum(map(len, texts)) / 1e6:.2f} M characters)")
     header = ("label", "proxy", "words differ", "count ±", "rep. differs", "fw q. differs", "gopher q. differs",
               "chain differs", "kept xx/proxy")
-    print(("{:10}{:>6}" + "{:>14}" * 7).format(*header))
+    print(("{:10}{:>6}" + "{:>18}" * 7).format(*header))
     total_docs = total_diff = 0
     for label, proxy in PROXIES.items():
         assert "stanza" in tokenizer_name_for(label), label
@@ -107,7 +107,7 @@ def main() -> None:
         total_docs += n
         total_diff += differ[3]
         row = [f"{words_differ / n:.1%}", f"{count_change / n:.2%}"] + [f"{d / n:.1%}" for d in differ]
-        print(("{:10}{:>6}" + "{:>14}" * 7).format(label, proxy, *row, f"{kept_xx}/{kept_proxy}"))
+        print(("{:10}{:>6}" + "{:>18}" * 7).format(label, proxy, *row, f"{kept_xx}/{kept_proxy}"))
     print(f"all: the chain's decision differs on {total_diff} of {total_docs} (document, label) pairs "
           f"({total_diff / total_docs:.2%})")
 
