@@ -86,10 +86,20 @@ def _ensure_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
+def _is_own_private_dir(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (path.is_absolute() and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not stat.S_IMODE(info.st_mode) & 0o077)
+
+
 def private_base_dir() -> Path:
     """The per-user 0700 folder under which each embedded Ray gets its own run folder.
 
-    TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (a per-user folder the login manager made);
+    TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (when that is a 0700 folder of ours, as the
+    login manager makes it);
     else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall back to /tmp.
     """
     override = os.environ.get("TAMIS_RAY_TEMP_DIR")
@@ -102,7 +112,7 @@ def private_base_dir() -> Path:
         base = Path("/tmp") / f"tamis-ray-{os.getuid()}"
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         system_temp = Path(tempfile.gettempdir()) / f"tamis-ray-{os.getuid()}"
-        if runtime and Path(runtime).is_absolute() and len(runtime) + len("/tamis-ray") <= MAX_BASE_LENGTH:
+        if runtime and _is_own_private_dir(Path(runtime)) and len(runtime) + len("/tamis-ray") <= MAX_BASE_LENGTH:
             base = Path(runtime) / "tamis-ray"
         elif len(str(system_temp)) <= MAX_BASE_LENGTH:
             base = system_temp
