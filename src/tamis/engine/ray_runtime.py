@@ -99,8 +99,8 @@ def private_base_dir() -> Path:
     """The per-user 0700 folder under which each embedded Ray gets its own run folder.
 
     TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (when that is a 0700 folder of ours, as the
-    login manager makes it);
-    else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall back to /tmp.
+    login manager makes it); else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall
+    back to /tmp.
     """
     override = os.environ.get("TAMIS_RAY_TEMP_DIR")
     if override:
