@@ -166,6 +166,12 @@ def _check_loopback() -> None:
         raise PrivateRayError(f"the embedded Ray started on {node_ip}, not on {LOOPBACK}; refusing to run")
 
 
+def _is_loopback_address(address: str) -> bool:
+    """`127.0.0.1:6379`, `localhost:6379`, `[::1]:6379`, `ray://127.0.0.1:10001`: a cluster on loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Make sure Ray is initialised; returns True when this call started it (then call `disconnect()`).
 
@@ -179,6 +185,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
+        if _is_loopback_address(address):
+            # Ray would otherwise swap 127.0.0.1 for the LAN address, where a loopback-only cluster is not
+            from ray._private import ray_constants
+
+            os.environ[_LOOPBACK_FLAG] = "0"
+            ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address=address, logging_level="WARNING", log_to_driver=True)
         return True
     private = make_private_ray()
