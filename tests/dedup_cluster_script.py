@@ -6,6 +6,7 @@ Run as a separate process (tests/test_dedup_cluster.py does): it starts and stop
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -47,6 +48,7 @@ def main() -> None:
     # loopback, a token and a private temp folder, as tamis's embedded Ray (another Ray on the machine once
     # removed the shared /tmp/ray/ray_current_cluster under this test)
     private = make_private_ray()
+    atexit.register(private.release)  # also when the cluster fails to start
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20,
                                                             "temp_dir": str(private.ray_dir)})
     result: dict = {}

@@ -66,18 +66,25 @@ def _bound_sockets() -> dict[int, tuple[str, str, int]]:
     return found
 
 
-def _run_processes(marker: str) -> dict[int, str]:
-    """pid -> name of every process whose environment carries the marker."""
+def _run_processes(marker: str, others: set[int], found: dict[int, str]) -> dict[int, str]:
+    """pid -> name of every live process whose environment carries the marker. `others` caches the pids known
+    not to (an environment never changes), so each call reads only new processes' environments."""
     needle = f"{MARKER}={marker}".encode()
-    found = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in others or int(entry) in found:
             continue
         try:
             if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                found[int(entry)] = Path(f"/proc/{entry}/comm").read_text().strip()
+                found[int(entry)] = ""
+            else:
+                others.add(int(entry))
         except OSError:
             continue
+    for pid in list(found):  # a worker renames itself (`ray::IDLE`, `ray::process_input`) once it runs
+        try:
+            found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            del found[pid]
     return found
 
 
@@ -116,7 +123,7 @@ def _gcs_cluster_id(port: int, token: str | None) -> grpc.StatusCode:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
         try:
-            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=10)
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=30)
         except grpc.RpcError as error:
             return error.code()
     return grpc.StatusCode.OK
@@ -146,14 +153,16 @@ def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile
     auth: dict[str, grpc.StatusCode] = {}
     token_path, token = None, None
     run_dir_modes: dict[str, int] = {}
+    others: set[int] = set()
+    found: dict[int, str] = {}
     deadline = time.time() + 300
     while driver.poll() is None and time.time() < deadline:
         sockets = _bound_sockets()
-        for pid, name in _run_processes(marker).items():
+        for pid, name in _run_processes(marker, others, found).items():
             for inode in _socket_inodes(pid) & sockets.keys():
                 protocol, ip, port = sockets[inode]
                 seen[(pid, protocol, ip, port)] = name
-                if name == "gcs_server" and protocol.startswith("tcp") and "without" not in auth:
+                if name == "gcs_server" and protocol.startswith("tcp") and auth.get("with") != grpc.StatusCode.OK:
                     try:
                         token_path = Path(_environment_of(pid)["RAY_AUTH_TOKEN_PATH"])
                         token = token_path.read_text().strip()
@@ -161,9 +170,12 @@ def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile
                                          for p in (token_path, token_path.parent, token_path.parent.parent)}
                     except (OSError, KeyError):
                         continue
-                    auth["without"] = _gcs_cluster_id(port, None)
-                    auth["wrong"] = _gcs_cluster_id(port, "f" * 64)
+                    # once the GCS answers the right token (it may still be starting on a busy machine),
+                    # ask it without a token and with a wrong one
                     auth["with"] = _gcs_cluster_id(port, token)
+                    if auth["with"] == grpc.StatusCode.OK:
+                        auth["without"] = _gcs_cluster_id(port, None)
+                        auth["wrong"] = _gcs_cluster_id(port, "f" * 64)
         time.sleep(0.2)
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 0, err[-3000:]
@@ -183,3 +195,33 @@ def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile
     assert not Path(run_dir).exists(), "the run's Ray folder (and its token) was left behind"
     assert not (home / ".ray").exists(), "Ray wrote a token to the shared ~/.ray"
     assert token and token not in out + err, "the token was printed"
+
+
+def test_an_unsafe_ray_temp_folder_is_refused_or_tightened(tmp_path: Path, monkeypatch) -> None:
+    """A per-user folder that is a symlink, or someone else's, would hand them the sockets and the token."""
+    from tamis.engine.ray_runtime import PrivateRayError, private_base_dir
+
+    short = Path(f"/tmp/tp-{os.getpid()}")
+    short.mkdir(mode=0o777)
+    try:
+        os.chmod(short, 0o777)
+        monkeypatch.setenv("TAMIS_RAY_TEMP_DIR", str(short))
+        assert private_base_dir() == short and stat.S_IMODE(os.stat(short).st_mode) == 0o700
+        link = Path(f"{short}-l")
+        link.symlink_to(short)
+        try:
+            monkeypatch.setenv("TAMIS_RAY_TEMP_DIR", str(link))
+            with pytest.raises(PrivateRayError, match="symlink"):
+                private_base_dir()
+        finally:
+            link.unlink()
+        if os.getuid() == 0:  # only root can make a folder that belongs to someone else
+            os.chown(short, 65534, 65534)
+            monkeypatch.setenv("TAMIS_RAY_TEMP_DIR", str(short))
+            with pytest.raises(PrivateRayError, match="not to you"):
+                private_base_dir()
+        monkeypatch.setenv("TAMIS_RAY_TEMP_DIR", "/tmp/" + "x" * 40)
+        with pytest.raises(PrivateRayError, match="characters long"):
+            private_base_dir()
+    finally:
+        os.rmdir(short)

@@ -4,6 +4,7 @@ test session already holds an in-process Ray."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 import threading
@@ -32,6 +33,7 @@ def main() -> None:
     # loopback, a token, and a private temp folder (Ray's default one, where Cluster.add_node records the head's
     # address, is inside it too), as tamis's embedded Ray
     private = make_private_ray()
+    atexit.register(private.release)  # also when the cluster fails to start
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir)})
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
     cluster.wait_for_nodes()

@@ -86,11 +86,21 @@ def _ensure_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
+def _is_own_private_dir(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (path.is_absolute() and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not stat.S_IMODE(info.st_mode) & 0o077)
+
+
 def private_base_dir() -> Path:
     """The per-user 0700 folder under which each embedded Ray gets its own run folder.
 
-    TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (a per-user folder the login manager made);
-    else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall back to /tmp.
+    TAMIS_RAY_TEMP_DIR if set; else $XDG_RUNTIME_DIR/tamis-ray (when that is a 0700 folder of ours, as the
+    login manager makes it); else <system temp>/tamis-ray-<uid>. Paths too long for Ray's Unix sockets fall
+    back to /tmp.
     """
     override = os.environ.get("TAMIS_RAY_TEMP_DIR")
     if override:
@@ -102,7 +112,7 @@ def private_base_dir() -> Path:
         base = Path("/tmp") / f"tamis-ray-{os.getuid()}"
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         system_temp = Path(tempfile.gettempdir()) / f"tamis-ray-{os.getuid()}"
-        if runtime and Path(runtime).is_absolute() and len(runtime) + len("/tamis-ray") <= MAX_BASE_LENGTH:
+        if runtime and _is_own_private_dir(Path(runtime)) and len(runtime) + len("/tamis-ray") <= MAX_BASE_LENGTH:
             base = Path(runtime) / "tamis-ray"
         elif len(str(system_temp)) <= MAX_BASE_LENGTH:
             base = system_temp
@@ -156,6 +166,12 @@ def _check_loopback() -> None:
         raise PrivateRayError(f"the embedded Ray started on {node_ip}, not on {LOOPBACK}; refusing to run")
 
 
+def _is_loopback_address(address: str) -> bool:
+    """`127.0.0.1:6379`, `localhost:6379`, `[::1]:6379`, `ray://127.0.0.1:10001`: a cluster on loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Make sure Ray is initialised; returns True when this call started it (then call `disconnect()`).
 
@@ -169,6 +185,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
+        if _is_loopback_address(address):
+            # Ray would otherwise swap 127.0.0.1 for the LAN address, where a loopback-only cluster is not
+            from ray._private import ray_constants
+
+            os.environ[_LOOPBACK_FLAG] = "0"
+            ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address=address, logging_level="WARNING", log_to_driver=True)
         return True
     private = make_private_ray()
