@@ -33,6 +33,7 @@ from fsspec import AbstractFileSystem
 
 from tamis.engine import layout
 from tamis.io.storage import write_json
+from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
 from tamis.stats.merge import RunStats
 
@@ -71,10 +72,38 @@ class CommitState:
         """Fold one unit's record in (its histograms are merged separately, by segment)."""
         self.units.add(record["input_id"])
         self.stats.add(record)
-        for key in SUMMED:
-            self.sums[key] += record.get(key, 0) or 0
-        retries = record.get("io_retries", 0)
-        self.sums["io_retries"] += len(retries) if isinstance(retries, list) else int(retries or 0)
+        self.sums.update(_sums(record))
+
+    def add_segment(self, records: dict[str, dict[str, Any]], segment: dict[str, Any]) -> None:
+        """Fold in a whole segment whose units all count: its merged counters once, then ids and shards."""
+        stats = self.stats
+        stats.counters.merge(TaskCounters.from_dict(segment["counters"]))
+        stats.languages.update(segment.get("languages", {}))
+        self.sums.update(segment.get("sums", {}))
+        for unit, record in records.items():
+            self.units.add(unit)
+            stats.tasks += 1
+            if record.get("shard"):
+                stats.shards.append({**record["shard"], "input": record["input"]})
+            for step, shard in record.get("removed", {}).items():
+                stats.removed_shards.setdefault(step, []).append(shard)
+
+
+def _sums(record: dict[str, Any]) -> Counter[str]:
+    sums: Counter[str] = Counter({key: record.get(key, 0) or 0 for key in SUMMED})
+    retries = record.get("io_retries", 0)
+    sums["io_retries"] = len(retries) if isinstance(retries, list) else int(retries or 0)
+    return sums
+
+
+def _aggregate(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A segment's merged counters, languages and sums: what resume folds in once for the whole segment."""
+    counters, languages, sums = TaskCounters(), Counter(), Counter()
+    for record in records.values():
+        counters.merge(TaskCounters.from_dict(record["counters"]))
+        languages.update(record.get("languages", {}))
+        sums.update(_sums(record))
+    return {"counters": counters.to_dict(), "languages": dict(languages), "sums": dict(sums)}
 
 
 def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
@@ -146,10 +175,14 @@ def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
     for name in sorted(set(usable) - replaced):
         records = usable[name]["units"]
         valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
-        for record in valid.values():
-            state.add(record)
         state.segments.append(name)
-        if len(valid) == len(records):
+        clean = len(valid) == len(records)
+        if clean and "counters" in usable[name]:
+            state.add_segment(valid, usable[name])
+        else:
+            for record in valid.values():
+                state.add(record)
+        if clean:
             state.stats.histograms.merge(HistogramSet.from_dict(usable[name].get("histograms", {})))
             continue
         # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
@@ -243,6 +276,7 @@ class CommitIndex:
         write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"), {
             "fingerprint": self.state.fingerprint,
             "units": records,
+            **_aggregate(records),
             "histograms": histograms.to_dict(exact=True),
             "replaces": replaces or [],
         }, indent=None)
