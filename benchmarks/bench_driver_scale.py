@@ -153,7 +153,11 @@ class Moto:
 
     def stop(self) -> None:
         self.server.terminate()
-        self.server.wait(timeout=10)
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
         self.log.close()
 
 

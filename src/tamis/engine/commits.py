@@ -15,7 +15,8 @@ Crash consistency: a segment is written atomically (a rename on disk, one PUT on
 of all its units, so what it lists was committed. A unit whose marker has gone since (deleted to redo it) is not
 committed: the marker wins; that segment's merged histograms are then rebuilt from the stats files of its units
 that remain, and the driver writes a repaired segment that `replaces` it. A crash between the repaired segment and
-the removal of the old one leaves both; the replaced one is ignored.
+the removal of the old one leaves both; the replaced one is ignored (segments are read newest first, so the
+replacing one is met before the one it replaces).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fsspec import AbstractFileSystem
 
 from tamis.engine import layout
 from tamis.io.storage import write_json
+from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
 from tamis.stats.merge import RunStats
 
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 #: an open segment is written after this many commits, or this many seconds after its first commit
 FLUSH_UNITS = 1000
 FLUSH_SECONDS = 60.0
+#: index segments read and folded at a time by load_commits
+SEGMENTS_AT_ONCE = 8
 #: run-wide sums of the fields every record carries
 SUMMED = ("docs_read", "docs_kept", "tokens", "bytes_read", "cpu_seconds", "wall_seconds")
 
@@ -71,10 +75,38 @@ class CommitState:
         """Fold one unit's record in (its histograms are merged separately, by segment)."""
         self.units.add(record["input_id"])
         self.stats.add(record)
-        for key in SUMMED:
-            self.sums[key] += record.get(key, 0) or 0
-        retries = record.get("io_retries", 0)
-        self.sums["io_retries"] += len(retries) if isinstance(retries, list) else int(retries or 0)
+        self.sums.update(_sums(record))
+
+    def add_segment(self, records: dict[str, dict[str, Any]], segment: dict[str, Any]) -> None:
+        """Fold in a whole segment whose units all count: its merged counters once, then ids and shards."""
+        stats = self.stats
+        stats.counters.merge(TaskCounters.from_dict(segment["counters"]))
+        stats.languages.update(segment.get("languages", {}))
+        self.sums.update(segment.get("sums", {}))
+        for unit, record in records.items():
+            self.units.add(unit)
+            stats.tasks += 1
+            if record.get("shard"):
+                stats.shards.append({**record["shard"], "input": record["input"]})
+            for step, shard in record.get("removed", {}).items():
+                stats.removed_shards.setdefault(step, []).append(shard)
+
+
+def _sums(record: dict[str, Any]) -> Counter[str]:
+    sums: Counter[str] = Counter({key: record.get(key, 0) or 0 for key in SUMMED})
+    retries = record.get("io_retries", 0)
+    sums["io_retries"] = len(retries) if isinstance(retries, list) else int(retries or 0)
+    return sums
+
+
+def _aggregate(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A segment's merged counters, languages and sums: what resume folds in once for the whole segment."""
+    counters, languages, sums = TaskCounters(), Counter(), Counter()
+    for record in records.values():
+        counters.merge(TaskCounters.from_dict(record["counters"]))
+        languages.update(record.get("languages", {}))
+        sums.update(_sums(record))
+    return {"counters": counters.to_dict(), "languages": dict(languages), "sums": dict(sums)}
 
 
 def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
@@ -122,42 +154,56 @@ def _histograms_of(fs: AbstractFileSystem, root: str, units: list[str], state: C
     return result
 
 
+def _fold_segment(fs: AbstractFileSystem, root: str, state: CommitState, name: str, segment: dict[str, Any],
+                  wanted: Any) -> None:
+    records = segment["units"]
+    valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
+    state.segments.append(name)
+    clean = len(valid) == len(records)
+    if clean and "counters" in segment:
+        state.add_segment(valid, segment)
+    else:
+        for record in valid.values():
+            state.add(record)
+    if clean:
+        state.stats.histograms.merge(HistogramSet.from_dict(segment.get("histograms", {})))
+        return
+    # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
+    rebuilt = HistogramSet()
+    for histograms in _histograms_of(fs, root, sorted(valid), state).values():
+        rebuilt.merge(histograms)
+    state.stats.histograms.merge(rebuilt)
+    state.repairs.append((name, valid, rebuilt))
+
+
 def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
                  inputs: set[str] | None = None) -> CommitState:
     """The committed units of the run under `root` with `fingerprint` (None: any), among `inputs` (None: any)."""
     state = CommitState(fingerprint)
     markers = _names(fs, layout.commits_dir(root))
     segment_paths = _names(fs, layout.index_dir(root))
-    segments = _read_many(fs, sorted(segment_paths.values()))
-    state.reads += len(segments)
-    usable: dict[str, dict[str, Any]] = {}
-    for path, data in segments.items():
-        if not isinstance(data, dict) or not isinstance(data.get("units"), dict):
-            log.warning("ignoring unreadable commit index segment %s", path)
-            continue
-        if fingerprint is None or data.get("fingerprint") == fingerprint:
-            usable[posixpath.basename(path)[:-5]] = data
-    replaced = {name for data in usable.values() for name in data.get("replaces", [])}
+    replaced: set[str] = set()
 
     def wanted(unit: str, record: Any) -> bool:
         return (unit in markers and unit not in state.units and isinstance(record, dict)
                 and (inputs is None or record.get("input") in inputs))
 
-    for name in sorted(set(usable) - replaced):
-        records = usable[name]["units"]
-        valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
-        for record in valid.values():
-            state.add(record)
-        state.segments.append(name)
-        if len(valid) == len(records):
-            state.stats.histograms.merge(HistogramSet.from_dict(usable[name].get("histograms", {})))
-            continue
-        # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
-        rebuilt = HistogramSet()
-        for histograms in _histograms_of(fs, root, sorted(valid), state).values():
-            rebuilt.merge(histograms)
-        state.stats.histograms.merge(rebuilt)
-        state.repairs.append((name, valid, rebuilt))
+    # Newest first, a few at a time (memory stays that of a few segments): a repaired segment is newer than the
+    # one it replaces, so it is met first; a unit listed twice counts in the newest segment that lists it.
+    names = sorted(segment_paths, reverse=True)
+    for batch in range(0, len(names), SEGMENTS_AT_ONCE):
+        chunk = names[batch:batch + SEGMENTS_AT_ONCE]
+        segments = _read_many(fs, [segment_paths[name] for name in chunk])
+        state.reads += len(segments)
+        for name in chunk:
+            segment = segments[segment_paths[name]]
+            if not isinstance(segment, dict) or not isinstance(segment.get("units"), dict):
+                log.warning("ignoring unreadable commit index segment %s", segment_paths[name])
+                continue
+            if name in replaced or (fingerprint is not None and segment.get("fingerprint") != fingerprint):
+                continue
+            replaced.update(segment.get("replaces", []))
+            _fold_segment(fs, root, state, name, segment, wanted)
 
     missing = sorted(set(markers) - state.units)
     found = _read_many(fs, [markers[unit] for unit in missing])
@@ -243,6 +289,7 @@ class CommitIndex:
         write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"), {
             "fingerprint": self.state.fingerprint,
             "units": records,
+            **_aggregate(records),
             "histograms": histograms.to_dict(exact=True),
             "replaces": replaces or [],
         }, indent=None)
