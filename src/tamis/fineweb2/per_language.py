@@ -97,7 +97,27 @@ def off_if_zero(value: float) -> float | None:
     return None if value == 0 else value
 
 
-class LanguageConfigured:
+class PendingEvents:
+    """Mixin of filters that count events in `filter_batch` (which has no counters): they are kept here and added
+    to the step's counters when `process` returns."""
+
+    def _pending(self) -> Counter[str]:
+        pending = getattr(self, "_pending_events", None)
+        if pending is None:
+            pending = self._pending_events = Counter()
+        return pending
+
+    def process(self, batch: DocBatch, ctx: Any) -> DocBatch:
+        result = super().process(batch, ctx)  # type: ignore[misc]
+        pending = getattr(self, "_pending_events", None)
+        if pending:
+            for name, n in pending.items():
+                ctx.counters.event(name, n)
+            pending.clear()
+        return result
+
+
+class LanguageConfigured(PendingEvents):
     """Mixin of the filters with `language_config` / `config_dir` parameters.
 
     The subclass implements `_build_for_language(config)` (a copy of itself with that language's thresholds and
@@ -135,17 +155,5 @@ class LanguageConfigured:
         labels = batch_labels(batch)
         per_language = self._per_language()
         steps = per_language.for_labels(labels)
-        pending = getattr(self, "_pending_events", None)
-        if pending is None:
-            pending = self._pending_events = Counter()
-        count_languages(labels, per_language.configs, pending)
+        count_languages(labels, per_language.configs, self._pending())
         return labels, steps
-
-    def process(self, batch: DocBatch, ctx: Any) -> DocBatch:
-        result = super().process(batch, ctx)  # type: ignore[misc]
-        pending = getattr(self, "_pending_events", None)
-        if pending:
-            for name, n in pending.items():
-                ctx.counters.event(name, n)
-            pending.clear()
-        return result

@@ -23,7 +23,6 @@ Fallbacks, where datatrove's tokenizer cannot run offline (see docs/fineweb2.md,
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -40,8 +39,6 @@ FALLBACK_PREFIX = "fallback:"
 _MAX_CACHED_CHUNKS = 500_000
 _ENGLISH_CODES = frozenset({"en", "eng", "en_Latn", "eng_Latn"})
 
-# Nothing may download at run time: the libraries below honour these, or never download.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _strip(tokens: Any) -> list[str]:
@@ -219,20 +216,40 @@ class _WholeTextSplitter:
 
 #: sudachipy refuses inputs above ~49 KB; datatrove feeds spaCy's Japanese tokenizer pieces of at most this many bytes
 _JAPANESE_MAX_BYTES = 40_000
+#: datatrove moves each cut by this many characters while looking for it
+_JAPANESE_CUT_STEP = 10
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _japanese_pieces(text: str) -> list[str]:
-    """`text` cut into consecutive pieces of at most _JAPANESE_MAX_BYTES UTF-8 bytes (whole characters)."""
-    if len(text.encode("utf-8")) <= _JAPANESE_MAX_BYTES:
+    """`text` in the pieces datatrove 0.10.1 gives spaCy's Japanese tokenizer, so words at the cuts agree.
+
+    datatrove's rule, for a text over the byte limit: estimate a piece's length in characters from the whole
+    text's characters per byte (minus one step); shorten that estimate by a step while the piece it gives is over
+    the limit (the estimate stays shortened for later pieces); from there lengthen the piece a step at a time
+    until it reaches the limit or the end of the text, and give back the last step if that overshot the limit.
+    A text within the limit is one piece.
+    """
+    n_bytes = _utf8_len(text)
+    if n_bytes <= _JAPANESE_MAX_BYTES:
         return [text]
-    pieces, start, size = [], 0, 0
-    for i, ch in enumerate(text):
-        width = len(ch.encode("utf-8"))
-        if size + width > _JAPANESE_MAX_BYTES:
-            pieces.append(text[start:i])
-            start, size = i, 0
-        size += width
-    pieces.append(text[start:])
+    step = _JAPANESE_CUT_STEP
+    estimate = max(int(_JAPANESE_MAX_BYTES * len(text) / n_bytes - step), 1)
+    pieces = []
+    rest = text
+    while rest:
+        while _utf8_len(rest[:estimate]) > _JAPANESE_MAX_BYTES:
+            estimate = max(estimate - step, 1)
+        cut = estimate
+        while _utf8_len(rest[:cut]) < _JAPANESE_MAX_BYTES and cut < len(rest):
+            cut = min(len(rest), cut + step)
+        if _utf8_len(rest[:cut]) > _JAPANESE_MAX_BYTES:
+            cut -= step
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
     return pieces
 
 
@@ -240,7 +257,7 @@ def _japanese_splitter() -> Callable[[str], list[str]]:
     """sudachipy with its core dictionary in split mode A (what spaCy's Japanese tokenizer runs by default)."""
     from sudachipy import Dictionary, SplitMode
 
-    tokenizer = Dictionary().create(mode=SplitMode.A)
+    tokenizer = Dictionary().tokenizer(mode=SplitMode.A)
 
     def split(text: str) -> list[str]:
         return list(
