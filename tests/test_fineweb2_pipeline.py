@@ -277,6 +277,15 @@ def test_fineweb2_recipe_end_to_end(ray_session, tmp_path):
     assert by_language["steps"]["fra_Latn"]["dedup"]["dropped"]["duplicate"] >= COPIES - 1
     assert sum(by_language["tokens"].values()) == sum(r["token_count"] for r in rows)
 
+    from tamis.stats.load import load_run
+    from tamis.stats.report_html import render
+
+    loaded = load_run(str(out))
+    by_row = {row["language"]: row for row in loaded.stats.by_language.rows(loaded.steps_order)}
+    assert by_row["fra_Latn"]["kept"] == by_language["docs"]["fra_Latn"]
+    assert by_row["eng_Latn"]["kept"] == 0 and "language_id:excluded_language" in by_row["eng_Latn"]["dropped"]
+    assert "<h2>Per language</h2>" in render(loaded) and "fra_Latn" in render(loaded)
+
     injected = [r for r in rows if r["url"].startswith(f"https://readability.example/{INJECTED}")]
     assert len(injected) == 1 and injected[0]["minhash_cluster_size"] == COPIES
     assert steps["dedup"]["dropped"]["duplicate"] >= COPIES - 1
