@@ -293,3 +293,19 @@ def test_fineweb2_recipe_end_to_end(ray_session, tmp_path):
     assert "someone@tamis.invalid" in injected[0]["text"]  # the pipeline's own pii parameter, after dedup
     removed = [r for path in out.glob("removed/dedup/*.parquet") for r in pq.read_table(path).to_pylist()]
     assert sum(r["url"].startswith(f"https://readability.example/{INJECTED}") for r in removed) == COPIES - 1
+
+    # `tamis sample --rehydrate`: every document repeated by its cluster's weight, the same files on a rerun
+    from click.testing import CliRunner
+
+    from tamis.cli.sample import sample
+
+    copies = []
+    for target in ("rehydrated", "again"):
+        where = tmp_path / target
+        outcome = CliRunner().invoke(sample, [str(out), "-o", str(where), "--rehydrate", "--seed", "1"])
+        assert outcome.exit_code == 0, outcome.output
+        copies.append({p.relative_to(where): pq.read_table(p) for p in where.glob("data/*/*")})
+    assert copies[0].keys() == {p.relative_to(out) for p in shards}
+    assert all(copies[0][k].equals(copies[1][k]) for k in copies[0])
+    expected = sum(upsampling_weight(r["minhash_cluster_size"]) for r in rows)
+    assert sum(t.num_rows for t in copies[0].values()) == expected > len(rows)
