@@ -83,6 +83,8 @@ def test_labels():
 
 
 def test_word_tokenizers():
+    pytest.importorskip("pythainlp", reason="the multilingual tokenizers are missing: pip install -e '.[multilingual]'")
+    pytest.importorskip("indicnlp", reason="the multilingual tokenizers are missing: pip install -e '.[multilingual]'")
     text = "Hello, world! It's 3.5 km (or so)."
     for english in ("en", "eng", "eng_Latn"):
         assert split_words_for(text, english) == split_words(text)

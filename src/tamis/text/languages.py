@@ -112,7 +112,9 @@ def _resolve(language: str) -> tuple[str, Callable[[str], list[str]]]:
         return _build(class_name, code)
 
 
+@cache
 def _build(class_name: str, code: str) -> tuple[str, Callable[[str], list[str]]]:
+    """One splitter per tokenizer and code, shared by every label that resolves to it (one memo, one model)."""
     if class_name == "SpaCyTokenizer":
         names = {"ja": "sudachipy (spacy:ja)", "zh": "jieba (spacy:zh)", "vi": "pyvi (spacy:vi)"}
         return names.get(code, f"spacy:{code}"), split_words if code == "en" else _spacy_splitter(code)
@@ -155,6 +157,7 @@ def _spacy_blank(code: str) -> Any:
     return nlp
 
 
+@cache
 def _spacy_splitter(code: str) -> Callable[[str], list[str]]:
     if code == "ja":
         return _japanese_splitter()
