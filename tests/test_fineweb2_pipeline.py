@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,8 @@ def multilingual_warc(path: Path) -> Path:
             html = gzip.decompress(page.read_bytes())
             copies = 1
             if name == INJECTED:
-                html = html.replace(b"</p>", f" Contact : {EMAIL}.</p>".encode(), 1)
+                # after each review's signature, in the article's main text
+                html = html.replace(b"(A.H.)</strong>", f"(A.H.)</strong> Contact : {EMAIL}.".encode())
                 copies = COPIES
             for copy in range(copies):
                 url = f"https://readability.example/{name}" + (f"?copy={copy}" if copy else "")
@@ -261,16 +263,49 @@ def test_fineweb2_recipe_end_to_end(ray_session, tmp_path):
 
     stats = json.loads((out / "stats.json").read_text())
     steps = stats["steps"]
-    assert steps["exclude_languages"]["dropped"]["excluded_language"] > 50  # the English test pages
+    assert steps["language_id"]["dropped"]["excluded_language"] > 50  # the English test pages
     order = stats["steps_order"]
     assert order.index("dedup") < order.index("gopher_repetition") < order.index("pii") < order.index("token_count")
     # the steps after dedup count like any step, on what dedup kept
     assert steps["gopher_repetition"]["docs_in"] == steps["dedup"]["docs_out"]
     assert steps["token_count"]["docs_out"] == len(rows) == result.totals["kept"]
 
+    # per language: what was written, and the dedup drops of the injected copies under French
+    by_language = stats["by_language"]
+    assert sum(by_language["docs"].values()) == len(rows)
+    assert by_language["docs"] == dict(sorted(Counter(f"{r['language']}_{r['language_script']}" for r in rows).items()))
+    assert by_language["steps"]["fra_Latn"]["dedup"]["dropped"]["duplicate"] >= COPIES - 1
+    assert sum(by_language["tokens"].values()) == sum(r["token_count"] for r in rows)
+
+    from tamis.stats.load import load_run
+    from tamis.stats.report_html import render
+
+    loaded = load_run(str(out))
+    by_row = {row["language"]: row for row in loaded.stats.by_language.rows(loaded.steps_order)}
+    assert by_row["fra_Latn"]["kept"] == by_language["docs"]["fra_Latn"]
+    assert by_row["eng_Latn"]["kept"] == 0 and "language_id:excluded_language" in by_row["eng_Latn"]["dropped"]
+    assert "<h2>Per language</h2>" in render(loaded) and "fra_Latn" in render(loaded)
+
     injected = [r for r in rows if r["url"].startswith(f"https://readability.example/{INJECTED}")]
     assert len(injected) == 1 and injected[0]["minhash_cluster_size"] == COPIES
     assert steps["dedup"]["dropped"]["duplicate"] >= COPIES - 1
-    assert EMAIL not in injected[0]["text"] and "someone@tamis.invalid" in injected[0]["text"]
-    removed = pq.read_table(next(out.glob("removed/dedup/*.parquet"))).to_pylist()
+    assert EMAIL not in injected[0]["text"]
+    assert "someone@tamis.invalid" in injected[0]["text"]  # the pipeline's own pii parameter, after dedup
+    removed = [r for path in out.glob("removed/dedup/*.parquet") for r in pq.read_table(path).to_pylist()]
     assert sum(r["url"].startswith(f"https://readability.example/{INJECTED}") for r in removed) == COPIES - 1
+
+    # `tamis sample --rehydrate`: every document repeated by its cluster's weight, the same files on a rerun
+    from click.testing import CliRunner
+
+    from tamis.cli.sample import sample
+
+    copies = []
+    for target in ("rehydrated", "again"):
+        where = tmp_path / target
+        outcome = CliRunner().invoke(sample, [str(out), "-o", str(where), "--rehydrate", "--seed", "1"])
+        assert outcome.exit_code == 0, outcome.output
+        copies.append({p.relative_to(where): pq.read_table(p) for p in where.glob("data/*/*")})
+    assert copies[0].keys() == {p.relative_to(out) for p in shards}
+    assert all(copies[0][k].equals(copies[1][k]) for k in copies[0])
+    expected = sum(upsampling_weight(r["minhash_cluster_size"]) for r in rows)
+    assert sum(t.num_rows for t in copies[0].values()) == expected > len(rows)
