@@ -239,11 +239,12 @@ def _committed(fs: Any, directory: str, fingerprint: str) -> dict[str, dict[str,
     return done
 
 
-def _remove(fs: Any, root: str) -> None:
+def _remove(fs: Any, root: str, prefix: str) -> None:
+    """Delete a previous tokenize output: its token files, work folder, markers and manifest (nothing else)."""
     for name in fs.ls(root, detail=False) if fs.exists(root) else []:
         base = posixpath.basename(name)
-        if base in (WORK_DIR, COMMITS, "manifest.json") or base.endswith(
-                tuple(ext for exts in EXTENSIONS.values() for ext in exts)):
+        if base in (WORK_DIR, COMMITS, "manifest.json") or (base.startswith(f"{prefix}-") and base.endswith(
+                tuple(ext for exts in EXTENSIONS.values() for ext in exts))):
             fs.rm(name, recursive=True)
 
 
@@ -304,14 +305,14 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
                     f"{output} holds tokens made with other options or inputs (fingerprint "
                     f"{previous.get('fingerprint')}, this run is {fingerprint}); use another --output, or "
                     "--overwrite to delete it and start over")
-            _remove(fs, root)
+            _remove(fs, root, options.prefix)
         elif previous.get("status") == "complete":
             result = TokenizeResult(output, fingerprint, options.format, previous.get("files", []),
                                     skipped=len(previous.get("shards", [])), totals=previous["totals"])
             console.print(f"tokenize: {output} is complete with these options; nothing to do")
             return result
     elif overwrite:
-        _remove(fs, root)
+        _remove(fs, root, options.prefix)
     idents = [input_id(s) for s in shards]
     manifest = {"fingerprint": fingerprint, "options": {k: v for k, v in options.__dict__.items() if k != "output"},
                 "tokenizer": tokenizer.describe(), "inputs": dict(zip(shards, sizes, strict=True))}
