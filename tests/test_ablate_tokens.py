@@ -128,3 +128,36 @@ def test_paired_difference_and_its_verdict() -> None:
             for v, d in (("a", a), ("b", b)) for s, x in d.items()]
     [row] = compare(rows, ["a", "b"])
     assert row["variant"] == "b" and row["against"] == "a" and row["excludes_zero"]
+
+
+def test_the_example_ablation_runs_from_the_repository_alone() -> None:
+    """Its corpus, benchmarks and reference text ship in the repository or the package: nothing from ../shared."""
+    import glob
+
+    from tamis.ablate.spec import load_ablation
+    from tamis.evaluators.benchmarks import (
+        BENCHMARKS,
+        LAMBADA,
+        benchmark_file,
+        load_items,
+        packaged_dir,
+        reference_texts,
+    )
+
+    pytest.importorskip("torch", reason="the example uses tiny-lm")
+    spec = load_ablation(REPO / "pipelines" / "ablation-recipe.yaml")
+    for pattern in spec.inputs:
+        files = glob.glob(pattern)
+        assert files and all(Path(f).resolve().is_relative_to(REPO) for f in files), pattern
+    params = spec.evaluators[0].params
+    assert params["benchmarks_dir"] == "packaged" and params["reference"] == LAMBADA
+    assert spec.tokenize is not None and spec.tokenize.tokenizer == f"gpt2-{params['vocab_size']}"
+    shipped = [name for name in BENCHMARKS if name != "sciq"]  # SciQ's licence is non-commercial: not shipped
+    for name in shipped:
+        items = load_items(packaged_dir(), name, 100)
+        assert len(items) == 100 and all(0 <= item.gold < len(item.requests) for item in items)
+    with pytest.raises(FileNotFoundError):
+        benchmark_file(packaged_dir(), "sciq")
+    passages = reference_texts(LAMBADA, str)
+    assert len(passages) == 1000 and len(set(passages)) == 1000
+    assert (packaged_dir() / "PROVENANCE.md").is_file()
