@@ -158,7 +158,7 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
 def write_shard(name: str, plan_ref: Any, start: int, end: int, idents: list[str], root: str,
                 options: TokenizeOptions, fingerprint: str) -> dict[str, Any]:
     """Copy documents [start, end) of the plan, in order, into output shard `name`, and commit it."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plan: Plan = plan_ref
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     fs, root_path = filesystem(root)
@@ -191,6 +191,7 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, idents: list[str
             handle.close()
     summary = {"shard": name, "fingerprint": fingerprint, **written,
                "files": [url_of(fs, p) for p in written["files"]],
+               "cpu_seconds": round(time.process_time() - cpu_started, 3),
                "wall_seconds": round(time.perf_counter() - started, 3)}
     write_json(fs, posixpath.join(root_path, COMMITS, "write", f"{name}.json"), summary)
     return summary
@@ -365,7 +366,9 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         "tokens": sum(s["tokens"] for s in shards_out), "bytes": sum(s["bytes"] for s in shards_out),
         "truncated_documents": plan.truncated, "budget_reached": options.max_tokens is None or
         plan.available >= options.max_tokens, "dtype": shards_out[0]["dtype"] if shards_out else None,
-        "encode_cpu_seconds": round(cpu, 3), "seconds": round(seconds, 3),
+        "encode_cpu_seconds": round(cpu, 3),
+        "write_cpu_seconds": round(sum(s.get("cpu_seconds", 0.0) for s in shards_out), 3),
+        "seconds": round(seconds, 3),
     }
     status = "complete" if not result.failed else "incomplete"
     write_json(fs, manifest_path, {**manifest, "status": status, "failed": result.failed, "files": result.files,
