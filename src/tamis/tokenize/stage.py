@@ -337,7 +337,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         ray.kill(counter)
         if result.failed:
             write_json(fs, manifest_path, {**manifest, "status": "incomplete", "failed": result.failed})
-            result.totals = {"seconds": round(time.perf_counter() - started, 3)}
+            result.totals = {"seconds": round(time.perf_counter() - started, 3), "input_shards": len(shards),
+                             "encoded_shards": len(encoded)}
             return result
         plan = _plan(fs, root, idents, options)
         names = [f"{options.prefix}-{j:05d}" for j in range(len(plan.bounds))]
