@@ -229,6 +229,7 @@ def test_bad_inputs_and_options_are_named(ray_session, corpus, tmp_path) -> None
     write_shard(good, [("a", "Hello world.")])
     result = run_tokenize([str(tmp_path / "in")], TokenizeOptions(str(tmp_path / "c")), show_progress=False)
     assert list(result.failed) == [str(bad)] and "no `text` column" in result.failed[str(bad)]
+    assert result.totals["encoded_shards"] == 1 and not list((tmp_path / "c").glob("part-*"))
 
 
 def test_huggingface_tokenizer_json_and_a_tiktoken_ranks_file(ray_session, corpus, tmp_path) -> None:

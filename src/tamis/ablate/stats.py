@@ -21,14 +21,13 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 
 
 def t975(df: float) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (table to 30, then the series in 1/df)."""
+    """The 97.5% quantile of Student's t with `df` degrees of freedom: the table to 30 (a fractional Welch df
+    below 30 is rounded down, which widens the interval slightly: conservative), then the Cornish-Fisher
+    series in 1/df."""
     if df < 1:
         return math.inf
-    if df <= 30 and float(df).is_integer():
+    if df < 31:
         return _T975[int(df) - 1]
-    if df < 30:  # Welch's fractional df: interpolate between the table's neighbours
-        low = int(df)
-        return _T975[low - 1] + (df - low) * (_T975[low] - _T975[low - 1])
     z = 1.959964
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 

@@ -51,7 +51,7 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
         for label, error in result.failed.items():
             out.print(f"[red]failed[/red] {label}: {error}")
         out.print(f"{len(result.failed)} input(s) failed; nothing was written (rerun to retry them)")
-        sys.exit(EXIT_PARTIAL if totals.get("input_documents") or len(result.failed) < len(inputs) else EXIT_FAILED)
+        sys.exit(EXIT_PARTIAL if totals.get("encoded_shards") else EXIT_FAILED)
     table = Table(title=f"tamis tokenize ({result.format})", header_style="bold")
     for column in ("shards in", "shards out", "documents", "tokens", "text MB", "output MB", "dtype", "seconds",
                    "tokens/s"):

@@ -113,7 +113,7 @@ class ShardTokenWriter:
         return [json.dumps(sidecar, indent=1).encode()]
 
     def commit(self) -> dict[str, Any]:
-        """Finish every file and move them into place (the token file last-but-all: side files first)."""
+        """Finish every file and move them into place (under their final names only once all are written)."""
         self._flush()
         self._handle.close()
         for tmp, payload in zip(self._tmp[1:], self._side_files(), strict=True):

@@ -158,7 +158,7 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
 def write_shard(name: str, plan_ref: Any, start: int, end: int, idents: list[str], root: str,
                 options: TokenizeOptions, fingerprint: str) -> dict[str, Any]:
     """Copy documents [start, end) of the plan, in order, into output shard `name`, and commit it."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plan: Plan = plan_ref
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     fs, root_path = filesystem(root)
@@ -191,6 +191,7 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, idents: list[str
             handle.close()
     summary = {"shard": name, "fingerprint": fingerprint, **written,
                "files": [url_of(fs, p) for p in written["files"]],
+               "cpu_seconds": round(time.process_time() - cpu_started, 3),
                "wall_seconds": round(time.perf_counter() - started, 3)}
     write_json(fs, posixpath.join(root_path, COMMITS, "write", f"{name}.json"), summary)
     return summary
@@ -239,11 +240,12 @@ def _committed(fs: Any, directory: str, fingerprint: str) -> dict[str, dict[str,
     return done
 
 
-def _remove(fs: Any, root: str) -> None:
+def _remove(fs: Any, root: str, prefix: str) -> None:
+    """Delete a previous tokenize output: its token files, work folder, markers and manifest (nothing else)."""
     for name in fs.ls(root, detail=False) if fs.exists(root) else []:
         base = posixpath.basename(name)
-        if base in (WORK_DIR, COMMITS, "manifest.json") or base.endswith(
-                tuple(ext for exts in EXTENSIONS.values() for ext in exts)):
+        if base in (WORK_DIR, COMMITS, "manifest.json") or (base.startswith(f"{prefix}-") and base.endswith(
+                tuple(ext for exts in EXTENSIONS.values() for ext in exts))):
             fs.rm(name, recursive=True)
 
 
@@ -304,14 +306,14 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
                     f"{output} holds tokens made with other options or inputs (fingerprint "
                     f"{previous.get('fingerprint')}, this run is {fingerprint}); use another --output, or "
                     "--overwrite to delete it and start over")
-            _remove(fs, root)
+            _remove(fs, root, options.prefix)
         elif previous.get("status") == "complete":
             result = TokenizeResult(output, fingerprint, options.format, previous.get("files", []),
                                     skipped=len(previous.get("shards", [])), totals=previous["totals"])
             console.print(f"tokenize: {output} is complete with these options; nothing to do")
             return result
     elif overwrite:
-        _remove(fs, root)
+        _remove(fs, root, options.prefix)
     idents = [input_id(s) for s in shards]
     manifest = {"fingerprint": fingerprint, "options": {k: v for k, v in options.__dict__.items() if k != "output"},
                 "tokenizer": tokenizer.describe(), "inputs": dict(zip(shards, sizes, strict=True))}
@@ -335,7 +337,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         ray.kill(counter)
         if result.failed:
             write_json(fs, manifest_path, {**manifest, "status": "incomplete", "failed": result.failed})
-            result.totals = {"seconds": round(time.perf_counter() - started, 3)}
+            result.totals = {"seconds": round(time.perf_counter() - started, 3), "input_shards": len(shards),
+                             "encoded_shards": len(encoded)}
             return result
         plan = _plan(fs, root, idents, options)
         names = [f"{options.prefix}-{j:05d}" for j in range(len(plan.bounds))]
@@ -364,7 +367,9 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         "tokens": sum(s["tokens"] for s in shards_out), "bytes": sum(s["bytes"] for s in shards_out),
         "truncated_documents": plan.truncated, "budget_reached": options.max_tokens is None or
         plan.available >= options.max_tokens, "dtype": shards_out[0]["dtype"] if shards_out else None,
-        "encode_cpu_seconds": round(cpu, 3), "seconds": round(seconds, 3),
+        "encode_cpu_seconds": round(cpu, 3),
+        "write_cpu_seconds": round(sum(s.get("cpu_seconds", 0.0) for s in shards_out), 3),
+        "seconds": round(seconds, 3),
     }
     status = "complete" if not result.failed else "incomplete"
     write_json(fs, manifest_path, {**manifest, "status": status, "failed": result.failed, "files": result.files,
