@@ -97,8 +97,11 @@ def _string_spans(path: str) -> list[tuple[int, int]]:
     return spans
 
 
-def rewrite_path(path: str) -> tuple[str, int, int]:
-    """The path with every convertible `re:test(...)` replaced; and how many were converted and kept."""
+def rewrite_path(path: str, record: list[tuple[str, str]] | None = None) -> tuple[str, int, int]:
+    """The path with every convertible `re:test(...)` replaced; and how many were converted and kept.
+
+    `record`, when given, receives each (original call, replacement) pair, for element-level checks.
+    """
     out, i, converted, kept = [], 0, 0, 0
     spans = _string_spans(path)
     while True:
@@ -135,6 +138,8 @@ def rewrite_path(path: str) -> tuple[str, int, int]:
         else:
             replacement = _guarded(subject, pattern, ignore_case, original)
             kept += 1
+        if record is not None:
+            record.append((original, replacement))
         out.append(path[i:j])
         out.append(replacement)
         i = after
@@ -218,7 +223,23 @@ def _casings(name: str) -> list[str]:
 _installed: list[Rewrite] | None = None
 
 
-def install(verify_on: list[str] | None = None) -> bool:
+def is_verified() -> bool:
+    return getattr(trafilatura, "__version__", "unknown") in VERIFIED_VERSIONS
+
+
+def warn_if_unverified() -> bool:
+    """Warn (once per process: Python's warning registry) when the fast path cannot be used; True then."""
+    if is_verified():
+        return False
+    warnings.warn(
+        f"tamis fast trafilatura path not verified for trafilatura {getattr(trafilatura, '__version__', '?')} "
+        f"(verified: {', '.join(sorted(VERIFIED_VERSIONS))}); running plain trafilatura",
+        stacklevel=2,
+    )
+    return True
+
+
+def install() -> bool:
     """Switch this process's trafilatura to the equivalent rules; False (and one warning) if not verified.
 
     Only ever called inside the extraction child: the Ray worker's own trafilatura stays untouched.
@@ -226,13 +247,7 @@ def install(verify_on: list[str] | None = None) -> bool:
     global _installed
     if _installed is not None:
         return True
-    version = getattr(trafilatura, "__version__", "unknown")
-    if version not in VERIFIED_VERSIONS:
-        warnings.warn(
-            f"tamis fast trafilatura path not verified for trafilatura {version} "
-            f"(verified: {', '.join(sorted(VERIFIED_VERSIONS))}); running plain trafilatura",
-            stacklevel=2,
-        )
+    if warn_if_unverified():
         return False
     rewrites = plan_rewrites()
     lookup = html_class_lookup()
@@ -268,21 +283,21 @@ def uninstall() -> None:
     _installed = None
 
 
-def verify_rules(trees: list[Any], rewrites: list[Rewrite] | None = None) -> list[str]:
-    """Differences between each original rule and its replacement, evaluated on every node of `trees`.
+def verify_rules(trees: list[Any], rewrites: list[Rewrite] | None = None, contexts: int = 8) -> list[str]:
+    """Differences between each original rule and its replacement on `trees`.
 
-    Each rule is evaluated from the root and from every element as context node (rules are relative
-    paths, applied to subtrees too); results must be the same nodes in the same order.
+    Each rule is evaluated from the root and from `contexts` elements spread over the tree as context
+    node (relative rules are applied to subtrees too); results must be the same nodes in the same order.
     """
     problems = []
     for rewrite in rewrites if rewrites is not None else plan_rewrites():
         for tree_index, tree in enumerate(trees):
-            for context in tree.iter():
-                if not isinstance(context.tag, str):
-                    continue
+            elements = [e for e in tree.iter() if isinstance(e.tag, str)]
+            step = max(1, len(elements) // contexts)
+            for context in [tree, *elements[1::step]]:
                 want = rewrite.original(context)
                 got = rewrite.replacement(context)
-                if len(want) != len(got) or any(a is not b for a, b in zip(want, got)):
+                if len(want) != len(got) or any(a is not b for a, b in zip(want, got, strict=True)):
                     problems.append(f"{rewrite.original.path[:80]!r} differs on tree {tree_index} at {context.tag}")
                     break
     return problems

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from lxml import etree
 
@@ -57,7 +57,7 @@ class Alternative:
     not_followed_by: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _storable(char: str) -> bool:
     """Whether lxml can hold `char` in a tree at all.
 
@@ -72,7 +72,7 @@ def _storable(char: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _matching_chars(pattern: str, ignore_case: bool) -> frozenset[str]:
     """Every storable code point that the one-character `pattern` matches, found with the regex engine."""
     flags = re.IGNORECASE if ignore_case else 0
@@ -136,7 +136,8 @@ def _expand_item(op: object, av: object, ignore_case: bool) -> list[tuple[object
         once = _expand(list(sub), ignore_case)
         options: list[tuple[object, ...]] = []
         for count in range(low, high + 1):
-            options.extend(tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(once, repeat=count))
+            combos = itertools.product(once, repeat=count)
+            options.extend(tuple(itertools.chain.from_iterable(combo)) for combo in combos)
         return options
     if op is sre_constants.AT:
         if av is sre_constants.AT_BEGINNING or av is sre_constants.AT_BEGINNING_STRING:
