@@ -18,9 +18,8 @@ identical text on every page; any other version runs plain trafilatura, with one
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,10 +127,14 @@ def rewrite_path(path: str, record: list[tuple[str, str]] | None = None) -> tupl
             i = after
             continue
         subject, ignore_case = args[0].strip(), "i" in flags
-        try:
-            clauses = test_to_clauses(subject, pattern, ignore_case)
-        except Unsupported:
-            clauses = None
+        clauses = None
+        # the `i` flag and `\s` always need translate(): not worth deriving (it costs start-up time)
+        # and every `|` adds an alternative: more than MAX_CLAUSES of them stay guarded anyway
+        if not ignore_case and "\\s" not in pattern and pattern.count("|") < MAX_CLAUSES:
+            try:
+                clauses = test_to_clauses(subject, pattern, ignore_case)
+            except Unsupported:
+                clauses = None
         if clauses is not None and len(clauses) <= MAX_CLAUSES and not any("translate(" in c for c in clauses):
             replacement = "(" + " or ".join(clauses) + ")" if clauses else "false()"
             converted += 1
@@ -157,13 +160,12 @@ def _guarded(subject: str, pattern: str, ignore_case: bool, call: str) -> str:
 
 
 def _trafilatura_modules() -> list[Any]:
-    modules = []
-    for info in pkgutil.iter_modules(trafilatura.__path__):
-        try:
-            modules.append(importlib.import_module(f"trafilatura.{info.name}"))
-        except Exception:  # noqa: BLE001, S112 - optional modules (cli, downloads) may need extras
-            continue
-    return modules
+    """trafilatura's modules that `extract` has loaded (importing the others would only cost start-up time).
+
+    A module loaded later still gets the replacements: rule lists are changed in place, and a single rule
+    object it imports by name is read from a module already patched.
+    """
+    return [module for name, module in sorted(sys.modules.items()) if name.startswith("trafilatura.") and module]
 
 
 def plan_rewrites() -> list[Rewrite]:

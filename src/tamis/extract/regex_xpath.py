@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse  # type: ignore[no-redef]
 
 MAX_ALTERNATIVES = 400
-_CODE_POINTS = "".join(map(chr, range(0x110000)))
 
 
 class Unsupported(Exception):
@@ -76,7 +75,12 @@ def _storable(char: str) -> bool:
 def _matching_chars(pattern: str, ignore_case: bool) -> frozenset[str]:
     """Every storable code point that the one-character `pattern` matches, found with the regex engine."""
     flags = re.IGNORECASE if ignore_case else 0
-    return frozenset(c for c in re.findall(pattern, _CODE_POINTS, flags) if _storable(c))
+    return frozenset(c for c in re.findall(pattern, _code_points(), flags) if _storable(c))
+
+
+@cache
+def _code_points() -> str:
+    return "".join(map(chr, range(0x110000)))
 
 
 def _literal(code: int, ignore_case: bool) -> frozenset[str]:
