@@ -12,7 +12,7 @@ Python once per element per rule (and, through lxml.html's class lookup, once mo
 
 Rules are read from the installed trafilatura when the child starts (nothing of them is copied into
 tamis). It is used only with the trafilatura versions in `VERIFIED_VERSIONS`, those the differential
-test (tests/test_fast_trafilatura.py, benchmarks/check_fast_trafilatura.py) has shown to give
+test (tests/test_fast_trafilatura.py, benchmarks/bench_extraction.py) has shown to give
 identical text on every page; any other version runs plain trafilatura, with one warning.
 """
 
