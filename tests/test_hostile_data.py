@@ -83,7 +83,8 @@ def test_missing_input_with_markup_in_paths_listing(ray_session, tmp_path: Path)
     base.mkdir()
     (base / "real.warc.gz").write_bytes((WARC_DIR / "cc-main-2024-22_whirlwind.warc.gz").read_bytes())
     listing = tmp_path / "warc.paths"
-    lines = f"real.warc.gz\nmissing[/b].warc.gz\nmissing{ESC}[31m.warc.gz\n".encode() + b"bad\xff.warc.gz\n"
+    # (a line that is not UTF-8 makes the whole listing a clear error before any task: tests/test_hostile_input.py)
+    lines = f"real.warc.gz\nmissing[/b].warc.gz\nmissing{ESC}[31m.warc.gz\n".encode()
     listing.write_bytes(lines)
     stream = io.StringIO()
     out = tmp_path / "out"
@@ -91,10 +92,9 @@ def test_missing_input_with_markup_in_paths_listing(ray_session, tmp_path: Path)
                           paths_base=str(base), console=Console(file=stream, width=300), show_progress=False)
     print_summary(Console(file=stream, width=300), result)
     assert len(result.completed) == 1
-    assert sorted(result.failed) == [f"{base}/bad\ufffd.warc.gz", f"{base}/missing{ESC}[31m.warc.gz",
-                                     f"{base}/missing[/b].warc.gz"]
+    assert sorted(result.failed) == [f"{base}/missing{ESC}[31m.warc.gz", f"{base}/missing[/b].warc.gz"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "incomplete" and len(manifest["failed"]) == 3
+    assert manifest["status"] == "incomplete" and len(manifest["failed"]) == 2
     printed = stream.getvalue()
     assert "missing[/b].warc.gz" in printed and "missing\\x1b[31m.warc.gz" in printed and ESC not in printed
 

@@ -80,8 +80,10 @@ def _listed_paths(stream: IO[bytes], url: str, base: str, max_line: int, max_ent
         number += 1
         if len(raw) > max_line:
             raise PathsFileError(f"paths file {public_url(url)!r}: line {number} is longer than {max_line} bytes")
-        # a line that is not UTF-8 keeps its place (with U+FFFD) and fails as a missing input, reported by input
-        line = raw.decode("utf-8", "replace").strip()
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise PathsFileError(f"paths file {public_url(url)!r}: line {number} is not UTF-8 text") from None
         if not line or line.startswith("#"):
             continue
         count += 1

@@ -12,15 +12,14 @@ Python once per element per rule (and, through lxml.html's class lookup, once mo
 
 Rules are read from the installed trafilatura when the child starts (nothing of them is copied into
 tamis). It is used only with the trafilatura versions in `VERIFIED_VERSIONS`, those the differential
-test (tests/test_fast_trafilatura.py, benchmarks/check_fast_trafilatura.py) has shown to give
+test (tests/test_fast_trafilatura.py, benchmarks/bench_extraction.py) has shown to give
 identical text on every page; any other version runs plain trafilatura, with one warning.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,8 +96,11 @@ def _string_spans(path: str) -> list[tuple[int, int]]:
     return spans
 
 
-def rewrite_path(path: str) -> tuple[str, int, int]:
-    """The path with every convertible `re:test(...)` replaced; and how many were converted and kept."""
+def rewrite_path(path: str, record: list[tuple[str, str]] | None = None) -> tuple[str, int, int]:
+    """The path with every convertible `re:test(...)` replaced; and how many were converted and kept.
+
+    `record`, when given, receives each (original call, replacement) pair, for element-level checks.
+    """
     out, i, converted, kept = [], 0, 0, 0
     spans = _string_spans(path)
     while True:
@@ -125,16 +127,22 @@ def rewrite_path(path: str) -> tuple[str, int, int]:
             i = after
             continue
         subject, ignore_case = args[0].strip(), "i" in flags
-        try:
-            clauses = test_to_clauses(subject, pattern, ignore_case)
-        except Unsupported:
-            clauses = None
+        clauses = None
+        # the `i` flag and `\s` always need translate(): not worth deriving (it costs start-up time)
+        # and every `|` adds an alternative: more than MAX_CLAUSES of them stay guarded anyway
+        if not ignore_case and "\\s" not in pattern and pattern.count("|") < MAX_CLAUSES:
+            try:
+                clauses = test_to_clauses(subject, pattern, ignore_case)
+            except Unsupported:
+                clauses = None
         if clauses is not None and len(clauses) <= MAX_CLAUSES and not any("translate(" in c for c in clauses):
             replacement = "(" + " or ".join(clauses) + ")" if clauses else "false()"
             converted += 1
         else:
             replacement = _guarded(subject, pattern, ignore_case, original)
             kept += 1
+        if record is not None:
+            record.append((original, replacement))
         out.append(path[i:j])
         out.append(replacement)
         i = after
@@ -152,13 +160,12 @@ def _guarded(subject: str, pattern: str, ignore_case: bool, call: str) -> str:
 
 
 def _trafilatura_modules() -> list[Any]:
-    modules = []
-    for info in pkgutil.iter_modules(trafilatura.__path__):
-        try:
-            modules.append(importlib.import_module(f"trafilatura.{info.name}"))
-        except Exception:  # noqa: BLE001, S112 - optional modules (cli, downloads) may need extras
-            continue
-    return modules
+    """trafilatura's modules that `extract` has loaded (importing the others would only cost start-up time).
+
+    A module loaded later still gets the replacements: rule lists are changed in place, and a single rule
+    object it imports by name is read from a module already patched.
+    """
+    return [module for name, module in sorted(sys.modules.items()) if name.startswith("trafilatura.") and module]
 
 
 def plan_rewrites() -> list[Rewrite]:
@@ -218,7 +225,23 @@ def _casings(name: str) -> list[str]:
 _installed: list[Rewrite] | None = None
 
 
-def install(verify_on: list[str] | None = None) -> bool:
+def is_verified() -> bool:
+    return getattr(trafilatura, "__version__", "unknown") in VERIFIED_VERSIONS
+
+
+def warn_if_unverified() -> bool:
+    """Warn (once per process: Python's warning registry) when the fast path cannot be used; True then."""
+    if is_verified():
+        return False
+    warnings.warn(
+        f"tamis fast trafilatura path not verified for trafilatura {getattr(trafilatura, '__version__', '?')} "
+        f"(verified: {', '.join(sorted(VERIFIED_VERSIONS))}); running plain trafilatura",
+        stacklevel=2,
+    )
+    return True
+
+
+def install() -> bool:
     """Switch this process's trafilatura to the equivalent rules; False (and one warning) if not verified.
 
     Only ever called inside the extraction child: the Ray worker's own trafilatura stays untouched.
@@ -226,13 +249,7 @@ def install(verify_on: list[str] | None = None) -> bool:
     global _installed
     if _installed is not None:
         return True
-    version = getattr(trafilatura, "__version__", "unknown")
-    if version not in VERIFIED_VERSIONS:
-        warnings.warn(
-            f"tamis fast trafilatura path not verified for trafilatura {version} "
-            f"(verified: {', '.join(sorted(VERIFIED_VERSIONS))}); running plain trafilatura",
-            stacklevel=2,
-        )
+    if warn_if_unverified():
         return False
     rewrites = plan_rewrites()
     lookup = html_class_lookup()
@@ -268,21 +285,21 @@ def uninstall() -> None:
     _installed = None
 
 
-def verify_rules(trees: list[Any], rewrites: list[Rewrite] | None = None) -> list[str]:
-    """Differences between each original rule and its replacement, evaluated on every node of `trees`.
+def verify_rules(trees: list[Any], rewrites: list[Rewrite] | None = None, contexts: int = 8) -> list[str]:
+    """Differences between each original rule and its replacement on `trees`.
 
-    Each rule is evaluated from the root and from every element as context node (rules are relative
-    paths, applied to subtrees too); results must be the same nodes in the same order.
+    Each rule is evaluated from the root and from `contexts` elements spread over the tree as context
+    node (relative rules are applied to subtrees too); results must be the same nodes in the same order.
     """
     problems = []
     for rewrite in rewrites if rewrites is not None else plan_rewrites():
         for tree_index, tree in enumerate(trees):
-            for context in tree.iter():
-                if not isinstance(context.tag, str):
-                    continue
+            elements = [e for e in tree.iter() if isinstance(e.tag, str)]
+            step = max(1, len(elements) // contexts)
+            for context in [tree, *elements[1::step]]:
                 want = rewrite.original(context)
                 got = rewrite.replacement(context)
-                if len(want) != len(got) or any(a is not b for a, b in zip(want, got)):
+                if len(want) != len(got) or any(a is not b for a, b in zip(want, got, strict=True)):
                     problems.append(f"{rewrite.original.path[:80]!r} differs on tree {tree_index} at {context.tag}")
                     break
     return problems

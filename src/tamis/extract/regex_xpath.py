@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from lxml import etree
 
@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse  # type: ignore[no-redef]
 
 MAX_ALTERNATIVES = 400
-_CODE_POINTS = "".join(map(chr, range(0x110000)))
 
 
 class Unsupported(Exception):
@@ -57,7 +56,7 @@ class Alternative:
     not_followed_by: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _storable(char: str) -> bool:
     """Whether lxml can hold `char` in a tree at all.
 
@@ -72,11 +71,16 @@ def _storable(char: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _matching_chars(pattern: str, ignore_case: bool) -> frozenset[str]:
     """Every storable code point that the one-character `pattern` matches, found with the regex engine."""
     flags = re.IGNORECASE if ignore_case else 0
-    return frozenset(c for c in re.findall(pattern, _CODE_POINTS, flags) if _storable(c))
+    return frozenset(c for c in re.findall(pattern, _code_points(), flags) if _storable(c))
+
+
+@cache
+def _code_points() -> str:
+    return "".join(map(chr, range(0x110000)))
 
 
 def _literal(code: int, ignore_case: bool) -> frozenset[str]:
@@ -136,7 +140,8 @@ def _expand_item(op: object, av: object, ignore_case: bool) -> list[tuple[object
         once = _expand(list(sub), ignore_case)
         options: list[tuple[object, ...]] = []
         for count in range(low, high + 1):
-            options.extend(tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(once, repeat=count))
+            combos = itertools.product(once, repeat=count)
+            options.extend(tuple(itertools.chain.from_iterable(combo)) for combo in combos)
         return options
     if op is sre_constants.AT:
         if av is sre_constants.AT_BEGINNING or av is sre_constants.AT_BEGINNING_STRING:

@@ -1,6 +1,7 @@
 """Importing this module registers every built-in step."""
 
 import tamis.annotate.language  # noqa: F401
+import tamis.annotate.language_prescreen  # noqa: F401
 import tamis.annotate.tokens  # noqa: F401
 import tamis.extract.steps  # noqa: F401
 import tamis.filters.c4  # noqa: F401

@@ -1,0 +1,88 @@
+"""An opt-in language pre-screen before the extractor: skip trafilatura on pages clearly in other languages.
+
+Extraction is most of a job's cost, and with an English-only recipe most Common Crawl pages are thrown away
+by language ID right after it. This step scores a cheap text of the raw HTML (resiliparse's plain-text
+extraction when installed, else lxml's visible text) with the same fastText lid.176 model, and drops pages
+whose best score for the pipeline's languages is below `threshold`, before they are extracted. The cheap
+text is not trafilatura's, so a low threshold is used: a page is dropped only when even boilerplate-laden
+text shows hardly any trace of the wanted languages. The trade-off (pages the full recipe would have kept
+and the pre-screen loses, against the speed-up) is measured in docs/extraction.md. Never on by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tamis.annotate.language import load_model
+from tamis.batch import DocBatch
+from tamis.resources import resource_path
+from tamis.steps.base import Filter
+from tamis.steps.registry import register_step
+
+MAX_CHARS = 20_000
+
+
+class Reasons:
+    UNLIKELY_LANGUAGE = "unlikely_language"
+
+
+def visible_text(html: str) -> str:
+    """Cheap page text for language ID: resiliparse if available, else lxml's text without scripts/styles."""
+    try:
+        from resiliparse.extract.html2text import extract_plain_text
+    except ImportError:
+        extract_plain_text = None
+    if extract_plain_text is not None:
+        return extract_plain_text(html[: 4 * MAX_CHARS * 4], main_content=False, alt_texts=False)[:MAX_CHARS]
+    import lxml.html
+    from lxml import etree
+
+    try:
+        tree = lxml.html.document_fromstring(html[: 4 * MAX_CHARS * 4])
+    except (etree.ParserError, ValueError):
+        return ""
+    for element in tree.iter("script", "style", "noscript"):
+        element.text = ""
+    return " ".join(tree.text_content().split())[:MAX_CHARS]
+
+
+@register_step("language_prescreen")
+class LanguagePrescreen(Filter):
+    """Drops pages (before extraction) whose cheap text scores below `threshold` for every wanted language."""
+
+    def __init__(self, languages: list[str], threshold: float = 0.05, model_path: str | None = None):
+        """
+        Args:
+            languages: ISO codes the pipeline keeps, e.g. [en]; the same as language_id's.
+            threshold: a page is dropped when each of `languages` scores below it on the cheap text
+                (default 0.05: see docs/extraction.md for what it loses and gains).
+            model_path: a fastText LID model; default the lid.176.ftz shipped with tamis.
+        """
+        if not languages:
+            raise ValueError("language_prescreen: `languages` must name at least one language")
+        if not 0.0 <= float(threshold) < 1.0:
+            raise ValueError("language_prescreen: `threshold` must be in [0, 1)")
+        self.languages = list(languages)
+        self.threshold = float(threshold)
+        self.model_path = model_path
+
+    def setup(self) -> None:
+        self._model()
+
+    def _model(self) -> Any:
+        return load_model(self.model_path or str(resource_path("lid.176.ftz")))
+
+    def filter_batch(self, batch: DocBatch) -> list[str | None]:
+        htmls = batch["html"] if "html" in batch else [None] * len(batch)
+        reasons: list[str | None] = [None] * len(batch)
+        todo = [(i, visible_text(html).replace("\n", " ")) for i, html in enumerate(htmls) if html]
+        todo = [(i, text) for i, text in todo if text.strip()]
+        if not todo:
+            return reasons
+        labels, scores = self._model().predict([text for _, text in todo], k=-1, threshold=self.threshold)
+        wanted = {f"__label__{lang}" for lang in self.languages}
+        for (i, _), doc_labels, doc_scores in zip(todo, labels, scores, strict=True):
+            if not any(label in wanted and score >= self.threshold for label, score in zip(doc_labels, doc_scores,
+                                                                                          strict=True)):
+                reasons[i] = Reasons.UNLIKELY_LANGUAGE
+        return reasons
