@@ -233,6 +233,27 @@ def test_sample_depends_on_documents_not_on_shards(tmp_path: Path) -> None:
     assert ids_c == ranked_kept[:len(ids_c)]
 
 
+def test_rehydrated_sample_repeats_documents_by_cluster_size(tmp_path: Path) -> None:
+    # FineWeb-2's upsampling: cluster size N -> 1, 2, 3, 3 (N=4), 5 (5 <= N < 100), 8 (100 <= N < 1000), 1 (N >= 1000)
+    sizes = [1, 2, 3, 4, 7, 150, 2000]
+    docs = documents(len(sizes), words=20)
+    table = pq.read_table(write_shard(tmp_path / "plain.parquet", docs))
+    shard = tmp_path / "clusters.parquet"
+    pq.write_table(table.append_column("minhash_cluster_size", pa.array(sizes, pa.int64())), shard)
+    weights = [1, 2, 3, 3, 5, 8, 1]
+    budget = sum(w * c for w, c in zip(weights, table["token_count"].to_pylist(), strict=True))
+    sample = sample_tokens([str(shard)], budget, 5, str(tmp_path / "s.parquet"), rehydrate=True)
+    ids = pq.read_table(sample.path)["id"].to_pylist()
+    assert sample.tokens == budget
+    assert [ids.count(doc_id) for doc_id, _ in docs] == weights
+    assert ids != sorted(ids, key=[d for d, _ in docs].index)  # copies are spread by rank, not grouped in order
+    with pytest.raises(ValueError, match="minhash_cluster_size"):
+        sample_tokens([str(tmp_path / "plain.parquet")], 10, 5, str(tmp_path / "t.parquet"), rehydrate=True)
+    assert parse_ablation(ablation(rehydrate=True)).rehydrate is True
+    with pytest.raises(AblationError, match="rehydrate"):
+        parse_ablation(ablation(rehydrate="yes"))
+
+
 def test_holdout_documents_are_never_sampled_and_budget_is_enforced(tmp_path: Path) -> None:
     docs = documents(50)
     shard = write_shard(tmp_path / "a.parquet", docs)
