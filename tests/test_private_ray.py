@@ -74,12 +74,13 @@ def _run_processes(marker: str, others: set[int], found: dict[int, str]) -> dict
         if not entry.isdigit() or int(entry) in others or int(entry) in found:
             continue
         try:
-            if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                found[int(entry)] = ""
-            else:
-                others.add(int(entry))
+            environment = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
+        if needle in environment.split(b"\0"):
+            found[int(entry)] = ""
+        elif environment:  # empty while a process is still being exec'd: look again next time
+            others.add(int(entry))
     for pid in list(found):  # a worker renames itself (`ray::IDLE`, `ray::process_input`) once it runs
         try:
             found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()

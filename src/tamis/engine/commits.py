@@ -36,6 +36,7 @@ from tamis.engine import layout
 from tamis.io.storage import write_json
 from tamis.stats.counters import TaskCounters
 from tamis.stats.histograms import HistogramSet
+from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.merge import RunStats
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,15 @@ class CommitState:
         stats = self.stats
         stats.counters.merge(TaskCounters.from_dict(segment["counters"]))
         stats.languages.update(segment.get("languages", {}))
+        stats.by_language.merge(LanguageBreakdown.from_dict(segment.get("by_language")))
         self.sums.update(segment.get("sums", {}))
         for unit, record in records.items():
             self.units.add(unit)
             stats.tasks += 1
             if record.get("shard"):
                 stats.shards.append({**record["shard"], "input": record["input"]})
+            for shard in record.get("shards", []):  # one per language folder (FineWeb-2's layout)
+                stats.shards.append({**shard, "input": record["input"]})
             for step, shard in record.get("removed", {}).items():
                 stats.removed_shards.setdefault(step, []).append(shard)
 
@@ -100,13 +104,16 @@ def _sums(record: dict[str, Any]) -> Counter[str]:
 
 
 def _aggregate(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A segment's merged counters, languages and sums: what resume folds in once for the whole segment."""
-    counters, languages, sums = TaskCounters(), Counter(), Counter()
+    """A segment's merged counters, languages, per-language funnel and sums: what resume folds in once for the
+    whole segment."""
+    counters, languages, sums, by_language = TaskCounters(), Counter(), Counter(), LanguageBreakdown()
     for record in records.values():
         counters.merge(TaskCounters.from_dict(record["counters"]))
         languages.update(record.get("languages", {}))
+        by_language.merge(LanguageBreakdown.from_dict(record.get("by_language")))
         sums.update(_sums(record))
-    return {"counters": counters.to_dict(), "languages": dict(languages), "sums": dict(sums)}
+    return {"counters": counters.to_dict(), "languages": dict(languages), "by_language": by_language.to_dict(),
+            "sums": dict(sums)}
 
 
 def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
