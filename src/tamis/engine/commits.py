@@ -88,12 +88,7 @@ class CommitState:
         for unit, record in records.items():
             self.units.add(unit)
             stats.tasks += 1
-            if record.get("shard"):
-                stats.shards.append({**record["shard"], "input": record["input"]})
-            for shard in record.get("shards", []):  # one per language folder (FineWeb-2's layout)
-                stats.shards.append({**shard, "input": record["input"]})
-            for step, shard in record.get("removed", {}).items():
-                stats.removed_shards.setdefault(step, []).append(shard)
+            stats.add_outputs(record)
 
 
 def _sums(record: dict[str, Any]) -> Counter[str]:

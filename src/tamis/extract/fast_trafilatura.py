@@ -258,13 +258,18 @@ def install() -> bool:
     for parser in (trafilatura_utils.HTML_PARSER, lxml.html.html_parser):
         parser.set_element_class_lookup(lookup)
     for rewrite in rewrites:
-        for holder, key in rewrite.places:
-            if isinstance(holder, list):
-                holder[key] = rewrite.replacement
-            else:
-                setattr(holder, key, rewrite.replacement)
+        _put(rewrite, rewrite.replacement)
     _installed = rewrites
     return True
+
+
+def _put(rewrite: Rewrite, rule: Any) -> None:
+    """Make every place that held the rewritten rule (a list slot or a module attribute) hold `rule`."""
+    for holder, key in rewrite.places:
+        if isinstance(holder, list):
+            holder[key] = rule
+        else:
+            setattr(holder, key, rule)
 
 
 def uninstall() -> None:
@@ -277,11 +282,7 @@ def uninstall() -> None:
     for parser in (trafilatura_utils.HTML_PARSER, lxml.html.html_parser):
         parser.set_element_class_lookup(lxml.html.HtmlElementClassLookup())
     for rewrite in _installed:
-        for holder, key in rewrite.places:
-            if isinstance(holder, list):
-                holder[key] = rewrite.original
-            else:
-                setattr(holder, key, rewrite.original)
+        _put(rewrite, rewrite.original)
     _installed = None
 
 

@@ -30,6 +30,10 @@ class RunStats:
         self.histograms.merge(HistogramSet.from_dict(summary.get("histograms", {})))
         self.languages.update(summary.get("languages", {}))
         self.by_language.merge(LanguageBreakdown.from_dict(summary.get("by_language")))
+        self.add_outputs(summary)
+
+    def add_outputs(self, summary: dict[str, Any]) -> None:
+        """Record the shards and removed-document files one unit wrote (its summary or its compact record)."""
         if summary.get("shard"):
             self.shards.append({**summary["shard"], "input": summary["input"]})
         for shard in summary.get("shards", []):  # one per language folder (FineWeb-2's layout)
