@@ -7,16 +7,21 @@ shard, drops; no histograms) to an open index segment and merges their histogram
 `FLUSH_UNITS` commits or `FLUSH_SECONDS` it writes the segment as one immutable file
 `_index/process/<segment>.json` and opens the next.
 
+A segment keeps per unit only what cannot be summed (its input, shard and removed-document files: an index
+entry); everything summable (counters, languages, the per-language funnel, sums, histograms) is merged once per
+segment. The per-unit counters of a real pipeline are kilobytes, so keeping them per unit made a segment of
+1,000 units tens of MB of JSON, parsed by every resume and every `tamis stats`.
+
 Resume and `tamis stats` list the markers once (names only, no reads), list and read the segments, and read only
 the markers (and stats files, for histograms) of units committed but not yet in a segment: at most the last
 unflushed segment of each interrupted driver.
 
 Crash consistency: a segment is written atomically (a rename on disk, one PUT on an object store) after the markers
 of all its units, so what it lists was committed. A unit whose marker has gone since (deleted to redo it) is not
-committed: the marker wins; that segment's merged histograms are then rebuilt from the stats files of its units
-that remain, and the driver writes a repaired segment that `replaces` it. A crash between the repaired segment and
-the removal of the old one leaves both; the replaced one is ignored (segments are read newest first, so the
-replacing one is met before the one it replaces).
+committed: the marker wins; that segment's merged counters and histograms are then rebuilt from the markers and
+stats files of its units that remain, and the driver writes a repaired segment that `replaces` it. A crash
+between the repaired segment and the removal of the old one leaves both; the replaced one is ignored (segments
+are read newest first, so the replacing one is met before the one it replaces).
 """
 
 from __future__ import annotations
@@ -49,9 +54,18 @@ SEGMENTS_AT_ONCE = 8
 SUMMED = ("docs_read", "docs_kept", "tokens", "bytes_read", "cpu_seconds", "wall_seconds")
 
 
+#: what an index segment keeps of each unit: what its merged aggregates cannot hold (RunStats.add_outputs)
+INDEX_ENTRY = ("input", "input_id", "byte_range", "shard", "shards", "removed")
+
+
 def compact_record(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a marker and an index line hold: the summary without its histograms (29 of its 55 KB)."""
+    """What a marker holds: the summary without its histograms (29 of its 55 KB)."""
     return {key: value for key, value in summary.items() if key != "histograms"}
+
+
+def index_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """What a segment keeps of a unit's record (segments written before kept the whole record: both read)."""
+    return {key: record[key] for key in INDEX_ENTRY if key in record}
 
 
 @dataclass
@@ -67,7 +81,7 @@ class CommitState:
     #: files read to build this state (segments, markers, stats files), for benchmarks and tests
     reads: int = 0
     segments: list[str] = field(default_factory=list)
-    #: segments to rewrite (see the module docstring): (old name, its valid records, their merged histograms)
+    #: segments to rewrite (see the module docstring): (old name, its valid whole records, their merged histograms)
     repairs: list[tuple[str, dict[str, dict[str, Any]], HistogramSet]] = field(default_factory=list)
     #: committed units found by their marker only, with their histograms: the driver indexes them again
     unindexed: list[tuple[dict[str, Any], HistogramSet]] = field(default_factory=list)
@@ -156,26 +170,47 @@ def _histograms_of(fs: AbstractFileSystem, root: str, units: list[str], state: C
     return result
 
 
+def _full_records(fs: AbstractFileSystem, root: str, entries: dict[str, dict[str, Any]], state: CommitState,
+                  fingerprint: str | None) -> dict[str, dict[str, Any]]:
+    """The whole records (counters included) of a segment's units, from their markers where the segment has
+    index entries only; a unit whose marker is no longer a record of this run is left out (not committed)."""
+    full = {unit: entry for unit, entry in entries.items() if "counters" in entry}
+    wanted = sorted(set(entries) - set(full))
+    paths = {unit: layout.commit_path(root, unit) for unit in wanted}
+    found = _read_many(fs, list(paths.values()))
+    state.reads += len(paths)
+    for unit in wanted:
+        record = found[paths[unit]]
+        if (isinstance(record, dict) and record.get("input_id") == unit and "counters" in record
+                and (fingerprint is None or record.get("fingerprint") == fingerprint)):
+            full[unit] = compact_record(record)
+        # else: left for load_commits' pass over the markers not in a segment, which reports and counts it
+    return full
+
+
 def _fold_segment(fs: AbstractFileSystem, root: str, state: CommitState, name: str, segment: dict[str, Any],
                   wanted: Any) -> None:
     records = segment["units"]
     valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
     state.segments.append(name)
-    clean = len(valid) == len(records)
-    if clean and "counters" in segment:
-        state.add_segment(valid, segment)
-    else:
-        for record in valid.values():
-            state.add(record)
-    if clean:
+    if len(valid) == len(records):
+        if "counters" in segment:
+            state.add_segment(valid, segment)
+        else:  # written before segments carried merged counters: its records are whole
+            for record in valid.values():
+                state.add(record)
         state.stats.histograms.merge(HistogramSet.from_dict(segment.get("histograms", {})))
         return
-    # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
+    # a marker went (or a unit appears twice): rebuild this segment's counters and histograms from its remaining
+    # units' markers and stats files
+    full = _full_records(fs, root, valid, state, segment.get("fingerprint"))
+    for record in full.values():
+        state.add(record)
     rebuilt = HistogramSet()
-    for histograms in _histograms_of(fs, root, sorted(valid), state).values():
+    for histograms in _histograms_of(fs, root, sorted(full), state).values():
         rebuilt.merge(histograms)
     state.stats.histograms.merge(rebuilt)
-    state.repairs.append((name, valid, rebuilt))
+    state.repairs.append((name, full, rebuilt))
 
 
 def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
@@ -290,7 +325,7 @@ class CommitIndex:
         name = f"{self.token}-{self.written:06d}"
         write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"), {
             "fingerprint": self.state.fingerprint,
-            "units": records,
+            "units": {unit: index_entry(record) for unit, record in records.items()},
             **_aggregate(records),
             "histograms": histograms.to_dict(exact=True),
             "replaces": replaces or [],
