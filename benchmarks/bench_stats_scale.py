@@ -73,7 +73,7 @@ def build(source: Path, output: Path, units: int, tail: int) -> None:
             (output / "stats" / "process" / f"{ident}.json").write_text(json.dumps({**summary, **record}))
         else:
             index._pend(record, histograms[template["input_id"]])
-            if len(index._records) >= commits.FLUSH_UNITS:
+            if len(index._open) >= commits.FLUSH_UNITS:
                 index.flush()
     index.flush()
     (output / "manifest.json").write_text(json.dumps({**manifest, "inputs": dict.fromkeys(paths), "units": units,
