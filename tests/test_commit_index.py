@@ -155,6 +155,40 @@ def test_stats_from_index_equal_stats_from_markers(finished, tmp_path) -> None:
     assert indexed.totals()["docs_read"] == INPUTS
 
 
+def test_stats_of_a_running_job_read_the_segments_and_the_unindexed_tail_only(finished, tmp_path,
+                                                                                monkeypatch) -> None:
+    """`tamis stats` (report and --json) on a running job: two listings, the index segments, and the marker and
+    stats file of each unit committed since the last segment; no other marker or stats file is opened."""
+    import shutil
+
+    output, _ = finished
+    copy = tmp_path / "running"
+    shutil.copytree(output, copy)
+    segments = sorted((copy / "_index" / "process").glob("*.json"))
+    tail = json.loads(segments[-1].read_text())["units"]
+    segments[-1].unlink()  # committed since the driver's last flush
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    monkeypatch.setattr("tamis.stats.load.filesystem", lambda url: (CountingFileSystem(), str(url).rstrip("/")))
+    expected = {str(copy / "manifest.json"), *(str(s) for s in segments[:-1])}
+    expected |= {str(copy / "_commits" / "process" / f"{unit}.json") for unit in tail}
+    expected |= {str(copy / "stats" / "process" / f"{unit}.json") for unit in tail}
+    reference = _counts(load_run(str(output)))  # the finished run's stats.json
+
+    for argv in (["stats", str(copy)], ["stats", "--json", str(copy)]):
+        CountingFileSystem.calls = {}
+        out = CliRunner().invoke(cli, argv, terminal_width=160)
+        assert out.exit_code == 0, out.output
+        opened = set(CountingFileSystem.calls["read"]) - {str(copy / "dedup" / "summary.json")}  # absent here
+        assert opened == expected, sorted(opened ^ expected)
+        assert len(CountingFileSystem.calls["ls"]) == 2
+        markers = [p for p in CountingFileSystem.calls["read"] if "/_commits/" in p or "/stats/process/" in p]
+        assert len(markers) == 2 * len(tail) < INPUTS
+    assert json.loads(out.output)["label"] == f"PARTIAL: {INPUTS} of {INPUTS} inputs committed (run in progress)"
+    running = load_run(str(copy))
+    assert running.source == "commits" and {**_counts(running), "shards": None} == {**reference, "shards": None}
+
+
 def test_marker_that_is_not_an_object_is_not_committed(ray_session, tiny_inputs, tmp_path, small_segments,
                                                        caplog) -> None:
     output = tmp_path / "out"

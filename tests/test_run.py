@@ -13,6 +13,7 @@ from tamis.annotate.tokens import gpt2_encoding
 from tamis.engine.runner import OutputConflictError, run_pipeline
 from tamis.io.parquet import FINEWEB_SCHEMA
 from tamis.pipeline.spec import load_pipeline, parse_pipeline
+from tamis.stats.load import load_run
 
 BASIC = {
     "name": "basic",
@@ -140,3 +141,22 @@ def test_recipe_file_loads() -> None:
     assert [s.step for s in spec.steps][:1] != []
     language = next(s for s in spec.steps if s.step == "language_id")
     assert language.params["languages"] == ["en"] and language.params["threshold"] == 0.65
+
+
+def test_reader_only_pipeline_writes_every_html_document(ray_session, tmp_path) -> None:
+    """`steps: []`: the WARC reader's documents go to the writer unextracted (text None); the task must commit
+    them, not crash observing the text it does not have."""
+    source = SAMPLE_DIR / "dolma_sample-0000.warc.gz"
+    output = tmp_path / "out"
+    result = run_pipeline(parse_pipeline({"name": "reader-only", "steps": []}), [str(source)], str(output),
+                          show_progress=False)
+    assert result.ok, result.failed
+    html = warcio_documents(source)
+    rows = read_output(output)
+    assert len(rows) == result.totals["kept"] == result.totals["html_docs"] == len(html) > 0
+    assert sorted(row["id"] for row in rows) == sorted(record_id for record_id, _, _ in html)
+    assert all(row["text"] is None for row in rows)
+    run = load_run(str(output), prefer_merged=False)
+    assert run.totals()["kept"] == len(rows)
+    # no text, so no length or word distributions of it
+    assert not [key for key in run.stats.histograms.histograms if key.endswith(("/text_chars", "/words"))]

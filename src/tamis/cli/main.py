@@ -1,54 +1,48 @@
-"""`tamis run`, `tamis steps`: the command line entry point."""
+"""The command line entry point: `tamis run`, `tamis stats`, ... each imported only when it runs.
+
+`tamis stats` on a running job is meant to answer in seconds; importing every command would import Ray, the
+steps, spaCy and torch first (about 5 s of CPU before reading a file), so the group names its commands by module
+and imports the one asked for (all of them for `tamis --help`).
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
-import os
-import sys
-from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from tamis import __version__
-from tamis.cli.ablate import ablate
-from tamis.cli.dedup import dedup
-from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
-from tamis.cli.sample import sample
-from tamis.cli.stats import inspect_command, stats
-from tamis.cli.summary import print_summary
-from tamis.cli.tokenize import tokenize
-from tamis.display import VisibleControlsFormatter, line, plain, plugins_line
-from tamis.engine.inputs import COMMON_CRAWL_BASE
-from tamis.engine.memory import parse_task_memory
-from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
-from tamis.pipeline.spec import load_pipeline
-from tamis.pipeline.validation import describe_params
-from tamis.steps.registry import available_steps, load_plugin_dir, loaded_plugin_files, plugin_file_of
+from tamis.cli.plugins import plugin_dirs as _plugin_dirs  # noqa: F401 - kept importable from here
+from tamis.display import VisibleControlsFormatter
+
+#: command name -> "module:attribute" of its click command
+COMMANDS = {
+    "run": "tamis.cli.run:run",
+    "steps": "tamis.cli.run:steps",
+    "stats": "tamis.cli.stats:stats",
+    "inspect": "tamis.cli.stats:inspect_command",
+    "dedup": "tamis.cli.dedup:dedup",
+    "ablate": "tamis.cli.ablate:ablate",
+    "sample": "tamis.cli.sample:sample",
+    "tokenize": "tamis.cli.tokenize:tokenize",
+}
 
 
-def _plugin_dirs(extra: tuple[str, ...], no_plugins: bool = False) -> list[str]:
-    """`--plugins` directories, TAMIS_PLUGIN_PATH, and ./filters when it exists; none with `--no-plugins`."""
-    if no_plugins:
-        if extra:
-            raise click.UsageError("--plugins and --no-plugins contradict each other")
-        return []
-    dirs = list(extra)
-    dirs += [p for p in os.environ.get("TAMIS_PLUGIN_PATH", "").split(os.pathsep) if p]
-    if Path("filters").is_dir():
-        dirs.append("filters")
-    return dirs
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name when invoked (see the module docstring)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
-def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) -> int | str | None:
-    try:
-        return parse_task_memory(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="tamis")
 def cli() -> None:
     """tamis: web crawls in, FineWeb-style pretraining text out, on Ray."""
@@ -59,81 +53,6 @@ def cli() -> None:
         handler.setFormatter(VisibleControlsFormatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
-
-
-@cli.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "inputs", multiple=True, required=True,
-              help="Input file, glob or fsspec URL (repeatable), e.g. 'data/*.warc.gz'.")
-@click.option("--output", "-o", required=True, help="Output directory or fsspec URL (s3://bucket/prefix).")
-@click.option("--address", default=None, help="Ray cluster address; default RAY_ADDRESS, else an embedded local Ray.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Tasks running at once (default: every CPU of the cluster).")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Read at most N HTML documents per input file (for quick trials).")
-@click.option("--overwrite", is_flag=True, help="Delete an existing output made with another pipeline and start over.")
-@click.option("--max-task-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_TASK_BYTES, show_default=True,
-              help="Split input files larger than this into byte ranges, one task each.")
-@click.option("--paths-base", default=COMMON_CRAWL_BASE, show_default=True,
-              help="Where the relative paths listed in a Common Crawl *.paths.gz input live.")
-@click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
-              help="Directory of *.py step plugins (repeatable); ./filters is scanned unless --no-plugins.")
-@click.option("--no-plugins", is_flag=True,
-              help="Import no plugin file: not ./filters, TAMIS_PLUGIN_PATH, nor the pipeline's `plugins:`.")
-@click.option("--no-progress", is_flag=True, help="No progress display.")
-@click.option("--task-memory", default="auto", show_default=True, callback=_task_memory_option,
-              help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
-                   "'auto': each CPU's share of a node's memory; 'off': none.")
-def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
-        limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
-        no_plugins: bool, no_progress: bool, task_memory: int | str | None) -> None:
-    """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
-
-    Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
-    pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
-    console = Console(stderr=True)
-    with user_errors(console):
-        spec = load_pipeline(pipeline, _plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
-        result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
-                              overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
-                              console=console, show_progress=not no_progress, task_memory=task_memory)
-    print_summary(Console(), result)
-    out = Console()
-    out.print(line(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json"))
-    if result.failed:
-        sys.exit(EXIT_PARTIAL if result.completed else EXIT_FAILED)
-
-
-@cli.command()
-@click.option("--plugins", multiple=True, type=click.Path(file_okay=False), help="Directory of step plugins.")
-@click.option("--no-plugins", is_flag=True, help="Import no plugin file (not ./filters, nor TAMIS_PLUGIN_PATH).")
-def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
-    """List the available steps, their parameters and defaults, and the plugin files imported."""
-    for directory in _plugin_dirs(plugins, no_plugins):
-        load_plugin_dir(directory)
-    console = Console()
-    steps_found = available_steps()
-    console.print(plugins_line(loaded_plugin_files()))
-    for name, step_class in steps_found.items():
-        origin = plugin_file_of(step_class)
-        where = f", {origin.shown()}" if origin else ""
-        table = Table(title=plain(f"{name}  ({step_class.kind}: {step_class.__module__}.{step_class.__qualname__}"
-                                  f"{where})"), title_justify="left", show_header=True, header_style="bold")
-        table.add_column("parameter")
-        table.add_column("type")
-        table.add_column("default")
-        for row in describe_params(step_class):
-            table.add_row(*(plain(cell) for cell in row))
-        doc = (step_class.__doc__ or "").strip().splitlines()
-        if doc:
-            table.caption = plain(doc[0])
-            table.caption_justify = "left"
-        console.print(table)
-
-
-# commands that live in their own modules
-for command in (stats, inspect_command, dedup, ablate, sample, tokenize):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from tamis.display import line, plain, visible
-from tamis.stats.inspect import InspectError, Selection, compare, sample
 from tamis.stats.load import RunNotFoundError, load_run, to_json
 from tamis.stats.report_terminal import print_report, status_line
 
@@ -84,6 +83,9 @@ def stats(output: str, shards: bool, as_json: bool, html_path: str | None, top: 
 def inspect_command(output: str, step: str | None, reason: str | None, kept: bool, n: int, seed: int,
                     where: str | None, other: str | None, chars: int, no_features: bool, as_json: bool) -> None:
     """Print sampled kept or removed documents of the run in OUTPUT: url, decision, features, text head."""
+    # imported here: it reads shards and rebuilds filters, which `tamis stats` does not need to import
+    from tamis.stats.inspect import InspectError, Selection, compare, sample
+
     err = Console(stderr=True)
     if kept and (step or reason):
         err.print("[red]error:[/red] --kept selects kept documents; --step/--reason select removed ones")

@@ -7,16 +7,21 @@ shard, drops; no histograms) to an open index segment and merges their histogram
 `FLUSH_UNITS` commits or `FLUSH_SECONDS` it writes the segment as one immutable file
 `_index/process/<segment>.json` and opens the next.
 
+A segment keeps per unit only what cannot be summed (its input, shard and removed-document files: an index
+entry); everything summable (counters, languages, the per-language funnel, sums, histograms) is merged once per
+segment. The per-unit counters of a real pipeline are kilobytes, so keeping them per unit made a segment of
+1,000 units tens of MB of JSON, parsed by every resume and every `tamis stats`.
+
 Resume and `tamis stats` list the markers once (names only, no reads), list and read the segments, and read only
 the markers (and stats files, for histograms) of units committed but not yet in a segment: at most the last
 unflushed segment of each interrupted driver.
 
 Crash consistency: a segment is written atomically (a rename on disk, one PUT on an object store) after the markers
 of all its units, so what it lists was committed. A unit whose marker has gone since (deleted to redo it) is not
-committed: the marker wins; that segment's merged histograms are then rebuilt from the stats files of its units
-that remain, and the driver writes a repaired segment that `replaces` it. A crash between the repaired segment and
-the removal of the old one leaves both; the replaced one is ignored (segments are read newest first, so the
-replacing one is met before the one it replaces).
+committed: the marker wins; that segment's merged counters and histograms are then rebuilt from the markers and
+stats files of its units that remain, and the driver writes a repaired segment that `replaces` it. A crash
+between the repaired segment and the removal of the old one leaves both; the replaced one is ignored (segments
+are read newest first, so the replacing one is met before the one it replaces).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import posixpath
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,13 +51,24 @@ FLUSH_UNITS = 1000
 FLUSH_SECONDS = 60.0
 #: index segments read and folded at a time by load_commits
 SEGMENTS_AT_ONCE = 8
+#: markers or stats files read and parsed at a time (concurrently on an object store)
+READS_AT_ONCE = 100
 #: run-wide sums of the fields every record carries
 SUMMED = ("docs_read", "docs_kept", "tokens", "bytes_read", "cpu_seconds", "wall_seconds")
 
 
+#: what an index segment keeps of each unit: what its merged aggregates cannot hold (RunStats.add_outputs)
+INDEX_ENTRY = ("input", "input_id", "byte_range", "shard", "shards", "removed")
+
+
 def compact_record(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a marker and an index line hold: the summary without its histograms (29 of its 55 KB)."""
+    """What a marker holds: the summary without its histograms (29 of its 55 KB)."""
     return {key: value for key, value in summary.items() if key != "histograms"}
+
+
+def index_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """What a segment keeps of a unit's record (segments written before kept the whole record: both read)."""
+    return {key: record[key] for key in INDEX_ENTRY if key in record}
 
 
 @dataclass
@@ -67,10 +84,10 @@ class CommitState:
     #: files read to build this state (segments, markers, stats files), for benchmarks and tests
     reads: int = 0
     segments: list[str] = field(default_factory=list)
-    #: segments to rewrite (see the module docstring): (old name, its valid records, their merged histograms)
-    repairs: list[tuple[str, dict[str, dict[str, Any]], HistogramSet]] = field(default_factory=list)
-    #: committed units found by their marker only, with their histograms: the driver indexes them again
-    unindexed: list[tuple[dict[str, Any], HistogramSet]] = field(default_factory=list)
+    #: segments to rewrite (see the module docstring): (old name, what its valid units make)
+    repairs: list[tuple[str, SegmentDraft]] = field(default_factory=list)
+    #: committed units found by their marker only, merged: the driver indexes them again
+    unindexed: SegmentDraft = field(default_factory=lambda: SegmentDraft())
 
     def add(self, record: dict[str, Any]) -> None:
         """Fold one unit's record in (its histograms are merged separately, by segment)."""
@@ -98,17 +115,36 @@ def _sums(record: dict[str, Any]) -> Counter[str]:
     return sums
 
 
-def _aggregate(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A segment's merged counters, languages, per-language funnel and sums: what resume folds in once for the
-    whole segment."""
-    counters, languages, sums, by_language = TaskCounters(), Counter(), Counter(), LanguageBreakdown()
-    for record in records.values():
-        counters.merge(TaskCounters.from_dict(record["counters"]))
-        languages.update(record.get("languages", {}))
-        by_language.merge(LanguageBreakdown.from_dict(record.get("by_language")))
-        sums.update(_sums(record))
-    return {"counters": counters.to_dict(), "languages": dict(languages), "by_language": by_language.to_dict(),
-            "sums": dict(sums)}
+@dataclass
+class SegmentDraft:
+    """Units on their way into one index segment: their index entries, and everything summable about them
+    merged as they come (so the driver holds a few hundred bytes per pending unit, not its whole record)."""
+
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counters: TaskCounters = field(default_factory=TaskCounters)
+    languages: Counter[str] = field(default_factory=Counter)
+    by_language: LanguageBreakdown = field(default_factory=LanguageBreakdown)
+    sums: Counter[str] = field(default_factory=Counter)
+    histograms: HistogramSet = field(default_factory=HistogramSet)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, record: dict[str, Any], histograms: HistogramSet | None = None) -> None:
+        self.entries[record["input_id"]] = index_entry(record)
+        self.counters.merge(TaskCounters.from_dict(record["counters"]))
+        self.languages.update(record.get("languages", {}))
+        self.by_language.merge(LanguageBreakdown.from_dict(record.get("by_language")))
+        self.sums.update(_sums(record))
+        if histograms is not None:
+            self.histograms.merge(histograms)
+
+    def to_dict(self, fingerprint: str | None, replaces: list[str] | None = None) -> dict[str, Any]:
+        """The segment file: merged counters, languages, per-language funnel, sums and histograms, which resume
+        folds in once for the whole segment, and the units' index entries."""
+        return {"fingerprint": fingerprint, "units": self.entries, "counters": self.counters.to_dict(),
+                "languages": dict(self.languages), "by_language": self.by_language.to_dict(), "sums": dict(self.sums),
+                "histograms": self.histograms.to_dict(exact=True), "replaces": replaces or []}
 
 
 def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
@@ -119,6 +155,13 @@ def _names(fs: AbstractFileSystem, directory: str) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     return {posixpath.basename(p)[:-5]: p for p in listed if p.endswith(".json")}
+
+
+def _read_chunks(fs: AbstractFileSystem, paths: list[str]) -> Iterator[dict[str, Any]]:
+    """_read_many over `READS_AT_ONCE` paths at a time: the parsed files of a long tail are never all in memory
+    (a unit's stats file is tens of KB of JSON and several times that as Python objects)."""
+    for start in range(0, len(paths), READS_AT_ONCE):
+        yield _read_many(fs, paths[start:start + READS_AT_ONCE])
 
 
 def _read_many(fs: AbstractFileSystem, paths: list[str]) -> dict[str, Any]:
@@ -140,20 +183,38 @@ def _read_many(fs: AbstractFileSystem, paths: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def _histograms_of(fs: AbstractFileSystem, root: str, units: list[str], state: CommitState) -> dict[str, HistogramSet]:
-    """The histograms of units, from their stats files (the task writes them before its marker)."""
-    paths = {unit: layout.task_stats_path(root, unit) for unit in units}
-    found = _read_many(fs, list(paths.values()))
-    state.reads += len(paths)
-    result = {}
-    for unit, path in paths.items():
-        data = found.get(path)
-        if isinstance(data, dict):
-            result[unit] = HistogramSet.from_dict(data.get("histograms", {}))
-        else:
-            log.warning("stats file %s of committed unit %s unreadable: its histograms are missing", path, unit)
-            result[unit] = HistogramSet()
-    return result
+def _histograms_of(fs: AbstractFileSystem, root: str, units: list[str], state: CommitState) -> HistogramSet:
+    """The merged histograms of units, from their stats files (the task writes them before its marker)."""
+    paths = [layout.task_stats_path(root, unit) for unit in units]
+    merged = HistogramSet()
+    for found in _read_chunks(fs, paths):
+        state.reads += len(found)
+        for path, data in found.items():
+            if isinstance(data, dict):
+                merged.merge(HistogramSet.from_dict(data.get("histograms", {})))
+            else:
+                log.warning("stats file %s of a committed unit unreadable: its histograms are missing", path)
+    return merged
+
+
+def _full_records(fs: AbstractFileSystem, root: str, entries: dict[str, dict[str, Any]], state: CommitState,
+                  fingerprint: str | None) -> dict[str, dict[str, Any]]:
+    """The whole records (counters included) of a segment's units, from their markers where the segment has
+    index entries only; a unit whose marker is no longer a record of this run is left out (not committed)."""
+    full = {unit: entry for unit, entry in entries.items() if "counters" in entry}
+    wanted = sorted(set(entries) - set(full))
+    paths = {unit: layout.commit_path(root, unit) for unit in wanted}
+    found: dict[str, Any] = {}
+    for chunk in _read_chunks(fs, list(paths.values())):
+        state.reads += len(chunk)
+        found.update({path: compact_record(r) if isinstance(r, dict) else r for path, r in chunk.items()})
+    for unit in wanted:
+        record = found[paths[unit]]
+        if (isinstance(record, dict) and record.get("input_id") == unit and "counters" in record
+                and (fingerprint is None or record.get("fingerprint") == fingerprint)):
+            full[unit] = record
+        # else: left for load_commits' pass over the markers not in a segment, which reports and counts it
+    return full
 
 
 def _fold_segment(fs: AbstractFileSystem, root: str, state: CommitState, name: str, segment: dict[str, Any],
@@ -161,21 +222,23 @@ def _fold_segment(fs: AbstractFileSystem, root: str, state: CommitState, name: s
     records = segment["units"]
     valid = {unit: record for unit, record in records.items() if wanted(unit, record)}
     state.segments.append(name)
-    clean = len(valid) == len(records)
-    if clean and "counters" in segment:
-        state.add_segment(valid, segment)
-    else:
-        for record in valid.values():
-            state.add(record)
-    if clean:
+    if len(valid) == len(records):
+        if "counters" in segment:
+            state.add_segment(valid, segment)
+        else:  # written before segments carried merged counters: its records are whole
+            for record in valid.values():
+                state.add(record)
         state.stats.histograms.merge(HistogramSet.from_dict(segment.get("histograms", {})))
         return
-    # a marker went (or a unit appears twice): rebuild this segment's histograms from its remaining units
-    rebuilt = HistogramSet()
-    for histograms in _histograms_of(fs, root, sorted(valid), state).values():
-        rebuilt.merge(histograms)
-    state.stats.histograms.merge(rebuilt)
-    state.repairs.append((name, valid, rebuilt))
+    # a marker went (or a unit appears twice): rebuild this segment's counters and histograms from its remaining
+    # units' markers and stats files
+    draft = SegmentDraft()
+    for record in _full_records(fs, root, valid, state, segment.get("fingerprint")).values():
+        state.add(record)
+        draft.add(record)
+    draft.histograms = _histograms_of(fs, root, sorted(draft.entries), state)
+    state.stats.histograms.merge(draft.histograms)
+    state.repairs.append((name, draft))
 
 
 def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
@@ -208,25 +271,28 @@ def load_commits(fs: AbstractFileSystem, root: str, fingerprint: str | None,
             _fold_segment(fs, root, state, name, segment, wanted)
 
     missing = sorted(set(markers) - state.units)
-    found = _read_many(fs, [markers[unit] for unit in missing])
-    state.reads += len(found)
-    committed = []
-    for unit in missing:
-        record = found[markers[unit]]
-        if not isinstance(record, dict):
-            why = "unreadable" if isinstance(record, Exception) else f"a JSON {type(record).__name__}, not an object"
-            log.warning("ignoring commit marker %s: %s (its unit is not committed)", markers[unit], why)
-            state.ignored += 1
-        elif (record.get("input_id") != unit or (fingerprint is not None and record.get("fingerprint") != fingerprint)
-              or (inputs is not None and record.get("input") not in inputs)):
-            state.ignored += 1  # left by another pipeline, or for an input this run does not list
-        else:
-            committed.append(compact_record(record))
-    histograms = _histograms_of(fs, root, [r["input_id"] for r in committed], state)
-    for record in committed:
-        state.add(record)
-        state.stats.histograms.merge(histograms[record["input_id"]])
-        state.unindexed.append((record, histograms[record["input_id"]]))
+    for found in _read_chunks(fs, [markers[unit] for unit in missing]):
+        state.reads += len(found)
+        committed = []
+        for path, record in found.items():
+            unit = posixpath.basename(path)[:-5]
+            if not isinstance(record, dict):
+                kind = type(record).__name__
+                why = "unreadable" if isinstance(record, Exception) else f"a JSON {kind}, not an object"
+                log.warning("ignoring commit marker %s: %s (its unit is not committed)", path, why)
+                state.ignored += 1
+            elif (record.get("input_id") != unit
+                  or (fingerprint is not None and record.get("fingerprint") != fingerprint)
+                  or (inputs is not None and record.get("input") not in inputs)):
+                state.ignored += 1  # left by another pipeline, or for an input this run does not list
+            else:
+                committed.append(compact_record(record))
+        for record in committed:
+            state.add(record)
+            state.unindexed.add(record)
+        histograms = _histograms_of(fs, root, [record["input_id"] for record in committed], state)
+        state.stats.histograms.merge(histograms)
+        state.unindexed.histograms.merge(histograms)
     return state
 
 
@@ -240,59 +306,48 @@ class CommitIndex:
         self.flush_seconds = flush_seconds if flush_seconds is not None else FLUSH_SECONDS
         self.token = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         self.written = 0
-        self._records: dict[str, dict[str, Any]] = {}
-        self._histograms = HistogramSet()
+        self._open = SegmentDraft()
         self._opened = 0.0
 
     def repair(self) -> None:
         """Rewrite the segments load_commits found stale, and index the units found by their marker only."""
-        for old, records, histograms in self.state.repairs:
-            self._write(records, histograms, replaces=[old])
+        for old, draft in self.state.repairs:
+            self._write(draft, replaces=[old])
             self.fs.rm(posixpath.join(layout.index_dir(self.root), f"{old}.json"))
         self.state.repairs = []
         if self.state.unindexed:
             # already counted in the state by load_commits: written as a segment of their own, not merged again
-            merged = HistogramSet()
-            for _, histograms in self.state.unindexed:
-                merged.merge(histograms)
-            self._write({record["input_id"]: record for record, _ in self.state.unindexed}, merged)
-            self.state.unindexed = []
+            self._write(self.state.unindexed)
+            self.state.unindexed = SegmentDraft()
 
     def add(self, record: dict[str, Any], histograms: HistogramSet) -> None:
         """A unit just committed (its marker is written): count it now, index it at the next flush."""
         self.state.add(record)
         self._pend(record, histograms)
-        if len(self._records) >= self.flush_units:
+        if len(self._open) >= self.flush_units:
             self.flush()
 
     def tick(self) -> None:
         """Called by the driver's loop: writes the open segment once it is old enough."""
-        if self._records and time.monotonic() - self._opened >= self.flush_seconds:
+        if self._open and time.monotonic() - self._opened >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
-        if not self._records:
+        if not self._open:
             return
-        self._write(self._records, self._histograms)
+        self._write(self._open)
         # the run's merged histograms take a segment's at once: one merge per segment, not per unit
-        self.state.stats.histograms.merge(self._histograms)
-        self._records, self._histograms = {}, HistogramSet()
+        self.state.stats.histograms.merge(self._open.histograms)
+        self._open = SegmentDraft()
 
     def _pend(self, record: dict[str, Any], histograms: HistogramSet) -> None:
-        if not self._records:
+        if not self._open:
             self._opened = time.monotonic()
-        self._records[record["input_id"]] = record
-        self._histograms.merge(histograms)
+        self._open.add(record, histograms)
 
-    def _write(self, records: dict[str, dict[str, Any]], histograms: HistogramSet,
-               replaces: list[str] | None = None) -> None:
+    def _write(self, draft: SegmentDraft, replaces: list[str] | None = None) -> None:
         self.written += 1
         name = f"{self.token}-{self.written:06d}"
-        write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"), {
-            "fingerprint": self.state.fingerprint,
-            "units": records,
-            **_aggregate(records),
-            "histograms": histograms.to_dict(exact=True),
-            "replaces": replaces or [],
-        }, indent=None)
+        write_json(self.fs, posixpath.join(layout.index_dir(self.root), f"{name}.json"),
+                   draft.to_dict(self.state.fingerprint, replaces), indent=None)
         self.state.segments.append(name)

@@ -21,9 +21,13 @@ class ProgressCounter:
         self.bytes = 0
         self.running: dict[str, float] = {}
 
-    def add(self, docs: int, nbytes: int) -> None:
+    def add(self, docs: int, nbytes: int, finished: str | None = None) -> None:
+        """Documents and bytes read since the last call; `finished`: the unit that just committed (its task says
+        so in its last call, which saves the driver one actor call per task)."""
         self.docs += docs
         self.bytes += nbytes
+        if finished is not None:
+            self.running.pop(finished, None)
 
     def started(self, unit: str) -> None:
         self.running[unit] = time.time()

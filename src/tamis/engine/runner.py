@@ -49,6 +49,8 @@ MAX_TASK_RETRIES = 3
 #: inputs larger than this are split into byte ranges, so no task reads more (Common Crawl's WARC files are
 #: about 1 GiB, so by default they are not split)
 DEFAULT_MAX_TASK_BYTES = 2 * 2**30
+#: seconds between two reads of the progress actor's totals (display only)
+PROGRESS_POLL_SECONDS = 0.5
 #: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)
 INTERMEDIATE = "intermediate"
 
@@ -316,6 +318,7 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
     spec_ref = ray.put(spec)
     pending: dict[ray.ObjectRef, WorkUnit] = {}
     queue = list(reversed(todo))
+    polled, docs, nbytes, running = 0.0, 0, 0, {}
     with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
         while queue or pending:
             while queue and len(pending) < in_flight_limit:
@@ -326,10 +329,10 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 unit = pending.pop(ref)
-                counter.finished.remote(unit.unit_id)
                 try:
                     summary = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
+                    counter.finished.remote(unit.unit_id)  # a committed task told the counter itself
                     message = redact_text(str(exc), unit.path).strip().splitlines()
                     error = next((text for text in reversed(message) if text.strip()), type(exc).__name__)
                     result.failed[unit.label()] = error
@@ -340,9 +343,12 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 result.completed.append(unit.label())
                 display.durations.append(summary["wall_seconds"])
             index.tick()
-            try:
-                docs, nbytes, running = ray.get(counter.totals.remote(), timeout=10)
-            except Exception:  # noqa: BLE001 - progress is display only; the run goes on without it
-                docs, nbytes, running = display.docs, display.bytes, {}
+            if show_progress and time.monotonic() - polled >= PROGRESS_POLL_SECONDS:
+                # a blocking actor call: at most twice a second, not once per finished task
+                polled = time.monotonic()
+                try:
+                    docs, nbytes, running = ray.get(counter.totals.remote(), timeout=10)
+                except Exception:  # noqa: BLE001 - progress is display only; the run goes on without it
+                    docs, nbytes, running = display.docs, display.bytes, {}
             display.update(len(result.completed) + len(result.failed), docs, nbytes, running)
     ray.kill(counter)

@@ -223,7 +223,8 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     # the marker is written last: its presence is what makes this input's outputs committed
     with_retries(lambda: write_json(fs, layout.commit_path(root, ident), record), options.io_attempts)
     if progress is not None:
-        progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes)
+        progress.add.remote(reader_counters.docs_out - reported_docs, summary["bytes_read"] - reported_bytes,
+                            finished=ident)
     metrics.report()
     return {**record, "histograms": summary["histograms"]}
 

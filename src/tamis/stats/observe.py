@@ -16,17 +16,29 @@ def observe(histograms: HistogramSet, scope: str, outcome: str, batch: DocBatch)
     """Text length, and every `feature.<name>` column a filter published, of kept or removed documents."""
     if not len(batch):
         return
-    if "text" in batch and batch["text"] and batch["text"][0] is not None:
-        histograms.add(scope, outcome, "text_chars", [len(t) if t is not None else np.nan for t in batch["text"]])
+    texts = _texts(batch)
+    if texts:
+        histograms.add(scope, outcome, "text_chars", [len(t) for t in texts])
     for column, values in batch.columns.items():
         if column.startswith(FEATURE_PREFIX):
             metric = column[len(FEATURE_PREFIX):]
             histograms.add(scope, outcome, metric, [np.nan if v is None else v for v in values])
 
 
+def _texts(batch: DocBatch) -> list[str]:
+    """The documents' texts, leaving out those without one: a pipeline with no extractor (`steps: []`, or WARC
+    HTML records before extraction) writes documents whose text is None, and they have no length to count."""
+    if "text" not in batch:
+        return []
+    return [text for text in batch["text"] if text is not None]
+
+
 def observe_output(histograms: HistogramSet, languages: Counter[str], batch: DocBatch) -> None:
+    """What was written: as `observe` for kept documents, plus words, tokens and languages where known."""
     observe(histograms, OUTPUT_SCOPE, "kept", batch)
-    histograms.add(OUTPUT_SCOPE, "kept", "words", [len(t.split()) for t in batch["text"]])
+    texts = _texts(batch)
+    if texts:
+        histograms.add(OUTPUT_SCOPE, "kept", "words", [len(t.split()) for t in texts])
     if "token_count" in batch:
         histograms.add(OUTPUT_SCOPE, "kept", "tokens", batch["token_count"])
     if "language" in batch:
