@@ -33,6 +33,8 @@ packages=(
   "spacy==3.8.18"
   "tldextract==5.4.0"
   "pyahocorasick==2.3.1"
+  # datatrove.pipeline.dedup imports its exact-substring steps, which import tokenizers
+  "tokenizers==0.23.3"
 )
 
 # python-magic loads the system libmagic at import time (datatrove's WarcReader imports it).

@@ -38,14 +38,44 @@ def edges_path(work: str, band: int, rng: int) -> str:
 
 def star_edges(h1: np.ndarray, h2: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) with u < v: for every group of equal (h1, h2), its smallest node to each other member."""
-    if len(node) < 2:
+    return _star_edges([h1, h2, node])
+
+
+def star_edges_of_parts(parts: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """star_edges of the rows of `parts`, which it empties: each part's column is released as soon as it
+    is concatenated, so the rows are never held twice (the bucket task's peak is what BYTES_PER_ROW bounds)."""
+    columns = []
+    for name in COLUMNS:
+        columns.append(np.concatenate([p.pop(name) for p in parts]) if parts else np.empty(0, dtype=np.uint64))
+    parts.clear()
+    return _star_edges(columns)
+
+
+def _star_edges(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """star_edges of [h1, h2, node], taken out of the list one at a time so that an unsorted column is freed
+    as its sorted copy is made (when the caller holds no other reference): at most about 56 bytes per row
+    live at once (three columns, the sort order and a group-start index) instead of twice the rows."""
+    node_count = len(columns[2])
+    if node_count < 2:
+        columns.clear()
         return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)
-    order = np.lexsort((node, h2, h1))
-    h1, h2, node = h1[order], h2[order], node[order]
-    same = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1])
-    positions = np.arange(1, len(node))
-    group_start = np.maximum.accumulate(np.where(same, 0, positions))
-    u, v = node[group_start[same]], node[1:][same]
+    order = np.lexsort((columns[2], columns[1], columns[0]))
+    h1 = columns.pop(0)[order]
+    h2 = columns.pop(0)[order]
+    node = columns.pop(0)[order]
+    del order
+    same = h1[1:] == h1[:-1]
+    del h1
+    same &= h2[1:] == h2[:-1]
+    del h2
+    # index of each row's group start: 0 where the key continues, the row's own position where it changes
+    group_start = np.arange(1, node_count, dtype=np.int64)
+    group_start[same] = 0
+    np.maximum.accumulate(group_start, out=group_start)
+    u = node[group_start[same]]
+    del group_start
+    v = node[1:][same]
+    del node, same
     distinct = u != v
     return u[distinct], v[distinct]
 
@@ -89,7 +119,7 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     pieces = max(1, math.ceil(expected / limit)) if expected > limit else 1
     if pieces == 1 and not index_sources:
         parts = [read_group(fs, e, name, COLUMNS) for e in signature_entries if name in e["groups"]]
-        u, v = star_edges(*_concat(parts))
+        u, v = star_edges_of_parts(parts)
         spilled = 0
         edge_groups = [("all", {"u": u, "v": v})]
     else:
@@ -99,13 +129,6 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     edges = sum(g[1] for g in entry["groups"].values())
     return {"band": band, "range": rng, "rows": expected, "edges": edges, "pieces": pieces,
             "spilled_rows": spilled, "file": entry, "meter": meter.result()}
-
-
-def _concat(parts: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not parts:
-        empty = np.empty(0, dtype=np.uint64)
-        return empty, empty, empty
-    return tuple(np.concatenate([p[c] for p in parts]) for c in COLUMNS)  # type: ignore[return-value]
 
 
 def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entries: list[dict[str, Any]],
@@ -140,8 +163,9 @@ def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entri
         for i in range(pieces):
             rows = np.fromfile(os.path.join(directory, f"{i}.bin"), dtype=np.uint64).reshape(-1, 3)
             os.unlink(os.path.join(directory, f"{i}.bin"))
-            u, v = star_edges(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy())
+            columns = [rows[:, c].copy() for c in range(3)]
             del rows
+            u, v = _star_edges(columns)
             groups.append((f"piece-{i}", {"u": u, "v": v}))
         return groups, spilled
     finally:

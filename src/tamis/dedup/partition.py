@@ -135,15 +135,23 @@ def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptio
     h1 = np.concatenate(h1_parts) if h1_parts else np.empty((0, options.bands), dtype=np.uint64)
     h2 = np.concatenate(h2_parts) if h2_parts else np.empty((0, options.bands), dtype=np.uint64)
     nodes = np.concatenate(node_parts) if node_parts else np.empty(0, dtype=np.uint64)
+    entry = write_signature_file(work, shard, h1, h2, nodes, ranges)
+    return {"shard": shard, "input": shard_path, "rows": rows, "with_signature": with_signature,
+            "ranges": ranges, "file": entry, "meter": meter.result()}
+
+
+def write_signature_file(work: str, shard: int, h1: np.ndarray, h2: np.ndarray, nodes: np.ndarray,
+                         ranges: int) -> dict[str, Any]:
+    """One shard's band keys ((documents, bands) lanes h1, h2 and their node ids) as the signature file the
+    bucket tasks read, one row group per (band, range); returns its entry. Separate from signature_task so
+    that a benchmark can write signatures it made itself in exactly this format."""
     groups = []
-    for band in range(options.bands):
+    for band in range(h1.shape[1]):
         band_ranges = range_of(h2[:, band], ranges)
         order = np.argsort(band_ranges, kind="stable")
         bounds = np.searchsorted(band_ranges[order], np.arange(ranges + 1))
         for rng in range(ranges):
             sel = order[bounds[rng]:bounds[rng + 1]]
             groups.append((group_name(band, rng), {"h1": h1[sel, band], "h2": h2[sel, band], "node": nodes[sel]}))
-    fs, _ = filesystem(work)
-    entry = write_groups(fs, signature_path(filesystem(work)[1], shard), groups)
-    return {"shard": shard, "input": shard_path, "rows": rows, "with_signature": with_signature,
-            "ranges": ranges, "file": entry, "meter": meter.result()}
+    fs, root = filesystem(work)
+    return write_groups(fs, signature_path(root, shard), groups)
