@@ -28,7 +28,9 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
+from tamis.extract.prune_chains import PRUNE
 from tamis.extract.regex_xpath import Unsupported, test_to_clauses
+from tamis.extract.rule_lists import build_pruner
 
 VERIFIED_VERSIONS = frozenset({"2.3.1"})
 EXSLT_REGEXP = "http://exslt.org/regular-expressions"
@@ -223,6 +225,8 @@ def _casings(name: str) -> list[str]:
 
 
 _installed: list[Rewrite] | None = None
+_patched_prune: list[tuple[Any, Any]] = []  # (module, trafilatura's own prune_unwanted_nodes)
+_plan: tuple[list[Rewrite], Any] | None = None  # planned once per process: install() may be called again
 
 
 def is_verified() -> bool:
@@ -251,7 +255,7 @@ def install() -> bool:
         return True
     if warn_if_unverified():
         return False
-    rewrites = plan_rewrites()
+    rewrites, pruner = _planned()
     lookup = html_class_lookup()
     from trafilatura import utils as trafilatura_utils
 
@@ -259,8 +263,31 @@ def install() -> bool:
         parser.set_element_class_lookup(lookup)
     for rewrite in rewrites:
         _put(rewrite, rewrite.replacement)
+    for module in _trafilatura_modules():
+        if getattr(module, PRUNE, None) is pruner.prune:
+            setattr(module, PRUNE, pruner)
+            _patched_prune.append((module, pruner.prune))
     _installed = rewrites
     return True
+
+
+def _planned() -> tuple[list[Rewrite], Any]:
+    """The rule rewrites and the one-walk pruner, planned on the first install of this process."""
+    global _plan
+    if _plan is None:
+        from trafilatura import htmlprocessing
+
+        rewrites = plan_rewrites()
+        originals = {id(r.replacement): r.original for r in rewrites}
+        for rewrite in rewrites:  # the lists hold the replacements while the pruner is built
+            _put(rewrite, rewrite.replacement)
+        try:
+            pruner, _notes = build_pruner(htmlprocessing.prune_unwanted_nodes, _trafilatura_modules(), originals)
+        finally:
+            for rewrite in rewrites:
+                _put(rewrite, rewrite.original)
+        _plan = (rewrites, pruner)
+    return _plan
 
 
 def _put(rewrite: Rewrite, rule: Any) -> None:
@@ -283,6 +310,11 @@ def uninstall() -> None:
         parser.set_element_class_lookup(lxml.html.HtmlElementClassLookup())
     for rewrite in _installed:
         _put(rewrite, rewrite.original)
+    for module, prune in _patched_prune:
+        setattr(module, PRUNE, prune)
+    _patched_prune.clear()
+    if _plan is not None:
+        _plan[1].close()
     _installed = None
 
 
