@@ -23,7 +23,7 @@ from typing import Any
 
 from lxml import etree
 
-from tamis.extract.xpath_predicates import Rule, Unsupported, compile_rule, crafted_tree
+from tamis.extract.xpath_predicates import Rule, Unsupported, classifier, clear_memos, compile_rule, crafted_tree
 
 CACHE_LIMIT = 200_000  # distinct (tag, relevant attributes) kept per walker before its cache starts again
 
@@ -76,13 +76,15 @@ class Walker:
         self.names = frozenset(names) if names is not None else None
         self.tags = tuple(sorted(tags)) if tags is not None else None
         self._cache: dict[Any, tuple[int, ...]] = {}
+        self._classify = classifier(self.active)
 
     def walk(self, tree: Any) -> list[list[Any]]:
         """For each slot, the descendants of `tree` the rule's local predicates accept, in document order."""
         found: list[list[Any]] = [[] for _ in self.active]
-        cache, names, active = self._cache, self.names, self.active
+        cache, names, classify = self._cache, self.names, self._classify
         if len(cache) > CACHE_LIMIT:
             cache.clear()
+            clear_memos()
         get = cache.get
         elements = tree.iterdescendants(*self.tags) if self.tags is not None else tree.iterdescendants(etree.Element)
         for element in elements:
@@ -96,7 +98,7 @@ class Walker:
                 key = (tag, attrs)
             hits = get(key)
             if hits is None:
-                hits = cache[key] = tuple(slot for slot, rule in enumerate(active) if rule.local(tag, attrs))
+                hits = cache[key] = classify(tag, attrs, dict(attrs))
             for slot in hits:
                 found[slot].append(element)
         return found
@@ -218,3 +220,10 @@ class Pruner:
 
     def close(self) -> None:
         self._open = None
+
+    def forget(self) -> None:
+        """Empty every cache (a benchmark that passes over the same pages again measures cold ones)."""
+        self._open = None
+        for walker in [*self.walkers.values(), *(site[2] for site in self.chains.values())]:
+            walker._cache.clear()
+        clear_memos(0)

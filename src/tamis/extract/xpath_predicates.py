@@ -1,273 +1,98 @@
-"""trafilatura's element-filter rules as Python predicates, parsed from the installed rules' own text.
+"""trafilatura's element-filter rules as Python predicates, generated from the installed rules' own text.
 
 A rule such as `.//*[self::div or self::p][re:test(@class, '...') or contains(@id, '...')]` selects the
 descendant elements for which every predicate holds. libxml2 evaluates it element by element, looking
 each attribute up and copying it once per clause, and calls back into Python for every `re:test`: most of
 the cost of trafilatura's rule lists. Almost every predicate in these rules depends only on the element's
-tag and attributes, so here each rule is parsed (XPath 1.0, from `XPath.path` at run time: nothing of the
-rules is copied into tamis) into a Python function of (tag, attributes); `tamis.extract.rule_pass`
-evaluates all rules of a list in one walk over the tree, with one cached answer per distinct
-(tag, relevant attributes).
+tag and attributes, so each rule is parsed (`tamis.extract.xpath_syntax`, from `XPath.path` at run time:
+nothing of the rules is copied into tamis) and turned into one Python expression over (tag, attributes);
+`tamis.extract.rule_pass` evaluates all rules of a list in one walk over the tree, with one cached answer
+per distinct (tag, relevant attributes), and each regular expression's answer cached per attribute value.
 
 Supported, with XPath 1.0's own semantics: `or`, `and`, `not()`, `=`/`!=` between an attribute node-set
-and a string, `self::name`, `@name`, unions of attributes (`@id|@class`: the first of them in the
-element's attribute order, as XPath's `string()` and lxml's `re:test` both take it), string literals,
-`contains`, `starts-with`, `translate`, `true`, `false`, and EXSLT `re:test` (run as lxml runs it: Python
-`re`, `re.UNICODE`, `re.IGNORECASE` when the flags contain `i`). Any other sub-expression that only
-looks at the element's subtree (`not(.//h1)`) is kept as an lxml XPath of its own, evaluated on the
-element when the rest of the rule holds. Anything else (positions, numbers, other axes at the top, other
-functions) raises `Unsupported`: that rule keeps its XPath object. Every compiled rule is then compared
-with its XPath object on elements built from the rule's own literals (`check_rule`) before it is used.
+and a string (true when some attribute of the set compares so) or between strings, `self::name`,
+`@name`, `@*`, unions of attributes (as a string: the first of them in the element's attribute order, as
+XPath's `string()` and lxml's `re:test` both take it), string literals, `contains`, `starts-with`,
+`translate`, `true`, `false`, and EXSLT `re:test` (run as lxml runs it: Python `re`, `re.UNICODE`,
+`re.IGNORECASE` when the flags contain `i`). A predicate that looks into the element's subtree
+(`not(.//h1)`) is kept as an lxml XPath of its own, evaluated on the element when the rest of the rule
+holds. Anything else (positions, numbers, other axes, other functions) raises `Unsupported`: that rule
+keeps its XPath object. Every compiled rule is compared with its XPath object on elements built from
+the rule's own literals (`crafted_tree`, `tamis.extract.rule_pass.check`) before it is used.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
+from tamis.extract.xpath_syntax import Node, Unsupported, parse
+
+__all__ = ["Rule", "Unsupported", "compile_rule", "crafted_tree", "clear_memos"]
+
 EXSLT_REGEXP = "http://exslt.org/regular-expressions"
+MEMO_LIMIT = 100_000  # attribute values remembered per regular expression before it starts again
 
 # an attribute list as lxml's `items()` gives it: (name, value) pairs in the element's attribute order
 Attributes = tuple[tuple[str, str], ...]
-LocalFn = Callable[[str, Attributes], Any]
+LocalFn = Callable[[str, Attributes, dict[str, str]], bool]
 
 
-class Unsupported(Exception):
-    """Outside the subset this module evaluates; the rule keeps its XPath object."""
+class _Memo(dict):  # type: ignore[type-arg]
+    """Whether the regular expression finds a match in a value, remembered per value."""
+
+    def __init__(self, search: Callable[[str], Any]):
+        super().__init__()
+        self.search = search
+
+    def __missing__(self, value: str) -> bool:
+        found = self.search(value) is not None
+        self[value] = found
+        return found
 
 
-# ---------------------------------------------------------------------------------------------- parsing
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<literal>"[^"]*"|'[^']*')
-    | (?P<number>\d+(?:\.\d*)?|\.\d+)
-    | (?P<op>//|::|!=|<=|>=|\.\.|[/|()\[\],=<>@*.+\-])
-    | (?P<name>[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)
-    )""",
-    re.VERBOSE,
-)
+_MEMOS: dict[tuple[str, bool], _Memo] = {}
 
 
-@dataclass
-class Token:
-    kind: str
-    text: str
-    start: int
-    end: int
+def _memo(pattern: str, ignore_case: bool) -> _Memo:
+    memo = _MEMOS.get((pattern, ignore_case))
+    if memo is None:
+        flags = re.UNICODE | (re.IGNORECASE if ignore_case else 0)  # as lxml's EXSLT re:test compiles it
+        memo = _MEMOS[(pattern, ignore_case)] = _Memo(re.compile(pattern, flags).search)
+    return memo
 
 
-def tokenize(path: str) -> list[Token]:
-    tokens, i = [], 0
-    while True:
-        while i < len(path) and path[i].isspace():
-            i += 1
-        if i == len(path):
-            return tokens
-        match = _TOKEN.match(path, i)
-        if match is None or match.end() == i:
-            raise Unsupported(f"cannot tokenize at {path[i:i + 20]!r}")
-        kind = match.lastgroup or ""
-        tokens.append(Token(kind, match.group(kind), match.start(kind), match.end()))
-        i = match.end()
+def clear_memos(limit: int = MEMO_LIMIT) -> None:
+    """Forget the remembered values of every regular expression that holds more than `limit`."""
+    for memo in _MEMOS.values():
+        if len(memo) > limit:
+            memo.clear()
 
 
-@dataclass
-class Node:
-    """An XPath syntax node; `start`/`end` delimit its source text (for sub-expressions kept as XPath)."""
-
-    kind: str  # or, and, eq, ne, union, literal, call, path, filter
-    start: int
-    end: int
-    children: list[Node] = field(default_factory=list)
-    value: str = ""  # literal text, function name, operator
-    steps: list[tuple[str, str, list[Node]]] = field(default_factory=list)  # (axis, node test, predicates)
-    absolute: bool = False
+def _first(attrs: Attributes, names: frozenset[str]) -> str:
+    """XPath string() of an attribute union: the value of the first of `names` in attribute order."""
+    for name, value in attrs:
+        if name in names:
+            return value
+    return ""
 
 
-_AXES = {
-    "ancestor", "ancestor-or-self", "attribute", "child", "descendant", "descendant-or-self",
-    "following", "following-sibling", "namespace", "parent", "preceding", "preceding-sibling", "self",
-}
-_NODE_TYPES = {"node", "text", "comment", "processing-instruction"}
+# constants the generated code refers to, shared by all rules (so one function can test several)
+_NAMESPACE: dict[str, Any] = {"_first": _first}
+_CONSTANT_NAMES: dict[Any, str] = {}
 
 
-class _Parser:
-    def __init__(self, path: str):
-        self.path = path
-        self.tokens = tokenize(path)
-        self.i = 0
-
-    def peek(self, offset: int = 0) -> Token | None:
-        j = self.i + offset
-        return self.tokens[j] if j < len(self.tokens) else None
-
-    def is_op(self, text: str, offset: int = 0) -> bool:
-        token = self.peek(offset)
-        return token is not None and token.kind == "op" and token.text == text
-
-    def is_word(self, text: str) -> bool:
-        token = self.peek()
-        return token is not None and token.kind == "name" and token.text == text
-
-    def take(self) -> Token:
-        token = self.peek()
-        if token is None:
-            raise Unsupported("unexpected end")
-        self.i += 1
-        return token
-
-    def expect(self, text: str) -> Token:
-        if not self.is_op(text):
-            raise Unsupported(f"expected {text!r}")
-        return self.take()
-
-    def parse(self) -> Node:
-        node = self.expr()
-        if self.peek() is not None:
-            raise Unsupported(f"trailing {self.peek().text!r}")  # type: ignore[union-attr]
-        return node
-
-    def expr(self) -> Node:
-        return self.binary("or", self.and_expr)
-
-    def and_expr(self) -> Node:
-        return self.binary("and", self.eq_expr)
-
-    def binary(self, word: str, operand: Callable[[], Node]) -> Node:
-        node = operand()
-        while self.is_word(word):
-            self.take()
-            right = operand()
-            node = Node(word, node.start, right.end, [node, right])
-        return node
-
-    def eq_expr(self) -> Node:
-        node = self.union_expr()
-        while self.is_op("=") or self.is_op("!="):
-            op = self.take().text
-            right = self.union_expr()
-            node = Node("eq" if op == "=" else "ne", node.start, right.end, [node, right])
-        token = self.peek()
-        if token is not None and token.kind == "op" and token.text in ("<", ">", "<=", ">=", "+", "-", "*"):
-            raise Unsupported(f"operator {token.text}")
-        if token is not None and token.kind == "name" and token.text in ("div", "mod"):
-            raise Unsupported(f"operator {token.text}")
-        return node
-
-    def union_expr(self) -> Node:
-        node = self.path_expr()
-        parts = [node]
-        while self.is_op("|"):
-            self.take()
-            parts.append(self.path_expr())
-        if len(parts) == 1:
-            return node
-        return Node("union", parts[0].start, parts[-1].end, parts)
-
-    def path_expr(self) -> Node:
-        token = self.peek()
-        if token is None:
-            raise Unsupported("unexpected end")
-        if token.kind == "literal":
-            self.take()
-            return Node("literal", token.start, token.end, value=token.text[1:-1])
-        if token.kind == "number":
-            raise Unsupported("numbers")
-        if token.kind == "op" and token.text == "(":
-            self.take()
-            inner = self.expr()
-            close = self.expect(")")
-            return self.filter_rest(Node("filter", token.start, close.end, [inner]))
-        if token.kind == "name" and self.is_op("(", 1) and token.text not in _NODE_TYPES:
-            self.take()
-            self.take()
-            args = []
-            if not self.is_op(")"):
-                args.append(self.expr())
-                while self.is_op(","):
-                    self.take()
-                    args.append(self.expr())
-            close = self.expect(")")
-            return self.filter_rest(Node("call", token.start, close.end, args, value=token.text))
-        return self.location_path()
-
-    def filter_rest(self, node: Node) -> Node:
-        predicates = []
-        while self.is_op("["):
-            predicates.append(self.predicate())
-        if self.is_op("/") or self.is_op("//"):
-            raise Unsupported("path after a filter expression")
-        if not predicates:
-            return node  # a parenthesised expression keeps its parentheses' span
-        last = self.tokens[self.i - 1]
-        return Node("filter", node.start, last.end, [node, *predicates], value="predicated")
-
-    def predicate(self) -> Node:
-        self.expect("[")
-        node = self.expr()
-        self.expect("]")
-        return node
-
-    def location_path(self) -> Node:
-        first = self.peek()
-        assert first is not None
-        steps: list[tuple[str, str, list[Node]]] = []
-        absolute = False
-        if self.is_op("/") or self.is_op("//"):
-            absolute = True
-            if self.take().text == "//":
-                steps.append(("descendant-or-self", "node()", []))
-        steps.append(self.step())
-        while self.is_op("/") or self.is_op("//"):
-            if self.take().text == "//":
-                steps.append(("descendant-or-self", "node()", []))
-            steps.append(self.step())
-        last = self.tokens[self.i - 1]
-        return Node("path", first.start, last.end, steps=steps, absolute=absolute)
-
-    def step(self) -> tuple[str, str, list[Node]]:
-        if self.is_op("."):
-            self.take()
-            return ("self", "node()", [])
-        if self.is_op(".."):
-            self.take()
-            return ("parent", "node()", [])
-        axis = "child"
-        if self.is_op("@"):
-            self.take()
-            axis = "attribute"
-        else:
-            token = self.peek()
-            if token is not None and token.kind == "name" and self.is_op("::", 1):
-                if token.text not in _AXES:
-                    raise Unsupported(f"axis {token.text}")
-                axis = token.text
-                self.take()
-                self.take()
-        token = self.take()
-        if token.kind == "op" and token.text == "*":
-            test = "*"
-        elif token.kind == "name":
-            test = token.text
-            if test in _NODE_TYPES and self.is_op("("):
-                self.take()
-                self.expect(")")
-                test += "()"
-        else:
-            raise Unsupported(f"node test {token.text!r}")
-        predicates = []
-        while self.is_op("["):
-            predicates.append(self.predicate())
-        return (axis, test, predicates)
-
-
-def parse(path: str) -> Node:
-    return _Parser(path).parse()
+def _constant(value: Any) -> str:
+    key = (type(value), value) if isinstance(value, (frozenset, str)) else (type(value), id(value))
+    name = _CONSTANT_NAMES.get(key)
+    if name is None:
+        name = _CONSTANT_NAMES[key] = f"_k{len(_CONSTANT_NAMES)}"
+        _NAMESPACE[name] = value
+    return name
 
 
 # -------------------------------------------------------------------------------------------- compiling
@@ -275,30 +100,33 @@ def parse(path: str) -> Node:
 
 @dataclass
 class Compiled:
-    """A sub-expression as a function of (tag, attributes), or a structural one kept as XPath text."""
+    """A sub-expression as Python code over `tag`, `attrs` (the element's (name, value) pairs, in order)
+    and `d` (the same as a dict), or one kept as XPath text (kind xpath)."""
 
-    kind: str  # attrs (a node-set of the element's attributes), str, bool, xpath (kept as lxml XPath)
-    fn: LocalFn | None = None
-    names: frozenset[str] | None = None  # attribute names read; None: all of them (`@*`)
-    source: str = ""  # for kind == xpath
-    tags: frozenset[str] | None = None  # for kind == bool: tags outside which it is always false; None: any
+    kind: str  # attrs (a node-set of the element's attributes), str, bool, xpath
+    code: str = ""
+    names: frozenset[str] | None = frozenset()  # attribute names read; None: all of them (`@*`)
+    source: str = ""  # for kind xpath
+    tags: frozenset[str] | None = None  # for kind bool: tags outside which it is always false; None: any
 
 
 def _is_name(test: str) -> bool:
-    return test not in ("*",) and not test.endswith("()") and ":" not in test
+    return test != "*" and not test.endswith("()") and ":" not in test
 
 
 class PredicateCompiler:
-    """Compiles predicates evaluated with the element as context node."""
+    """Compiles predicates evaluated with the element as context node into Python expressions."""
 
     def __init__(self, path: str):
         self.path = path
 
+    def constant(self, value: Any) -> str:
+        return _constant(value)
+
     def compile(self, node: Node) -> Compiled:
         kind = node.kind
         if kind == "literal":
-            value = node.value
-            return Compiled("str", lambda tag, attrs: value, frozenset())
+            return Compiled("str", repr(node.value))
         if kind in ("or", "and"):
             return self._logical(node)
         if kind in ("eq", "ne"):
@@ -308,8 +136,7 @@ class PredicateCompiler:
         if kind == "union":
             parts = [self.compile(child) for child in node.children]
             if all(p.kind == "attrs" for p in parts):
-                names = None if any(p.names is None for p in parts) else frozenset().union(*[p.names for p in parts])  # type: ignore[misc]
-                return _attribute_set(names)
+                return Compiled("attrs", names=_union_names(*[p.names for p in parts]))
             return self._structural(node)
         if kind == "path":
             return self._path(node)
@@ -326,44 +153,42 @@ class PredicateCompiler:
     def _path(self, node: Node) -> Compiled:
         if node.absolute:
             raise Unsupported("absolute path inside a predicate")
-        steps = node.steps
-        if len(steps) == 1:
-            axis, test, predicates = steps[0]
+        if len(node.steps) == 1:
+            axis, test, predicates = node.steps[0]
             if not predicates and axis == "attribute":
                 if test == "*":
-                    return _attribute_set(None)
+                    return Compiled("attrs", names=None)
                 if _is_name(test):
-                    return _attribute_set(frozenset({test}))
+                    return Compiled("attrs", names=frozenset({test}))
             if not predicates and axis == "self":
                 if test in ("*", "node()"):
-                    return Compiled("bool", lambda tag, attrs: True, frozenset())
+                    return Compiled("bool", "True")
                 if _is_name(test):
-                    only = frozenset({test})
-                    return Compiled("bool", lambda tag, attrs, name=test: tag == name, frozenset(), tags=only)
+                    return Compiled("bool", f"(tag == {test!r})", tags=frozenset({test}))
         return self._structural(node)
 
     def to_bool(self, part: Compiled) -> Compiled:
-        if part.kind == "bool" or part.kind == "xpath":
+        if part.kind in ("bool", "xpath"):
             return part
-        fn = part.fn
-        assert fn is not None
         if part.kind == "attrs":
-            names = part.names
-            if names is None:
-                return Compiled("bool", lambda tag, attrs: bool(attrs), None)
-            return Compiled("bool", lambda tag, attrs: any(n in names for n, _ in attrs), names)
+            if part.names is None:
+                return Compiled("bool", "bool(attrs)", None)
+            code = " or ".join(f"{name!r} in d" for name in sorted(part.names)) or "False"
+            return Compiled("bool", f"({code})", part.names)
         if part.kind == "str":
-            return Compiled("bool", lambda tag, attrs: fn(tag, attrs) != "", part.names)
+            return Compiled("bool", f"({part.code} != '')", part.names)
         raise Unsupported(f"boolean of {part.kind}")
 
     def to_str(self, part: Compiled) -> Compiled:
         if part.kind == "str":
             return part
         if part.kind == "attrs":
-            names = part.names
-            if names is None:
-                return Compiled("str", lambda tag, attrs: attrs[0][1] if attrs else "", None)
-            return Compiled("str", lambda tag, attrs: next((v for n, v in attrs if n in names), ""), names)
+            if part.names is None:
+                return Compiled("str", "(attrs[0][1] if attrs else '')", None)
+            if len(part.names) == 1:
+                (name,) = part.names
+                return Compiled("str", _shared(f"d.get({name!r}, '')"), part.names)
+            return Compiled("str", _shared(f"_first(attrs, {self.constant(part.names)})"), part.names)
         raise Unsupported(f"string of {part.kind}")
 
     def _logical(self, node: Node) -> Compiled:
@@ -371,14 +196,12 @@ class PredicateCompiler:
         right = self.to_bool(self.compile(node.children[1]))
         if left.kind == "xpath" or right.kind == "xpath":
             return self._structural(node)
-        lf, rf = left.fn, right.fn
-        assert lf is not None and rf is not None
         names = _union_names(left.names, right.names)
         if node.kind == "or":
             tags = None if left.tags is None or right.tags is None else left.tags | right.tags
-            return Compiled("bool", lambda tag, attrs: lf(tag, attrs) or rf(tag, attrs), names, tags=tags)
-        tags = _intersection(left.tags, right.tags)
-        return Compiled("bool", lambda tag, attrs: lf(tag, attrs) and rf(tag, attrs), names, tags=tags)
+        else:
+            tags = _intersection(left.tags, right.tags)
+        return Compiled("bool", f"({left.code} {node.kind} {right.code})", names, tags=tags)
 
     def _comparison(self, node: Node) -> Compiled:
         left, right = (self.compile(child) for child in node.children)
@@ -389,67 +212,52 @@ class PredicateCompiler:
         equal = node.kind == "eq"
         names = _union_names(left.names, right.names)
         if left.kind == "attrs" and right.kind == "str":
-            rf, wanted = right.fn, left.names
-            assert rf is not None
-            if wanted is None:
+            if left.names is None:
                 raise Unsupported("comparison with @*")
+            # a node-set compares true when some node of it does
             if equal:
-                return Compiled("bool", lambda tag, attrs: _any_equal(attrs, wanted, rf(tag, attrs)), names)
-            return Compiled("bool", lambda tag, attrs: _any_unequal(attrs, wanted, rf(tag, attrs)), names)
+                clauses = [f"d.get({name!r}) == {right.code}" for name in sorted(left.names)]
+            else:
+                clauses = [f"({name!r} in d and d[{name!r}] != {right.code})" for name in sorted(left.names)]
+            return Compiled("bool", "(" + (" or ".join(clauses) or "False") + ")", names)
         if left.kind == "str" and right.kind == "str":
-            lf, rf = left.fn, right.fn
-            assert lf is not None and rf is not None
-            if equal:
-                return Compiled("bool", lambda tag, attrs: lf(tag, attrs) == rf(tag, attrs), names)
-            return Compiled("bool", lambda tag, attrs: lf(tag, attrs) != rf(tag, attrs), names)
+            return Compiled("bool", f"({left.code} {'==' if equal else '!='} {right.code})", names)
         raise Unsupported(f"comparison of {left.kind} and {right.kind}")
 
     def _call(self, node: Node) -> Compiled:
         name, args = node.value, node.children
         if name in ("true", "false") and not args:
-            value = name == "true"
-            return Compiled("bool", lambda tag, attrs: value, frozenset())
+            return Compiled("bool", "True" if name == "true" else "False")
         compiled = [self.compile(arg) for arg in args]
         if any(c.kind == "xpath" for c in compiled):
             return self._structural(node)
-        names = _union_names(*[c.names for c in compiled]) if compiled else frozenset()
+        names = _union_names(*[c.names for c in compiled])
         if name == "not" and len(compiled) == 1:
-            inner = self.to_bool(compiled[0]).fn
-            assert inner is not None
-            return Compiled("bool", lambda tag, attrs: not inner(tag, attrs), names)
+            return Compiled("bool", f"(not {self.to_bool(compiled[0]).code})", names)
         if name in ("contains", "starts-with") and len(compiled) == 2:
-            a, b = (self.to_str(c).fn for c in compiled)
-            assert a is not None and b is not None
-            if name == "contains":
-                return Compiled("bool", lambda tag, attrs: b(tag, attrs) in a(tag, attrs), names)
-            return Compiled("bool", lambda tag, attrs: a(tag, attrs).startswith(b(tag, attrs)), names)
+            a, b = (self.to_str(c).code for c in compiled)
+            code = f"({b} in {a})" if name == "contains" else f"{a}.startswith({b})"
+            return Compiled("bool", code, names)
         if name == "translate" and len(compiled) == 3:
-            subject = self.to_str(compiled[0]).fn
-            assert subject is not None
-            source, target = (_literal_of(arg) for arg in args[1:])
-            table = _translation_table(source, target)
-            return Compiled("str", lambda tag, attrs: subject(tag, attrs).translate(table), names)
-        if name.endswith(":test") and len(compiled) in (2, 3):
-            subject = self.to_str(compiled[0]).fn
-            assert subject is not None
-            pattern = _literal_of(args[1])
+            subject = self.to_str(compiled[0]).code
+            table = _translation_table(_literal_of(args[1]), _literal_of(args[2]))
+            return Compiled("str", f"{subject}.translate({self.constant(table)})", names)
+        if name == "re:test" and len(compiled) in (2, 3):
+            subject = self.to_str(compiled[0]).code
             flags = _literal_of(args[2]) if len(args) == 3 else ""
-            regex = re.compile(pattern, re.UNICODE | (re.IGNORECASE if "i" in flags else 0))
-            search = regex.search
-            return Compiled("bool", lambda tag, attrs: search(subject(tag, attrs)) is not None, names)
+            memo = _memo(_literal_of(args[1]), "i" in flags)
+            return Compiled("bool", f"{self.constant(memo)}[{subject}]", names)
         raise Unsupported(f"function {name}")
 
 
-def _attribute_set(names: frozenset[str] | None) -> Compiled:
-    return Compiled("attrs", lambda tag, attrs: attrs, names)
+def _shared(expression: str) -> str:
+    """Mark an attribute's string value, which `classifier` looks up once for all rules. NUL delimits it:
+    no literal in the code can hold one (repr() escapes it)."""
+    return f"\0{expression}\0"
 
 
-def _any_equal(attrs: Attributes, names: frozenset[str], wanted: str) -> bool:
-    return any(n in names and v == wanted for n, v in attrs)
-
-
-def _any_unequal(attrs: Attributes, names: frozenset[str], wanted: str) -> bool:
-    return any(n in names and v != wanted for n, v in attrs)
+def _plain(code: str) -> str:
+    return code.replace("\0", "")
 
 
 def _union_names(*names: frozenset[str] | None) -> frozenset[str] | None:
@@ -507,13 +315,15 @@ def _uses_position(node: Node) -> bool:
 @dataclass
 class Rule:
     """`.//T[p1]...[pn]` (or `descendant::T[...]`): descendant elements of the context with tag T (any for
-    `*`) for which every predicate holds; `local` reads only (tag, attributes), `structural` the subtree."""
+    `*`) for which every predicate holds; `local(tag, attrs, d)` reads only the tag and attributes (`names`,
+    None: any), `structural` the element's subtree; `tags`: the only tags `local` can accept (None: any)."""
 
     path: str
     tags: frozenset[str] | None
     local: LocalFn
-    names: frozenset[str] | None  # attributes `local` reads; None: any
+    names: frozenset[str] | None
     structural: list[etree.XPath]
+    code: str
 
 
 def compile_rule(path: str, namespaces: dict[str, str] | None = None) -> Rule:
@@ -550,15 +360,34 @@ def compile_rule(path: str, namespaces: dict[str, str] | None = None) -> Rule:
             local_parts.append(part)
             tags = _intersection(tags, part.tags)
     if tags is not None:
-        wanted = tags
-        local_parts.insert(0, Compiled("bool", lambda tag, attrs: tag in wanted, frozenset()))
-    fns = [p.fn for p in local_parts if p.fn is not None]
-    names = _union_names(*[p.names for p in local_parts]) if local_parts else frozenset()
+        local_parts.insert(0, Compiled("bool", f"(tag in {compiler.constant(tags)})"))
+    names = _union_names(*[p.names for p in local_parts])
+    code = " and ".join(p.code for p in local_parts) or "True"
+    local = eval(f"lambda tag, attrs, d: bool({_plain(code)})", _NAMESPACE)  # noqa: S307 - code built above
+    return Rule(path, tags, local, names, structural, code)
 
-    def local(tag: str, attrs: Attributes) -> bool:
-        return all(fn(tag, attrs) for fn in fns)
 
-    return Rule(path, tags, local, names, structural)
+_SHARED = re.compile("\0([^\0]*)\0")
+
+
+def classifier(rules: list[Rule]) -> Callable[[str, Attributes, dict[str, str]], tuple[int, ...]]:
+    """One function giving the indexes of the `rules` whose local predicates hold, each attribute's string
+    value looked up once for all of them."""
+    shared: dict[str, str] = {}
+
+    def name_of(match: re.Match[str]) -> str:
+        return shared.setdefault(match.group(1), f"_s{len(shared)}")
+
+    tests = [_SHARED.sub(name_of, rule.code) for rule in rules]
+    lines = ["def classify(tag, attrs, d):"]
+    lines += [f"    {variable} = {expression}" for expression, variable in shared.items()]
+    lines += ["    hits = []"]
+    for index, test in enumerate(tests):
+        lines += [f"    if {test}:", f"        hits.append({index})"]
+    lines += ["    return tuple(hits)"]
+    namespace = dict(_NAMESPACE)
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built above from the rules' own parse
+    return namespace["classify"]  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------- checking
