@@ -28,6 +28,7 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
+from tamis.extract import readability_memo
 from tamis.extract.prune_chains import PRUNE
 from tamis.extract.regex_xpath import Unsupported, test_to_clauses
 from tamis.extract.rule_lists import build_pruner
@@ -267,6 +268,9 @@ def install() -> bool:
         if getattr(module, PRUNE, None) is pruner.prune:
             setattr(module, PRUNE, pruner)
             _patched_prune.append((module, pruner.prune))
+    from trafilatura import readability_lxml
+
+    readability_memo.install(readability_lxml)
     _installed = rewrites
     return True
 
@@ -319,6 +323,7 @@ def uninstall() -> None:
     for module, prune in _patched_prune:
         setattr(module, PRUNE, prune)
     _patched_prune.clear()
+    readability_memo.uninstall()
     if _plan is not None:
         _plan[1].close()
     _installed = None
