@@ -8,7 +8,11 @@ Python once per element per rule (and, through lxml.html's class lookup, once mo
    `re:test` that has a finite pure-XPath form (`tamis.extract.regex_xpath`) is written that way, so that
    libxml2 evaluates it in C; calls without one stay as they are;
 2. gives trafilatura's HTML parsers lxml's C-level class lookup, configured to give every element the
-   very class lxml.html's Python lookup gives it.
+   very class lxml.html's Python lookup gives it;
+3. hands trafilatura's own `prune_unwanted_nodes` stand-ins for a rule list's objects that answer from one
+   Python walk over the tree, for the list or for a run of lists applied to the same tree
+   (`tamis.extract.rule_lists`, `rule_pass`, `xpath_predicates`, `prune_chains`);
+4. remembers text lengths within each call of readability's scoring (`tamis.extract.readability_memo`).
 
 Rules are read from the installed trafilatura when the child starts (nothing of them is copied into
 tamis). It is used only with the trafilatura versions in `VERIFIED_VERSIONS`, those the differential
