@@ -18,7 +18,7 @@ from lxml import etree
 from trafilatura.deduplication import LRU_TEST
 from trafilatura.utils import load_html
 
-from tamis.extract import fast_trafilatura, regex_xpath
+from tamis.extract import fast_trafilatura, regex_xpath, rule_pass
 from tamis.readers.warc import WarcReader
 from tamis.stats.counters import StepCounters
 
@@ -169,3 +169,60 @@ def test_unverified_version_runs_plain_trafilatura_with_one_warning(monkeypatch)
     with pytest.warns(UserWarning, match="not verified"):
         assert fast_trafilatura.install() is False
     assert fast_trafilatura._installed is None
+
+
+def test_rule_lists_compile_and_select_what_their_xpath_selects_on_real_pages() -> None:
+    """The one-walk rules: most of the pruning lists compile, the chains are found in trafilatura's source,
+    and on real pages every compiled rule selects exactly its XPath object's elements, in order."""
+    from tamis.extract import rule_lists
+
+    rewrites = fast_trafilatura.plan_rewrites()
+    originals = {id(r.replacement): r.original for r in rewrites}
+    modules = fast_trafilatura._trafilatura_modules()
+    lists, _notes = rule_lists.plan_rule_lists(modules, originals)
+    assert sum(rule_list.compiled for rule_list in lists.values()) >= 12
+    chains = rule_lists.plan_chains(modules, lists)
+    assert len({site[0] for site in chains.values()}) >= 2
+    trees = [t for t in (load_html(html) for html in warc_pages()[::4] + benchmark_pages(15)) if t is not None]
+    for rule_list in lists.values():
+        objects = [originals.get(id(o), o) for o in rule_list.objects]
+        assert rule_pass.check(rule_list, objects, trees) == []
+
+
+def test_a_compiled_rule_that_differs_from_its_xpath_is_not_used() -> None:
+    root = etree.fromstring("<r><div class='nav'/><div class='x'/><p class='nav'/></r>")
+    rule_list = rule_pass.RuleList([etree.XPath(".//*[self::div][contains(@class, 'nav')]")],
+                                   [".//*[self::div][contains(@class, 'nav')]"], {})
+    assert rule_list.compiled == 1
+    wrong = etree.XPath(".//*[contains(@class, 'nav')]")  # also selects the <p>
+    assert rule_pass.check(rule_list, [wrong], [root]) != []
+    assert rule_list.compiled == 0
+
+
+def _chain_example(tree, a, b, flag, prune_unwanted_nodes=None):  # noqa: ANN001, ANN202 - parsed, never run
+    tree = prune_unwanted_nodes(tree, a)
+    if flag and not a:
+        tree = prune_unwanted_nodes(tree, b)
+    tree.set("x", "y")
+    tree = prune_unwanted_nodes(tree, a)
+    if flag:
+        tree = prune_unwanted_nodes(tree, b)
+    tree = prune_unwanted_nodes(tree, len(a))
+    return tree
+
+
+def test_prune_chains_stop_at_anything_that_may_change_the_tree() -> None:
+    from tamis.extract.prune_chains import chains_of
+
+    chains = chains_of(_chain_example)
+    assert [[name for _first, _last, name in chain] for chain in chains] == [["a", "b"], ["a", "b"]]
+
+
+def test_readability_memo_only_for_scoring_code_that_reads_the_tree() -> None:
+    import trafilatura.readability_lxml as readability
+
+    from tamis.extract import readability_memo
+
+    assert readability_memo.scoring_reads_only(readability)
+    assert not readability_memo._reads_only(readability.Document.sanitize)  # drops elements
+    assert not readability_memo._reads_only(readability.Document.transform_misused_divs_into_paragraphs)

@@ -8,7 +8,11 @@ Python once per element per rule (and, through lxml.html's class lookup, once mo
    `re:test` that has a finite pure-XPath form (`tamis.extract.regex_xpath`) is written that way, so that
    libxml2 evaluates it in C; calls without one stay as they are;
 2. gives trafilatura's HTML parsers lxml's C-level class lookup, configured to give every element the
-   very class lxml.html's Python lookup gives it.
+   very class lxml.html's Python lookup gives it;
+3. hands trafilatura's own `prune_unwanted_nodes` stand-ins for a rule list's objects that answer from one
+   Python walk over the tree, for the list or for a run of lists applied to the same tree
+   (`tamis.extract.rule_lists`, `rule_pass`, `xpath_predicates`, `prune_chains`);
+4. remembers text lengths within each call of readability's scoring (`tamis.extract.readability_memo`).
 
 Rules are read from the installed trafilatura when the child starts (nothing of them is copied into
 tamis). It is used only with the trafilatura versions in `VERIFIED_VERSIONS`, those the differential
@@ -28,7 +32,10 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
+from tamis.extract import readability_memo
+from tamis.extract.prune_chains import PRUNE
 from tamis.extract.regex_xpath import Unsupported, test_to_clauses
+from tamis.extract.rule_lists import build_pruner
 
 VERIFIED_VERSIONS = frozenset({"2.3.1"})
 EXSLT_REGEXP = "http://exslt.org/regular-expressions"
@@ -223,6 +230,8 @@ def _casings(name: str) -> list[str]:
 
 
 _installed: list[Rewrite] | None = None
+_patched_prune: list[tuple[Any, Any]] = []  # (module, trafilatura's own prune_unwanted_nodes)
+_plan: tuple[list[Rewrite], Any] | None = None  # planned once per process: install() may be called again
 
 
 def is_verified() -> bool:
@@ -251,7 +260,7 @@ def install() -> bool:
         return True
     if warn_if_unverified():
         return False
-    rewrites = plan_rewrites()
+    rewrites, pruner = _planned()
     lookup = html_class_lookup()
     from trafilatura import utils as trafilatura_utils
 
@@ -259,8 +268,34 @@ def install() -> bool:
         parser.set_element_class_lookup(lookup)
     for rewrite in rewrites:
         _put(rewrite, rewrite.replacement)
+    for module in _trafilatura_modules():
+        if getattr(module, PRUNE, None) is pruner.prune:
+            setattr(module, PRUNE, pruner)
+            _patched_prune.append((module, pruner.prune))
+    from trafilatura import readability_lxml
+
+    readability_memo.install(readability_lxml)
     _installed = rewrites
     return True
+
+
+def _planned() -> tuple[list[Rewrite], Any]:
+    """The rule rewrites and the one-walk pruner, planned on the first install of this process."""
+    global _plan
+    if _plan is None:
+        from trafilatura import htmlprocessing
+
+        rewrites = plan_rewrites()
+        originals = {id(r.replacement): r.original for r in rewrites}
+        for rewrite in rewrites:  # the lists hold the replacements while the pruner is built
+            _put(rewrite, rewrite.replacement)
+        try:
+            pruner, _notes = build_pruner(htmlprocessing.prune_unwanted_nodes, _trafilatura_modules(), originals)
+        finally:
+            for rewrite in rewrites:
+                _put(rewrite, rewrite.original)
+        _plan = (rewrites, pruner)
+    return _plan
 
 
 def _put(rewrite: Rewrite, rule: Any) -> None:
@@ -270,6 +305,12 @@ def _put(rewrite: Rewrite, rule: Any) -> None:
             holder[key] = rule
         else:
             setattr(holder, key, rule)
+
+
+def forget_caches() -> None:
+    """Empty the fast path's caches of rule answers (for benchmarks that reuse pages)."""
+    if _plan is not None:
+        _plan[1].forget()
 
 
 def uninstall() -> None:
@@ -283,6 +324,12 @@ def uninstall() -> None:
         parser.set_element_class_lookup(lxml.html.HtmlElementClassLookup())
     for rewrite in _installed:
         _put(rewrite, rewrite.original)
+    for module, prune in _patched_prune:
+        setattr(module, PRUNE, prune)
+    _patched_prune.clear()
+    readability_memo.uninstall()
+    if _plan is not None:
+        _plan[1].close()
     _installed = None
 
 
