@@ -181,6 +181,8 @@ class Sampler:
         t = round(time.monotonic() - self.started, 2)
         for pid in sorted(ours):
             ppid, title, rss, cpu = procs[pid]
+            if rss == 0:
+                continue  # a process caught while exiting (its memory already released)
             parent_title = procs.get(ppid, (0, "", 0, 0.0))[1]
             if pid == self.driver:
                 role = "driver"
