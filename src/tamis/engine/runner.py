@@ -46,9 +46,10 @@ from tamis.steps.registry import loaded_plugin_files
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
-#: inputs larger than this are split into byte ranges, so no task reads more (Common Crawl's WARC files are
-#: about 1 GiB, so by default they are not split)
-DEFAULT_MAX_TASK_BYTES = 2 * 2**30
+#: inputs larger than this are split into byte ranges, so no task reads more: a Common Crawl WARC file (about
+#: 1 GiB, ~14 CPU minutes of FineWeb's recipe) becomes 4 ranges of a few CPU minutes each, so one slow file
+#: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md
+DEFAULT_MAX_TASK_BYTES = 256 * 2**20
 #: seconds between two reads of the progress actor's totals (display only)
 PROGRESS_POLL_SECONDS = 0.5
 #: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)

@@ -182,6 +182,9 @@ class WarcReader(Reader):
             stop = size if end is None else min(end, size)
             position: int | None = 0 if start <= 0 else self._next_boundary(raw, start, gzipped)
             last_start = -1
+            # bytes_read grows as records are reached (the progress line's MB/s is live over a long file);
+            # the total is the range's size whatever the damage, as if counted once at the end
+            counted = max(start, 0)
             while position is not None and position < stop:
                 raw.seek(position)
                 iterator = BoundedArchiveIterator(raw, self.header_limits, arc2warc=True)
@@ -190,6 +193,9 @@ class WarcReader(Reader):
                         last_start = iterator.offset
                         if last_start >= stop:
                             break
+                        if last_start > counted:
+                            counters.event(Events.BYTES_READ, last_start - counted)
+                            counted = last_start
                         counters.event(Events.RECORDS)
                         raw_record = self._read_record(record, last_start, counters)
                         if raw_record is not None:
@@ -216,7 +222,7 @@ class WarcReader(Reader):
                         counters.event(Events.RESYNC)
                         counters.event(Events.SKIPPED_BYTES, min(position, stop) - failed_at)
                     last_start = (position or 0) - 1
-            counters.event(Events.BYTES_READ, max(0, stop - max(start, 0)))
+            counters.event(Events.BYTES_READ, max(0, stop - counted))
 
     def dump_of_file(self, path: str) -> str:
         """The dump a file belongs to: the `dump` parameter, the path, or its warcinfo record's isPartOf."""
