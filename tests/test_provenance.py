@@ -54,10 +54,10 @@ def test_changed_plugin_source_refuses_resume(ray_session, tmp_path: Path) -> No
     stream = io.StringIO()
     os.chdir(work)  # the run discovers ./filters like the CLI does, and records it relative to the cwd
     try:
-        from tamis.cli.main import _plugin_dirs
+        from tamis.cli.plugins import plugin_dirs
         from tamis.pipeline.spec import load_pipeline
 
-        spec = load_pipeline(pipeline, _plugin_dirs(()))
+        spec = load_pipeline(pipeline, plugin_dirs(()))
         first = run_pipeline(spec, [str(WARC)], str(out), console=Console(file=stream, width=300),
                              show_progress=False)
     finally:

@@ -13,7 +13,6 @@ import logging
 import click
 
 from tamis import __version__
-from tamis.cli.plugins import plugin_dirs as _plugin_dirs  # noqa: F401 - kept importable from here
 from tamis.display import VisibleControlsFormatter
 
 #: command name -> "module:attribute" of its click command

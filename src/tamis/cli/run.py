@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
-from tamis.cli.plugins import plugin_dirs as _plugin_dirs
+from tamis.cli.plugins import plugin_dirs
 from tamis.cli.summary import print_summary
 from tamis.display import line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
@@ -59,7 +59,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
     pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
     console = Console(stderr=True)
     with user_errors(console):
-        spec = load_pipeline(pipeline, _plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
+        spec = load_pipeline(pipeline, plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
                               overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
                               console=console, show_progress=not no_progress, task_memory=task_memory)
@@ -75,7 +75,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
 @click.option("--no-plugins", is_flag=True, help="Import no plugin file (not ./filters, nor TAMIS_PLUGIN_PATH).")
 def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
     """List the available steps, their parameters and defaults, and the plugin files imported."""
-    for directory in _plugin_dirs(plugins, no_plugins):
+    for directory in plugin_dirs(plugins, no_plugins):
         load_plugin_dir(directory)
     console = Console()
     steps_found = available_steps()

@@ -14,9 +14,12 @@ OUTPUT_SCOPE = "output"
 
 def observe(histograms: HistogramSet, scope: str, outcome: str, batch: DocBatch) -> None:
     """Text length, and every `feature.<name>` column a filter published, of kept or removed documents."""
-    if not len(batch):
-        return
-    texts = _texts(batch)
+    if len(batch):
+        _observe(histograms, scope, outcome, batch, _texts(batch))
+
+
+def _observe(histograms: HistogramSet, scope: str, outcome: str, batch: DocBatch, texts: list[str]) -> None:
+    """`observe` given the batch's texts (so that observe_output filters them once for both of its uses)."""
     if texts:
         histograms.add(scope, outcome, "text_chars", [len(t) for t in texts])
     for column, values in batch.columns.items():
@@ -35,8 +38,9 @@ def _texts(batch: DocBatch) -> list[str]:
 
 def observe_output(histograms: HistogramSet, languages: Counter[str], batch: DocBatch) -> None:
     """What was written: as `observe` for kept documents, plus words, tokens and languages where known."""
-    observe(histograms, OUTPUT_SCOPE, "kept", batch)
     texts = _texts(batch)
+    if len(batch):
+        _observe(histograms, OUTPUT_SCOPE, "kept", batch, texts)
     if texts:
         histograms.add(OUTPUT_SCOPE, "kept", "words", [len(t.split()) for t in texts])
     if "token_count" in batch:
