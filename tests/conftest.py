@@ -79,13 +79,16 @@ CORPUS_TOOL = SHARED.parent / "tools" / "make_warc_corpus.py"
 AEB_PAGES = SHARED / "extraction" / "scrapinghub_aeb" / "html"
 
 
-def build_corpus(directory: Path, records: int, files: int, seed: int = 0, **rates: float) -> list[Path]:
-    """A Common-Crawl-shaped WARC corpus from the real pages in ../shared/data (see make_warc_corpus.py)."""
+def build_corpus(directory: Path, records: int, files: int, seed: int = 0, pages: Path | None = None,
+                 **rates: float) -> list[Path]:
+    """A Common-Crawl-shaped WARC corpus from the real pages in ../shared/data (see make_warc_corpus.py);
+    `pages` is a folder of HTML pages to draw from instead of scrapinghub_aeb's."""
     import subprocess
     import sys
 
     directory.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(CORPUS_TOOL), "--pages", str(AEB_PAGES), "--out", str(directory / "corpus.warc.gz"),
+    command = [sys.executable, str(CORPUS_TOOL), "--pages", str(pages or AEB_PAGES),
+               "--out", str(directory / "corpus.warc.gz"),
                "--records", str(records), "--files", str(files), "--seed", str(seed)]
     for name, value in rates.items():
         command += [f"--{name.replace('_', '-')}", str(value)]

@@ -3,16 +3,19 @@
 The small version of benchmarks/bench_big_warc.py: a multi-MiB WARC of real pages made by
 shared/tools/make_warc_corpus.py, run whole and in 1 MiB ranges whose edges fall inside records. Kept and
 removed documents must be the same rows (compared sorted by id, every column), and the counts the same.
+The reader's state blocks (WarcReader `state_block_bytes`, 1 MiB here, 64 MiB by default) are what make
+this hold for trafilatura's `deduplicate`, whose cache carries text from page to page.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_corpus, warcio_documents
+from conftest import AEB_PAGES, build_corpus, warcio_documents
 
 from tamis.engine.plan import plan_units
 from tamis.engine.runner import run_pipeline
@@ -29,11 +32,31 @@ PIPELINE = {
     "removed": {"mode": "full"},
 }
 RANGE = 2**20
+PIPELINE["reader"] = {"step": "warc", "state_block_bytes": RANGE}
+# FineWeb's extraction, whose deduplicate cache makes a page's text depend on the pages before it
+DEDUP_PIPELINE = {
+    "name": "split-identity-deduplicate",
+    "reader": {"step": "warc", "state_block_bytes": RANGE},
+    "steps": [{"step": "trafilatura", "favor_precision": True, "include_comments": False, "deduplicate": True},
+              {"step": "language_id", "languages": ["en"], "threshold": 0.65}],
+    "removed": {"mode": "full"},
+}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     (path,) = build_corpus(tmp_path_factory.mktemp("bigwarc"), records=200, files=1, seed=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def repeating_corpus(tmp_path_factory) -> Path:
+    """180 records drawn from 36 real pages: each page comes back about 5 times, as boilerplate does on a
+    site, so trafilatura's deduplicate cache removes text from later copies."""
+    pages = tmp_path_factory.mktemp("pages")
+    for page in sorted(AEB_PAGES.glob("*.html*"))[:36]:
+        shutil.copy(page, pages / page.name)
+    (path,) = build_corpus(tmp_path_factory.mktemp("repeating"), records=180, files=1, seed=5, pages=pages)
     return path
 
 
@@ -47,7 +70,7 @@ def counts(result) -> dict:
 
 def test_split_ranges_give_the_unsplit_documents(ray_session, corpus: Path, tmp_path: Path) -> None:
     size = corpus.stat().st_size
-    units = plan_units([str(corpus)], {str(corpus): size}, RANGE)
+    units = plan_units([str(corpus)], {str(corpus): size}, RANGE, RANGE)
     assert len(units) >= 4
     # inner edges cut HTML records, so a range must skip the partial record it starts in and finish its last one
     records = [(offset, offset + length) for _, offset, length in warcio_documents(corpus)]
@@ -93,3 +116,53 @@ def test_bytes_read_grows_while_a_range_is_read(corpus: Path) -> None:
         assert len(seen) >= 4 and 0 < seen[0] < seen[len(seen) // 2] < end - start
         assert seen == sorted(seen)
         assert counters.events["bytes_read"] == end - start
+
+
+def test_deduplicate_cache_gives_the_same_documents_whole_or_split(ray_session, repeating_corpus: Path,
+                                                                   tmp_path: Path) -> None:
+    size = repeating_corpus.stat().st_size
+    assert size > 3 * RANGE, "the corpus must span several state blocks"
+
+    def run(name: str, pipeline: dict, max_task_bytes: int | None):
+        result = run_pipeline(parse_pipeline(pipeline), [str(repeating_corpus)], str(tmp_path / name),
+                              max_task_bytes=max_task_bytes, show_progress=False)
+        assert result.ok
+        kept = rows_by_id(sorted((tmp_path / name).glob("data/**/*.parquet")))
+        removed = rows_by_id(sorted((tmp_path / name).glob("removed/**/*.parquet")))
+        return result, kept, removed
+
+    whole, kept_whole, removed_whole = run("whole", DEDUP_PIPELINE, None)
+    assert len(whole.completed) == 1 and kept_whole.num_rows > 0
+    for name, limit in (("one-block", RANGE), ("two-blocks", 2 * RANGE)):
+        split, kept, removed = run(name, DEDUP_PIPELINE, limit)
+        planned = plan_units([str(repeating_corpus)], {str(repeating_corpus): size}, limit, RANGE)
+        assert len(split.completed) == len(planned) > 1
+        assert kept.equals(kept_whole), name
+        assert removed.equals(removed_whole), name
+        assert counts(split) == counts(whole), name
+
+    # the control: without block resets the cache sees the whole file, and the text of later copies differs,
+    # so the identity above is the blocks' doing and not a corpus on which deduplicate never acts
+    unblocked = {**DEDUP_PIPELINE, "reader": {"step": "warc", "state_block_bytes": 2**40}}
+    _, kept_unblocked, _ = run("unblocked", unblocked, None)
+    texts = dict(zip(kept_whole.column("id").to_pylist(), kept_whole.column("text").to_pylist(), strict=True))
+    other = dict(zip(kept_unblocked.column("id").to_pylist(), kept_unblocked.column("text").to_pylist(),
+                     strict=True))
+    assert texts != other
+
+
+def test_plan_cuts_ranges_on_state_block_edges() -> None:
+    block = RANGE
+    size = 11 * block - 5  # 11 blocks, the last one short
+    units = plan_units(["f"], {"f": size}, 3 * block, block)
+    assert [(u.start, u.end) for u in units] == [(0, 2 * block), (2 * block, 5 * block), (5 * block, 8 * block),
+                                                 (8 * block, size)]
+    assert all(u.start % block == 0 for u in units)
+    # a limit under one block still gives whole blocks, one per range
+    small = plan_units(["f"], {"f": size}, block // 2, block)
+    assert [u.start for u in small] == [k * block for k in range(11)] and small[-1].end == size
+    # a file under one block is never split, whatever the limit
+    assert [u.part for u in plan_units(["f"], {"f": block - 1}, block // 4, block)] == [None]
+    # without blocks, ranges are equal and no larger than the limit
+    plain = plan_units(["f"], {"f": size}, 3 * block)
+    assert len(plain) == 4 and all(u.end - u.start <= 3 * block for u in plain)

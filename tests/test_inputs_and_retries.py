@@ -18,6 +18,8 @@ from tamis.io.retry import is_transient, with_retries
 from tamis.pipeline.spec import parse_pipeline
 
 PIPELINE = {"steps": [{"step": "trafilatura"}, {"step": "token_count"}]}
+# state blocks of 400 kB (64 MiB by default): ranges are cut on their edges, so this 2.6 MB file can be split
+SPLIT_PIPELINE = {**PIPELINE, "reader": {"step": "warc", "state_block_bytes": 400_000}}
 IA = WARC_DIR / "ia-2008-heritrix_archive-org_sample.warc.gz"
 
 
@@ -32,8 +34,8 @@ def test_plan_tiles_large_files_exactly() -> None:
 
 
 def test_split_input_reads_every_record_once(ray_session, tmp_path: Path) -> None:
-    whole = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "whole"), show_progress=False)
-    split = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
+    whole = run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "whole"), show_progress=False)
+    split = run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
                          show_progress=False)
     assert len(split.completed) == -(-IA.stat().st_size // 400_000) == 7
     assert split.counters.steps["warc"].docs_out == whole.counters.steps["warc"].docs_out
@@ -41,7 +43,7 @@ def test_split_input_reads_every_record_once(ray_session, tmp_path: Path) -> Non
     shards = (tmp_path / "split").glob("data/*/*.parquet")
     ids = [row["id"] for path in shards for row in pq.read_table(path).to_pylist()]
     assert len(ids) == len(set(ids)) == split.totals["kept"]
-    again = run_pipeline(parse_pipeline(PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
+    again = run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
                          show_progress=False)
     assert len(again.skipped) == 7 and not again.completed
 

@@ -21,12 +21,14 @@ _BY_LANGUAGE = "by_language:"
 class DocBatch:
     """Documents of one task, as named columns of equal length."""
 
-    def __init__(self, columns: dict[str, list[Any]]):
+    def __init__(self, columns: dict[str, list[Any]], block: int | None = None):
         lengths = {len(values) for values in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
         self.columns = columns
         self._derived: dict[str, list[Any]] = {}
+        #: the reader's state block this batch comes from (see Reader.state_block_bytes), None if not blocked
+        self.block = block
 
     def __len__(self) -> int:
         for values in self.columns.values():
@@ -76,7 +78,7 @@ class DocBatch:
 
     def take(self, indices: Sequence[int]) -> DocBatch:
         """A new batch with the given rows, derived features included."""
-        taken = DocBatch({name: [values[i] for i in indices] for name, values in self.columns.items()})
+        taken = DocBatch({name: [values[i] for i in indices] for name, values in self.columns.items()}, self.block)
         taken._derived = {key: [values[i] for i in indices] for key, values in self._derived.items()}
         return taken
 

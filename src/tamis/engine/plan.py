@@ -39,11 +39,15 @@ class WorkUnit:
         return path if self.part is None else f"{path}[{self.start}:{self.end}]"
 
 
-def plan_units(files: list[str], sizes: dict[str, int], max_task_bytes: int | None) -> list[WorkUnit]:
-    """One unit per file; a file larger than `max_task_bytes` becomes equal byte ranges no larger than it.
+def plan_units(files: list[str], sizes: dict[str, int], max_task_bytes: int | None,
+               block_bytes: int | None = None) -> list[WorkUnit]:
+    """One unit per file; a file larger than `max_task_bytes` becomes byte ranges of about that size.
 
-    Ranges depend only on the file size and the limit, so the plan (and the output) is the same whatever
-    the cluster looks like.
+    With `block_bytes` (the reader's state blocks, Reader.state_block_bytes) ranges start and end only on
+    multiples of it, each holding as many whole blocks as the limit allows (at least one), spread evenly:
+    steps that carry state reset at those edges, so the ranges' outputs are exactly the whole file's.
+    Without it, ranges are equal and no larger than the limit. Ranges depend only on the file size and these
+    two numbers, so the plan (and the output) is the same whatever the cluster looks like.
     """
     units = []
     for path in files:
@@ -51,7 +55,16 @@ def plan_units(files: list[str], sizes: dict[str, int], max_task_bytes: int | No
         if max_task_bytes is None or size is None or size <= max_task_bytes:
             units.append(WorkUnit(path))
             continue
-        parts = -(-size // max_task_bytes)
-        edges = [size * k // parts for k in range(parts + 1)]
+        if block_bytes:
+            blocks = -(-size // block_bytes)
+            per_range = max(1, max_task_bytes // block_bytes)
+            parts = -(-blocks // per_range)
+            if parts == 1:
+                units.append(WorkUnit(path))
+                continue
+            edges = [block_bytes * (blocks * k // parts) for k in range(parts)] + [size]
+        else:
+            parts = -(-size // max_task_bytes)
+            edges = [size * k // parts for k in range(parts + 1)]
         units += [WorkUnit(path, edges[k], edges[k + 1], k) for k in range(parts)]
     return units

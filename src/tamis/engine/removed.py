@@ -26,6 +26,10 @@ REMOVED_SCHEMA = pa.schema(
     ]
 )
 MODES = ("none", "sample", "full")
+#: Arrow bytes all of a task's removed-document writers may buffer together: one per step that drops, so a
+#: budget per writer would multiply with the number of steps; the largest buffer is written out first
+REMOVED_BUFFER_BYTES = 16 * 2**20
+REMOVED_ROW_GROUP_ROWS = 100_000
 
 
 def validate_removed_options(options: dict[str, Any], source: str) -> dict[str, Any]:
@@ -76,8 +80,11 @@ class RemovedWriter:
         writer = self._writers.get(step)
         if writer is None:
             path = layout.removed_path(self.root, step, self.ident)
-            writer = self._writers[step] = ShardWriter(self.fs, path, REMOVED_SCHEMA, "zstd", 3, 64 * 2**20, 100_000)
+            writer = self._writers[step] = ShardWriter(self.fs, path, REMOVED_SCHEMA, "zstd", 3,
+                                                       REMOVED_BUFFER_BYTES, REMOVED_ROW_GROUP_ROWS)
         writer.write(removed)
+        while sum(w.pending_bytes for w in self._writers.values()) >= REMOVED_BUFFER_BYTES:
+            max(self._writers.values(), key=lambda w: w.pending_bytes).flush()
 
     def commit(self) -> dict[str, WrittenShard]:
         written = {}

@@ -179,7 +179,7 @@ def run_pipeline(
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
     files, sizes = expand_inputs(inputs, paths_base)
-    units = plan_units(files, sizes, max_task_bytes)
+    units = plan_units(files, sizes, max_task_bytes, getattr(spec.reader.build(), "state_block_bytes", None))
     split = max_task_bytes if any(u.part is not None for u in units) else None
     fingerprint = spec.fingerprint(limit=limit, removed=removed_options, split=split)
     fs, root = filesystem(output)

@@ -167,8 +167,13 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     # FineWeb-2's data/<language>/ layout, for final shards only: dedup's input is one shard per input
     partitioned = writer_step.partition_by != "dump" and not options.shard_subdir
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
+    block = None
     try:
         for batch in reader.iter_batches(input_path, reader_counters, options.limit, unit.byte_range):
+            if block is not None and batch.block != block:
+                for _, step in steps:
+                    step.start_input()  # a new state block (Reader.state_block_bytes) starts afresh
+            block = batch.block
             batch = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
             if len(batch):
                 observe_output(histograms, languages, batch)

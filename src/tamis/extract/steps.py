@@ -45,7 +45,8 @@ class SandboxedExtractor(Extractor):
         self._sandbox()
 
     def start_input(self) -> None:
-        """Called at the start of each input file: extraction must not depend on earlier files."""
+        """Called at the start of each input and state block: trafilatura's `deduplicate` cache (and any other
+        state of the extractor) must not carry documents of another file or block into this one's results."""
         self._sandbox().reset()
 
     def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:

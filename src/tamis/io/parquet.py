@@ -111,6 +111,15 @@ class ShardWriter:
         if self._pending_bytes >= self.row_group_bytes or self._pending_rows >= self.row_group_rows:
             self._flush()
 
+    @property
+    def pending_bytes(self) -> int:
+        """Arrow bytes buffered for the next row group (what this writer holds in memory)."""
+        return self._pending_bytes
+
+    def flush(self) -> None:
+        """Write what is buffered as a row group now (a caller sharing one memory budget among writers)."""
+        self._flush()
+
     def _flush(self) -> None:
         if not self._pending:
             return
@@ -156,7 +165,7 @@ class ParquetWriter(Step):
         self,
         compression: str = "zstd",
         compression_level: int | None = 3,
-        row_group_bytes: int = 128 * 2**20,
+        row_group_bytes: int = 32 * 2**20,
         row_group_rows: int = 100_000,
         extra_columns: list[str] | None = None,
         partition_by: Literal["dump", "language"] = "dump",
@@ -166,7 +175,9 @@ class ParquetWriter(Step):
             compression: Parquet codec (zstd, snappy, gzip, none).
             compression_level: codec level; zstd 3 is a good size/speed balance.
             row_group_bytes: a row group is cut when the buffered Arrow data reaches this size, which also
-                bounds the writer's memory.
+                bounds the writer's memory. 32 MiB keeps a worker's memory flat over a 1 GiB WARC file
+                (docs/scaling.md: with 128 MiB, one task's RSS grew by ~370 MiB before the first row group)
+                while row groups still hold thousands of pages, as readers of Parquet like.
             row_group_rows: ... or this many rows.
             extra_columns: columns added by steps to keep beyond FineWeb's nine: strings, except FineWeb-2's
                 `minhash_cluster_size` (and `minhash_cluster_id`), int64.

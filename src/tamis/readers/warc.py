@@ -46,6 +46,9 @@ _DUMP_IN_PATH = re.compile(r"CC-MAIN-\d{4}-\d{2}", re.IGNORECASE)
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _SCAN_CHUNK = 1 << 20
 READER_COLUMNS = ("id", "url", "date", "dump", "file_path", "html", "text")
+#: see WarcReader's `state_block_bytes`: a quarter of a Common Crawl file, so the deduplicate cache still
+#: sees thousands of pages at once, and a byte-range limit can be any multiple of it
+DEFAULT_STATE_BLOCK_BYTES = 64 * 2**20
 
 
 class Reasons:
@@ -133,6 +136,7 @@ class WarcReader(Reader):
         keep_wet_text: bool = True,
         max_header_line: int = DEFAULT_MAX_HEADER_LINE,
         max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
+        state_block_bytes: int = DEFAULT_STATE_BLOCK_BYTES,
     ):
         """
         Args:
@@ -146,13 +150,19 @@ class WarcReader(Reader):
             max_header_line: bytes of one WARC or HTTP header line; a longer one drops its record as
                 `oversize_header` (the reader resyncs at the next record) without reading it whole.
             max_header_block: bytes of a record's WARC and HTTP headers together, same treatment.
+            state_block_bytes: steps that carry state from page to page (trafilatura's `deduplicate` cache)
+                start afresh at every multiple of this offset in the file (by where a record starts), and
+                `--max-task-bytes` cuts byte ranges only there: so a split file gives byte for byte what the
+                whole file gives. It is part of the recipe (it changes which earlier pages a page is compared
+                with), hence a reader parameter in the fingerprint, not a run option.
         """
         if dump is not None and safe_dump(dump) != dump:
             raise ValueError(f"dump: {dump!r} is not a dump name (it becomes a folder name: it must match "
                              f"{DUMP_NAME.pattern} and not be '.' or '..')")
         for name, value, least in (("max_payload_bytes", max_payload_bytes, 1), ("batch_size", batch_size, 1),
                                    ("batch_bytes", batch_bytes, 1), ("max_header_line", max_header_line, 256),
-                                   ("max_header_block", max_header_block, 1024)):
+                                   ("max_header_block", max_header_block, 1024),
+                                   ("state_block_bytes", state_block_bytes, 1)):
             if value < least:
                 raise ValueError(f"{name}: must be at least {least}, got {value}")
         if max_header_block < max_header_line:
@@ -164,6 +174,9 @@ class WarcReader(Reader):
         self.batch_bytes = batch_bytes
         self.keep_wet_text = keep_wet_text
         self.header_limits = HeaderLimits(max_header_line, max_header_block)
+        self.max_header_line = max_header_line
+        self.max_header_block = max_header_block
+        self.state_block_bytes = state_block_bytes
 
     # -- raw record stream with recovery -------------------------------------------------------------------
 
@@ -349,12 +362,23 @@ class WarcReader(Reader):
         columns: dict[str, list[Any]] = {name: [] for name in READER_COLUMNS}
         batch_bytes = 0
         emitted = 0
+        block = max(start, 0) // self.state_block_bytes
         started = time.perf_counter()
         for raw in self.iter_raw_records(path, counters, start, end):
             text = decode_payload(raw.payload, raw.content_type)
             if text is None:
                 counters.drop(Reasons.UNDECODABLE)
                 continue
+            record_block = raw.offset // self.state_block_bytes
+            if record_block != block:
+                # a batch never spans two state blocks: the steps reset their state between them
+                if columns["id"]:
+                    counters.seconds += time.perf_counter() - started
+                    yield DocBatch(columns, block)
+                    started = time.perf_counter()
+                    columns = {name: [] for name in READER_COLUMNS}
+                    batch_bytes = 0
+                block = record_block
             is_text = raw.mime == "text/plain"
             columns["id"].append(raw.headers["id"] or _synthetic_id(public_path, raw.offset))
             columns["url"].append(raw.headers["url"])
@@ -369,7 +393,7 @@ class WarcReader(Reader):
             done = limit is not None and emitted >= limit
             if len(columns["id"]) >= self.batch_size or batch_bytes >= self.batch_bytes or done:
                 counters.seconds += time.perf_counter() - started
-                yield DocBatch(columns)
+                yield DocBatch(columns, block)
                 started = time.perf_counter()
                 columns = {name: [] for name in READER_COLUMNS}
                 batch_bytes = 0
@@ -377,7 +401,7 @@ class WarcReader(Reader):
                 break
         counters.seconds += time.perf_counter() - started
         if columns["id"]:
-            yield DocBatch(columns)
+            yield DocBatch(columns, block)
 
     _warcinfo_dump: str | None = None
 

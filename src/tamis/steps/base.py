@@ -59,7 +59,9 @@ class Step:
         """Load what the step needs on the worker (models, lists). Called before the first batch."""
 
     def start_input(self) -> None:
-        """Called at the start of each input file; steps that keep state across documents reset it here."""
+        """Called at the start of each input, and of each of its reader's state blocks (Reader.state_block_bytes):
+        steps that keep state across documents reset it here, so a document's result never depends on
+        documents before its block, and a byte range cut on block edges gives what the whole file gives."""
 
     def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
         raise NotImplementedError
@@ -82,6 +84,10 @@ class Reader(Step):
     """Turns one input (a file, or a byte range of it) into bounded batches of documents."""
 
     kind: ClassVar[str] = "reader"
+    #: a reader that cuts its input into fixed blocks of this many bytes never lets a batch span two, and marks
+    #: each batch with its block (DocBatch.block): steps' state is reset at every block edge, and byte ranges
+    #: are cut on those edges (engine.plan), so split and unsplit runs give identical output; None: not blocked
+    state_block_bytes: int | None = None
 
     def iter_batches(self, path: str, counters: StepCounters, limit: int | None = None,
                      byte_range: tuple[int, int] | None = None) -> Iterator[DocBatch]:
