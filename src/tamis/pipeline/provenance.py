@@ -5,9 +5,9 @@ an upgrade of trafilatura, a new LID model or an edited plugin is refused like a
 resuming into a folder whose first half was made by other code.
 
 The libraries listed are those whose version changes text or keep/drop decisions: the extractors and what
-they lean on (trafilatura with jusText, htmldate and courlan; lxml; Resiliparse), the charset detector
-(charset-normalizer decides how bytes become text), the WARC parser (warcio decides which records are
-documents), word splitting (spaCy, regex), the URL filter's domain split (tldextract and its bundled suffix
+they lean on (trafilatura with jusText, htmldate and courlan; lxml; Resiliparse), the charset detectors
+(faust-cchardet and charset-normalizer decide how bytes become text), the WARC parser (warcio decides which
+records are documents), word splitting (spaCy, regex), the URL filter's domain split (tldextract and its bundled suffix
 list), language ID (fastText), the tokenizer (tiktoken), the dedup hash (xxhash), and tamis itself; also the
 Unicode database version, which changes `str.isalpha` and friends. Left out on purpose: Ray, pyarrow and
 fsspec, which move and store the same bytes whatever their version (a new one must not force a full rerun).
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 #: distributions whose version shapes text or decisions (see the module docstring for why these)
 LIBRARIES = ("trafilatura", "justext", "htmldate", "courlan", "lxml", "resiliparse", "charset-normalizer",
-             "warcio", "spacy", "regex", "tldextract", "fasttext-numpy2-wheel", "fasttext", "tiktoken", "xxhash")
+             "faust-cchardet", "warcio", "spacy", "regex", "tldextract", "fasttext-numpy2-wheel", "fasttext",
+             "tiktoken", "xxhash")
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 _VERSIONS: dict[str, str] | None = None

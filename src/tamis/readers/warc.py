@@ -33,7 +33,7 @@ from tamis.readers.bounded import (
     OversizeHeader,
 )
 from tamis.readers.content import content_encoding, read_payload
-from tamis.readers.decode import decode_payload
+from tamis.readers.decode import CHARSET_DETECTION, decode_payload
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import Reader
 from tamis.steps.registry import register_step
@@ -137,6 +137,7 @@ class WarcReader(Reader):
         max_header_line: int = DEFAULT_MAX_HEADER_LINE,
         max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
         state_block_bytes: int = DEFAULT_STATE_BLOCK_BYTES,
+        charset_detection: str = "fineweb",
     ):
         """
         Args:
@@ -155,6 +156,9 @@ class WarcReader(Reader):
                 `--max-task-bytes` cuts byte ranges only there: so a split file gives byte for byte what the
                 whole file gives. It is part of the recipe (it changes which earlier pages a page is compared
                 with), hence a reader parameter in the fingerprint, not a run option.
+            charset_detection: how a page that is not valid UTF-8 becomes text (tamis.readers.decode):
+                `fineweb`, FineWeb's own way (uchardet's guess, so the text is FineWeb's), or `declared` (the
+                header's and the page's declared charsets first: fewer garbled pages, not FineWeb's text).
         """
         if dump is not None and safe_dump(dump) != dump:
             raise ValueError(f"dump: {dump!r} is not a dump name (it becomes a folder name: it must match "
@@ -165,6 +169,9 @@ class WarcReader(Reader):
                                    ("state_block_bytes", state_block_bytes, 1)):
             if value < least:
                 raise ValueError(f"{name}: must be at least {least}, got {value}")
+        if charset_detection not in CHARSET_DETECTION:
+            raise ValueError(f"charset_detection: expected one of {', '.join(CHARSET_DETECTION)}, "
+                             f"got {charset_detection!r}")
         if max_header_block < max_header_line:
             raise ValueError(f"max_header_block: must be at least max_header_line ({max_header_line}), "
                              f"got {max_header_block}")
@@ -177,6 +184,7 @@ class WarcReader(Reader):
         self.max_header_line = max_header_line
         self.max_header_block = max_header_block
         self.state_block_bytes = state_block_bytes
+        self.charset_detection = charset_detection
 
     # -- raw record stream with recovery -------------------------------------------------------------------
 
@@ -365,7 +373,7 @@ class WarcReader(Reader):
         block = max(start, 0) // self.state_block_bytes
         started = time.perf_counter()
         for raw in self.iter_raw_records(path, counters, start, end):
-            text = decode_payload(raw.payload, raw.content_type)
+            text = decode_payload(raw.payload, raw.content_type, self.charset_detection)
             if text is None:
                 counters.drop(Reasons.UNDECODABLE)
                 continue
