@@ -12,7 +12,7 @@ from conftest import SAMPLE_DIR, WARC_DIR
 from fsspec.implementations.local import LocalFileSystem
 
 from tamis.engine.plan import WorkUnit, plan_units
-from tamis.engine.runner import run_pipeline
+from tamis.engine.runner import OutputConflictError, run_pipeline
 from tamis.engine.task import TaskOptions, process_input
 from tamis.io.retry import is_transient, with_retries
 from tamis.pipeline.spec import parse_pipeline
@@ -46,6 +46,12 @@ def test_split_input_reads_every_record_once(ray_session, tmp_path: Path) -> Non
     again = run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=400_000,
                          show_progress=False)
     assert len(again.skipped) == 7 and not again.completed
+    # a resume without the option reuses the recorded split; another one is refused, naming the option
+    resumed = run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "split"), show_progress=False)
+    assert len(resumed.skipped) == 7 and not resumed.completed and resumed.max_task_bytes == 400_000
+    with pytest.raises(OutputConflictError, match=r"--max-task-bytes: .* split at 400000 .* --max-task-bytes 400000"):
+        run_pipeline(parse_pipeline(SPLIT_PIPELINE), [str(IA)], str(tmp_path / "split"), max_task_bytes=800_000,
+                     show_progress=False)
 
 
 def test_common_crawl_paths_file(ray_session, tmp_path: Path) -> None:

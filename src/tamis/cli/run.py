@@ -14,7 +14,7 @@ from tamis.cli.summary import print_summary
 from tamis.display import line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.memory import parse_task_memory
-from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, run_pipeline
+from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, RECORDED, run_pipeline
 from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
 from tamis.steps.registry import available_steps, load_plugin_dir, loaded_plugin_files, plugin_file_of
@@ -38,8 +38,10 @@ def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) 
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Read at most N HTML documents per input file (for quick trials).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing output made with another pipeline and start over.")
-@click.option("--max-task-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_TASK_BYTES, show_default=True,
-              help="Split input files larger than this into byte ranges, one task each.")
+@click.option("--max-task-bytes", type=click.IntRange(min=1), default=None,
+              help=f"Split input files larger than this into byte ranges, one task each, cut on the reader's state "
+                   f"blocks (64 MiB) so the output is the same [default: {DEFAULT_MAX_TASK_BYTES}, or what an "
+                   "existing output was split at].")
 @click.option("--paths-base", default=COMMON_CRAWL_BASE, show_default=True,
               help="Where the relative paths listed in a Common Crawl *.paths.gz input live.")
 @click.option("--plugins", multiple=True, type=click.Path(file_okay=False),
@@ -51,7 +53,7 @@ def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) 
               help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
                    "'auto': each CPU's share of a node's memory; 'off': none.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
-        limit: int | None, overwrite: bool, max_task_bytes: int, paths_base: str, plugins: tuple[str, ...],
+        limit: int | None, overwrite: bool, max_task_bytes: int | None, paths_base: str, plugins: tuple[str, ...],
         no_plugins: bool, no_progress: bool, task_memory: int | str | None) -> None:
     """Run PIPELINE (a YAML file) on the inputs: files, globs, fsspec URLs, or Common Crawl *.paths.gz lists.
 
@@ -61,7 +63,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
     with user_errors(console):
         spec = load_pipeline(pipeline, plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,
-                              overwrite=overwrite, max_task_bytes=max_task_bytes, paths_base=paths_base,
+                              overwrite=overwrite, max_task_bytes=max_task_bytes or RECORDED, paths_base=paths_base,
                               console=console, show_progress=not no_progress, task_memory=task_memory)
     print_summary(Console(), result)
     out = Console()

@@ -50,6 +50,9 @@ MAX_TASK_RETRIES = 3
 #: 1 GiB, ~14 CPU minutes of FineWeb's recipe) becomes 4 ranges of a few CPU minutes each, so one slow file
 #: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md
 DEFAULT_MAX_TASK_BYTES = 256 * 2**20
+#: `max_task_bytes` default: the split size an existing output was made with (its manifest), else the default;
+#: the output does not depend on it (state blocks), but the units' ids do, so a resume keeps the recorded one
+RECORDED = "recorded"
 #: seconds between two reads of the progress actor's totals (display only)
 PROGRESS_POLL_SECONDS = 0.5
 #: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)
@@ -82,6 +85,8 @@ class RunResult:
     first_task_seconds: float | None = None
     #: files the resume check read (index segments, markers and stats files of unindexed units)
     commit_reads: int = 0
+    #: the split limit this run used (the recorded one on a resume without --max-task-bytes)
+    max_task_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -127,6 +132,18 @@ def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool,
     )
 
 
+def _recorded_split(fs: Any, root: str) -> tuple[int | None, str, int | None] | None:
+    """(the split limit, fingerprint, and split value in the fingerprint) of an existing output, if any."""
+    path = layout.manifest_path(root)
+    if not fs.exists(path):
+        return None
+    manifest = read_json(fs, path)
+    options = manifest.get("options") or {}
+    split = options.get("max_task_bytes")
+    limit = options.get("split_limit", split if split is not None else DEFAULT_MAX_TASK_BYTES)
+    return limit, manifest.get("fingerprint", ""), split
+
+
 def committed_inputs(fs: Any, root: str, fingerprint: str) -> set[str]:
     """Ids of the units already done with this fingerprint (see engine.commits: two listings, few reads)."""
     return load_commits(fs, root, fingerprint).units
@@ -157,7 +174,7 @@ def run_pipeline(
     workers: int | None = None,
     limit: int | None = None,
     overwrite: bool = False,
-    max_task_bytes: int | None = DEFAULT_MAX_TASK_BYTES,
+    max_task_bytes: int | None | str = RECORDED,
     paths_base: str = COMMON_CRAWL_BASE,
     console: Console | None = None,
     show_progress: bool = True,
@@ -165,7 +182,8 @@ def run_pipeline(
 ) -> RunResult:
     """Run the process stage of `spec` on `inputs` into `output` (see tamis.engine.layout).
 
-    `max_task_bytes` splits larger input files into byte ranges (None: never split); `paths_base` is where
+    `max_task_bytes` splits larger input files into byte ranges (None: never split; RECORDED: what the
+    output was split at when it exists, else DEFAULT_MAX_TASK_BYTES); `paths_base` is where
     the relative lines of a Common Crawl `*.paths.gz` input live; `task_memory` is each task's memory
     ceiling in bytes, `"auto"` (each CPU's share of a node) or None (see tamis.engine.memory).
     """
@@ -179,10 +197,19 @@ def run_pipeline(
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
     files, sizes = expand_inputs(inputs, paths_base)
+    fs, root = filesystem(output)
+    recorded = _recorded_split(fs, root) if not overwrite else None
+    if max_task_bytes == RECORDED:
+        max_task_bytes = recorded[0] if recorded else DEFAULT_MAX_TASK_BYTES
     units = plan_units(files, sizes, max_task_bytes, getattr(spec.reader.build(), "state_block_bytes", None))
     split = max_task_bytes if any(u.part is not None for u in units) else None
     fingerprint = spec.fingerprint(limit=limit, removed=removed_options, split=split)
-    fs, root = filesystem(output)
+    if recorded and recorded[1] != fingerprint and recorded[1] == spec.fingerprint(
+            limit=limit, removed=removed_options, split=recorded[2]):
+        raise OutputConflictError(
+            f"--max-task-bytes: {output} was split at {recorded[0]} bytes and this run asks for {max_task_bytes}; "
+            "the documents would be the same, but not the units, so its committed work could not be reused. "
+            f"Run with --max-task-bytes {recorded[0]} (or without the option, which reuses it), or --overwrite.")
     if overwrite and fs.exists(layout.manifest_path(root)):
         _remove_outputs(fs, root)
     plugins = loaded_plugin_files()
@@ -198,14 +225,15 @@ def run_pipeline(
         "plugins": [plugin.to_dict() for plugin in plugins],
         "inputs": {public_url(path): sizes.get(path) for path in files},
         "units": len(units),
-        "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split},
+        "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split,
+                    "split_limit": max_task_bytes},
     }
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
     state = load_commits(fs, root, fingerprint, inputs=set(files))
     index = CommitIndex(fs, root, state)
     index.repair()
     result = RunResult(output=output, fingerprint=fingerprint, inputs=[public_url(path) for path in files],
-                       commit_reads=state.reads)
+                       commit_reads=state.reads, max_task_bytes=max_task_bytes)
     todo = [unit for unit in units if unit.unit_id not in state.units]
     result.skipped = [unit.label() for unit in units if unit.unit_id in state.units]
 
