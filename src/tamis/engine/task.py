@@ -20,7 +20,7 @@ from typing import Any
 from tamis.batch import DocBatch
 from tamis.engine import layout
 from tamis.engine.commits import compact_record
-from tamis.engine.memory import TaskMemoryExceeded, memory_ceiling
+from tamis.engine.memory import TaskMemoryExceeded, memory_ceiling, release_free_memory
 from tamis.engine.metrics import MetricsReporter
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
@@ -106,6 +106,7 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
         if not _leaks(exc, unit.path):
             raise
         raise _redacted(exc, unit.path) from None
+    release_free_memory()  # what this unit freed goes back before the worker takes the next one
     if out_of_memory:
         limit = f"its ceiling of {options.memory_limit / 2**20:.0f} MiB" if options.memory_limit else "memory"
         raise TaskMemoryExceeded(f"{unit.label()}: out of memory: the task went past {limit} "
@@ -173,6 +174,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
             if block is not None and batch.block != block:
                 for _, step in steps:
                     step.start_input()  # a new state block (Reader.state_block_bytes) starts afresh
+                release_free_memory()
             block = batch.block
             batch = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
             if len(batch):
