@@ -1,0 +1,82 @@
+"""A folder of real HTML pages with a Common-Crawl-like language mix (about 45% English), for the pre-screen.
+
+    python benchmarks/mix_pages.py OUT_DIR [--english-share 0.45] [--seed 0]
+
+Every HTML page of ../shared/data (the HTML responses of the WARC samples, extraction/scrapinghub_aeb and
+extraction/readability_testpages) is labelled English or not by lid.176 on trafilatura's text (FineWeb's
+settings, no deduplicate cache), then all non-English pages and as many English ones, drawn at random, as
+give `--english-share` are written to OUT_DIR as they came (bytes untouched). The result feeds
+`shared/tools/make_warc_corpus.py --pages OUT_DIR` or `bench_process.py --pages OUT_DIR` (docs/extraction.md,
+"The language pre-screen").
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+from pathlib import Path
+
+import fasttext
+import trafilatura
+from warcio.archiveiterator import ArchiveIterator
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TAMIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+MODEL = REPO / "src" / "tamis" / "resources" / "lid.176.ftz"
+
+
+def real_pages() -> list[tuple[str, bytes]]:
+    """(file name, HTML bytes) of every real page in ../shared/data."""
+    pages = []
+    for path in sorted((SHARED / "warc").glob("*.warc.gz")):
+        with open(path, "rb") as handle:
+            for record in ArchiveIterator(handle, arc2warc=True):
+                if record.rec_type != "response" or record.http_headers is None:
+                    continue
+                if "html" not in (record.http_headers.get_header("Content-Type") or "").lower():
+                    continue
+                payload = record.content_stream().read()
+                if payload.strip():
+                    pages.append((f"{path.name.split('.')[0]}-{len(pages)}.html", payload))
+    for folder in ("scrapinghub_aeb", "readability_testpages"):
+        for path in sorted((SHARED / "extraction" / folder / "html").glob("*.html*")):
+            raw = path.read_bytes()
+            html = gzip.decompress(raw) if path.suffix == ".gz" else raw
+            pages.append((path.name.split(".html")[0] + ".html", html))
+    return pages
+
+
+def is_english(model: fasttext.FastText._FastText, payload: bytes) -> bool:
+    try:
+        html = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        html = payload.decode("latin-1")
+    text = trafilatura.extract(html, favor_precision=True, include_comments=False, deduplicate=False) or ""
+    labels, _ = model.predict(text.replace("\n", " ")[:20000] or " ", k=1)
+    return labels[0] == "__label__en"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--english-share", type=float, default=0.45)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model = fasttext.load_model(str(MODEL))
+    english, other = [], []
+    for name, payload in real_pages():
+        (english if is_english(model, payload) else other).append((name, payload))
+    random.Random(args.seed).shuffle(english)
+    wanted = round(args.english_share * len(other) / (1 - args.english_share))
+    chosen = english[:wanted] + other
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, payload in chosen:
+        (args.out / name).write_bytes(payload)
+    share = min(wanted, len(english)) / len(chosen)
+    print(f"{len(english)} English and {len(other)} other pages; wrote {len(chosen)} ({share:.1%} English) to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
