@@ -75,7 +75,8 @@ def main() -> None:
     for name, payload in chosen:
         (args.out / name).write_bytes(payload)
     share = min(wanted, len(english)) / len(chosen)
-    print(f"{len(english)} English and {len(other)} other pages; wrote {len(chosen)} ({share:.1%} English) to {args.out}")
+    print(f"{len(english)} English and {len(other)} other pages; "
+          f"wrote {len(chosen)} ({share:.1%} English) to {args.out}")
 
 
 if __name__ == "__main__":
