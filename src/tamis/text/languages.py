@@ -31,6 +31,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from tamis.text.spacy_import import import_spacy
 from tamis.text.words import split_words
 
 #: the names `tokenizer_name_for` returns start with this for a fallback tokenizer
@@ -148,8 +149,7 @@ _SPACY_CONFIGS: dict[str, dict] = {"zh": {"nlp": {"tokenizer": {"segmenter": "ji
 
 @cache
 def _spacy_blank(code: str) -> Any:
-    import spacy
-
+    spacy = import_spacy()
     config = _SPACY_CONFIGS.get(code)
     nlp = spacy.blank(code) if config is None else spacy.blank(code, config=config)
     # lexical attributes are computed for every new word and never read here (as for English)
@@ -161,6 +161,7 @@ def _spacy_blank(code: str) -> Any:
 def _spacy_splitter(code: str) -> Callable[[str], list[str]]:
     if code == "ja":
         return _japanese_splitter()
+    import_spacy()
     from spacy.tokenizer import Tokenizer
 
     nlp = _spacy_blank(code)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-import spacy
+from tamis.text.spacy_import import import_spacy
 
 #: memo of chunk -> its spaCy tokens; cleared when it grows past this many chunks (bounded memory)
 _MAX_CACHED_CHUNKS = 2_000_000
@@ -26,7 +26,7 @@ _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
 @lru_cache(maxsize=1)
 def english_nlp() -> Any:
     """A blank English spaCy pipeline with the rule-based sentencizer, as datatrove builds it."""
-    nlp = spacy.blank("en")
+    nlp = import_spacy().blank("en")
     # Lexical attributes (shape, like_num, like_url...) are computed for every new word and never read here:
     # without them, the tokens are the same and new words cost ~20% less.
     nlp.vocab.lex_attr_getters = {}
@@ -66,6 +66,7 @@ def split_words(text: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _sentence_punct() -> frozenset[str]:
+    import_spacy()
     from spacy.pipeline import Sentencizer
 
     return frozenset(Sentencizer.default_punct_chars)
