@@ -17,8 +17,9 @@ import ctypes.util
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,14 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
-_LIBC: ctypes.CDLL | None | bool = False
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None on a system without it."""
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
 
 
 def release_free_memory() -> None:
@@ -43,17 +51,9 @@ def release_free_memory() -> None:
     was most of its RSS growth (docs/scaling.md). Trimming at each state block (64 MiB of input) costs a few
     milliseconds and keeps a worker's memory flat over a file of any size.
     """
-    global _LIBC
-    if _LIBC is False:
-        name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
-        try:
-            _LIBC = ctypes.CDLL(name) if name else None
-            if _LIBC is not None and not hasattr(_LIBC, "malloc_trim"):
-                _LIBC = None
-        except OSError:
-            _LIBC = None
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class TaskMemoryExceeded(MemoryError):

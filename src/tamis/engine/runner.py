@@ -111,16 +111,15 @@ def _remove_outputs(fs: Any, root: str) -> None:
             fs.rm(path, recursive=True)
 
 
-def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool,
-                    provenance: dict[str, Any] | None = None) -> None:
+def _read_manifest(fs: Any, root: str) -> dict[str, Any] | None:
+    """The manifest of an existing output, or None (read once per run: on S3 each read is a request)."""
     path = layout.manifest_path(root)
-    if not fs.exists(path):
-        return
-    previous = read_json(fs, path)
-    if previous.get("fingerprint") == fingerprint:
-        return
-    if overwrite:
-        _remove_outputs(fs, root)
+    return read_json(fs, path) if fs.exists(path) else None
+
+
+def _check_manifest(previous: dict[str, Any] | None, root: str, fingerprint: str,
+                    provenance: dict[str, Any] | None = None) -> None:
+    if previous is None or previous.get("fingerprint") == fingerprint:
         return
     changed = differences(previous.get("provenance"), provenance or {})
     what = f"; changed: {', '.join(changed[:5])}" if changed else ""
@@ -132,16 +131,11 @@ def _check_manifest(fs: Any, root: str, fingerprint: str, overwrite: bool,
     )
 
 
-def _recorded_split(fs: Any, root: str) -> tuple[int | None, str, int | None] | None:
-    """(the split limit, fingerprint, and split value in the fingerprint) of an existing output, if any."""
-    path = layout.manifest_path(root)
-    if not fs.exists(path):
-        return None
-    manifest = read_json(fs, path)
-    options = manifest.get("options") or {}
+def _recorded_split(previous: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(the --max-task-bytes an existing output was made with, the split value in its fingerprint)."""
+    options = previous.get("options") or {}
     split = options.get("max_task_bytes")
-    limit = options.get("split_limit", split if split is not None else DEFAULT_MAX_TASK_BYTES)
-    return limit, manifest.get("fingerprint", ""), split
+    return options.get("split_limit", split if split is not None else DEFAULT_MAX_TASK_BYTES), split
 
 
 def committed_inputs(fs: Any, root: str, fingerprint: str) -> set[str]:
@@ -198,24 +192,25 @@ def run_pipeline(
         raise PipelineError(str(exc)) from None
     files, sizes = expand_inputs(inputs, paths_base)
     fs, root = filesystem(output)
-    recorded = _recorded_split(fs, root) if not overwrite else None
+    previous = None if overwrite else _read_manifest(fs, root)
+    recorded_limit, recorded_split = _recorded_split(previous) if previous else (DEFAULT_MAX_TASK_BYTES, None)
     if max_task_bytes == RECORDED:
-        max_task_bytes = recorded[0] if recorded else DEFAULT_MAX_TASK_BYTES
-    units = plan_units(files, sizes, max_task_bytes, getattr(spec.reader.build(), "state_block_bytes", None))
+        max_task_bytes = recorded_limit
+    units = plan_units(files, sizes, max_task_bytes, spec.reader.build().state_block_bytes)
     split = max_task_bytes if any(u.part is not None for u in units) else None
     fingerprint = spec.fingerprint(limit=limit, removed=removed_options, split=split)
-    if recorded and recorded[1] != fingerprint and recorded[1] == spec.fingerprint(
-            limit=limit, removed=removed_options, split=recorded[2]):
+    if previous and previous.get("fingerprint") != fingerprint and previous.get("fingerprint") == spec.fingerprint(
+            limit=limit, removed=removed_options, split=recorded_split):
         raise OutputConflictError(
-            f"--max-task-bytes: {output} was split at {recorded[0]} bytes and this run asks for {max_task_bytes}; "
+            f"--max-task-bytes: {output} was split at {recorded_limit} bytes and this run asks for {max_task_bytes}; "
             "the documents would be the same, but not the units, so its committed work could not be reused. "
-            f"Run with --max-task-bytes {recorded[0]} (or without the option, which reuses it), or --overwrite.")
+            f"Run with --max-task-bytes {recorded_limit} (or without the option, which reuses it), or --overwrite.")
     if overwrite and fs.exists(layout.manifest_path(root)):
         _remove_outputs(fs, root)
     plugins = loaded_plugin_files()
     console.print(plugins_line(plugins))
     provenance = spec.provenance()
-    _check_manifest(fs, root, fingerprint, overwrite, provenance)
+    _check_manifest(previous, root, fingerprint, provenance)
     manifest = {
         "pipeline": spec.to_dict(),
         "pipeline_file": spec.source,

@@ -109,7 +109,7 @@ class ShardWriter:
             self.tokens += sum(count for count in batch["token_count"] if count is not None)
         self.text_bytes += sum(len(text.encode("utf-8")) for text in batch["text"] if text)
         if self._pending_bytes >= self.row_group_bytes or self._pending_rows >= self.row_group_rows:
-            self._flush()
+            self.flush()
 
     @property
     def pending_bytes(self) -> int:
@@ -117,10 +117,8 @@ class ShardWriter:
         return self._pending_bytes
 
     def flush(self) -> None:
-        """Write what is buffered as a row group now (a caller sharing one memory budget among writers)."""
-        self._flush()
-
-    def _flush(self) -> None:
+        """Write what is buffered as a row group now (also called by a caller sharing one memory budget among
+        writers)."""
         if not self._pending:
             return
         if self._writer is None:
@@ -135,7 +133,7 @@ class ShardWriter:
 
     def commit(self) -> WrittenShard | None:
         """Finish the file and move it into place; None when nothing was written."""
-        self._flush()
+        self.flush()
         if self._writer is None:
             return None
         self._writer.close()

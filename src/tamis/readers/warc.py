@@ -372,6 +372,16 @@ class WarcReader(Reader):
         emitted = 0
         block = max(start, 0) // self.state_block_bytes
         started = time.perf_counter()
+
+        def emit() -> Iterator[DocBatch]:
+            """Hand the pending documents on as one batch (the time the consumer takes is not ours)."""
+            nonlocal columns, batch_bytes, started
+            counters.seconds += time.perf_counter() - started
+            yield DocBatch(columns, block)
+            started = time.perf_counter()
+            columns = {name: [] for name in READER_COLUMNS}
+            batch_bytes = 0
+
         for raw in self.iter_raw_records(path, counters, start, end):
             text = decode_payload(raw.payload, raw.content_type, self.charset_detection)
             if text is None:
@@ -381,11 +391,7 @@ class WarcReader(Reader):
             if record_block != block:
                 # a batch never spans two state blocks: the steps reset their state between them
                 if columns["id"]:
-                    counters.seconds += time.perf_counter() - started
-                    yield DocBatch(columns, block)
-                    started = time.perf_counter()
-                    columns = {name: [] for name in READER_COLUMNS}
-                    batch_bytes = 0
+                    yield from emit()
                 block = record_block
             is_text = raw.mime == "text/plain"
             columns["id"].append(raw.headers["id"] or _synthetic_id(public_path, raw.offset))
@@ -400,11 +406,7 @@ class WarcReader(Reader):
             emitted += 1
             done = limit is not None and emitted >= limit
             if len(columns["id"]) >= self.batch_size or batch_bytes >= self.batch_bytes or done:
-                counters.seconds += time.perf_counter() - started
-                yield DocBatch(columns, block)
-                started = time.perf_counter()
-                columns = {name: [] for name in READER_COLUMNS}
-                batch_bytes = 0
+                yield from emit()
             if done:
                 break
         counters.seconds += time.perf_counter() - started
