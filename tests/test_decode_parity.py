@@ -11,12 +11,11 @@ same ones.
 
 from __future__ import annotations
 
-import gzip
 import io
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, WARC_DIR
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -25,26 +24,17 @@ from tamis.readers.decode import decode_payload
 from tamis.readers.warc import WarcReader
 from tamis.stats.counters import StepCounters
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mix_pages import real_pages as shared_html_pages  # noqa: E402
+
 pytest.importorskip("cchardet")
 pytest.importorskip("magic")
 LEGACY = ("latin-1", "cp1251", "shift_jis", "gb18030", "euc_kr", "koi8_r")
 
 
 def real_pages() -> list[bytes]:
-    pages = []
-    for path in sorted(WARC_DIR.glob("*.warc.gz")):
-        with open(path, "rb") as handle:
-            for record in ArchiveIterator(handle, arc2warc=True):
-                if record.rec_type != "response" or record.http_headers is None:
-                    continue
-                content_type = record.http_headers.get_header("Content-Type") or ""
-                if "html" in content_type.lower():
-                    pages.append(record.content_stream().read())
-    for folder in ("scrapinghub_aeb", "readability_testpages"):
-        for path in sorted((SHARED / "extraction" / folder / "html").glob("*.html*")):
-            raw = path.read_bytes()
-            pages.append(gzip.decompress(raw) if path.suffix == ".gz" else raw)
-    return [page for page in pages if page.strip()]
+    """Every real HTML page's bytes, as benchmarks/mix_pages.py collects them."""
+    return [payload for _, payload in shared_html_pages() if payload.strip()]
 
 
 def variants(pages: list[bytes]) -> list[bytes]:
