@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from tamis.filters.gopher_repetition import GopherRepetitionFilter, Reasons, duplicated_n_gram_chars
 
 
@@ -87,3 +89,67 @@ def test_duplicated_n_grams_skip_after_a_repeat():
 
 def test_empty_document():
     assert reason("") == Reasons.EMPTY
+
+
+def _reference_duplicated_chars(words: list[str], n: int) -> int:
+    """The definition, written out: datatrove's greedy left-to-right scan over concatenated n-word keys."""
+    seen, chars, i = set(), 0, 0
+    while i < len(words) - n + 1:
+        key = "".join(words[i : i + n])
+        if key in seen:
+            chars += len(key)
+            i += n
+        else:
+            seen.add(key)
+            i += 1
+    return chars
+
+
+def _thue_morse_words(count: int) -> list[str]:
+    """Words from the Thue-Morse sequence: the classic input on which polynomial hashes mod 2**64 collide."""
+    bits = [bin(i).count("1") % 2 for i in range(count * 3)]
+    return ["".join("ab"[b] for b in bits[i : i + 3]) for i in range(0, len(bits), 3)]
+
+
+@pytest.mark.parametrize("words", [
+    ["ab", "c", "x", "a", "bc", "y", "ab", "c", "x", "a", "bc"],          # equal keys from different words
+    list("abcabcabcabcabcabcabc"),
+    ["é", "😀", "\ud800", "naïve", "😀", "é", "😀", "\ud800", "naïve", "😀", "é", "😀"],  # astral, lone surrogate
+    _thue_morse_words(4096),
+    [f"w{i % 37}" for i in range(5000)],                                # periodic: many repeats, long skips
+    [f"w{i}" for i in range(3000)],                                     # nothing repeats
+    ["the"] * 400,
+])
+def test_duplicated_n_gram_chars_matches_the_definition(words):
+    from tamis.text.span_hashes import WordSpans
+
+    spans = WordSpans(words)
+    for n in range(1, 12):
+        assert duplicated_n_gram_chars(words, n, spans) == _reference_duplicated_chars(words, n), n
+        assert duplicated_n_gram_chars(words, n) == _reference_duplicated_chars(words, n), n
+
+
+def test_duplicated_n_gram_chars_random_words_with_collisions():
+    """Random documents over a tiny alphabet, where concatenations of different words often coincide."""
+    from tamis.text.span_hashes import WordSpans
+
+    rng = random.Random(7)
+    for _ in range(300):
+        words = ["".join(rng.choice("ab") for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(0, 60))]
+        spans = WordSpans(words)
+        for n in range(5, 11):
+            assert duplicated_n_gram_chars(words, n, spans) == _reference_duplicated_chars(words, n), (words, n)
+
+
+def test_duplicated_n_gram_chars_exact_when_every_position_collides(monkeypatch):
+    """Hash collisions only add candidates: with every position a candidate the count is still exact."""
+    import numpy as np
+
+    from tamis.text.span_hashes import WordSpans
+
+    monkeypatch.setattr(WordSpans, "candidates", lambda self, n: np.arange(len(self.words) - n + 1))
+    rng = random.Random(3)
+    for _ in range(200):
+        words = [rng.choice(["a", "b", "ab", "ba", "aab"]) for _ in range(rng.randint(6, 80))]
+        for n in range(5, 11):
+            assert duplicated_n_gram_chars(words, n) == _reference_duplicated_chars(words, n), (words, n)

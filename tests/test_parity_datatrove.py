@@ -123,6 +123,24 @@ def test_gopher_repetition(texts):
     _compare("gopher_repetition", theirs, ours)
 
 
+def test_duplicated_n_gram_chars_matches_datatrove(texts):
+    """The rolling-hash search for repeated 5..10-grams gives datatrove's own count on every real text."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
+
+    from tamis.text import split_words
+    from tamis.text.span_hashes import WordSpans, duplicated_n_gram_chars
+
+    nonzero = 0
+    for text in texts:
+        words = split_words(text)
+        spans = WordSpans(words) if words else None
+        for n in range(5, 11):
+            ours = duplicated_n_gram_chars(words, n, spans)
+            assert ours == find_all_duplicate(words, n), (text[:200], n)
+            nonzero += ours > 0
+    assert nonzero > 50, "too few texts with repeated n-grams to exercise the search"
+
+
 def test_gopher_quality(texts):
     from datatrove.pipeline.filters import GopherQualityFilter as Theirs
 

@@ -3,14 +3,14 @@
 Duplicate counts use set arithmetic (all elements minus distinct ones, in C) instead of a Python loop;
 n-gram counts use `Counter` over `zip` of shifted word lists, also in C. For the duplicated 5..10-grams
 datatrove's greedy scan (skip n words after each repeat) is replayed only over positions whose n-gram
-occurs more than once, which gives the same total and touches few positions.
+occurs more than once, found by rolling hashes shared by the six n of a document and then checked exactly
+(tamis.text.span_hashes), which gives the same total and builds few keys.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from itertools import compress
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import WORDS, split_words
+from tamis.text.span_hashes import WordSpans, duplicated_n_gram_chars
 
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 _LINE_BREAK = re.compile(r"\n+")
@@ -60,32 +61,6 @@ def top_n_gram_chars(words: list[str], n: int) -> int:
     counts = Counter(zip(*(words[k:] for k in range(n)), strict=False))
     gram, count = max(counts.items(), key=itemgetter(1))
     return (sum(map(len, gram)) + n - 1) * count
-
-
-def duplicated_n_gram_chars(words: list[str], n: int) -> int:
-    """Characters in repeated n-grams (words concatenated without separator, as datatrove keys them).
-
-    Scanning left to right, an n-gram already seen adds its length and the scan jumps n words ahead;
-    n-grams occurring once never count and never matter to later positions, so only the others are
-    visited.
-    """
-    keys = list(map("".join, zip(*(words[k:] for k in range(n)), strict=False)))
-    repeated = {key for key, count in Counter(keys).items() if count > 1}
-    if not repeated:
-        return 0
-    seen: set[str] = set()
-    chars = 0
-    resume = 0
-    for i in compress(range(len(keys)), map(repeated.__contains__, keys)):
-        if i < resume:
-            continue
-        key = keys[i]
-        if key in seen:
-            chars += len(key)
-            resume = i + n
-        else:
-            seen.add(key)
-    return chars
 
 
 @register_step("gopher_repetition")
@@ -148,7 +123,7 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
             dup_n_grams=config.dup_n_grams,
         )
 
-    def measure(self, text: str, words: list[str]) -> dict[str, float | None]:
+    def measure(self, text: str, words: list[str], spans: WordSpans | None = None) -> dict[str, float | None]:
         """The quantities FEATURES names, for any text (None where undefined)."""
         if not text:
             return dict.fromkeys(FEATURES)
@@ -163,10 +138,11 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
             "dup_line_frac": line_dup / len(lines),
             "dup_line_char_frac": line_dup_chars / n_chars,
             "top_2_gram_frac": top_n_gram_chars(words, 2) / n_chars if len(words) >= 2 else None,
-            "dup_5_gram_frac": duplicated_n_gram_chars(words, 5) / n_chars if len(words) > 5 else None,
+            "dup_5_gram_frac": duplicated_n_gram_chars(words, 5, spans) / n_chars if len(words) > 5 else None,
         }
 
-    def decide(self, text: str, words: list[str], measured: dict[str, float | None]) -> str | None:
+    def decide(self, text: str, words: list[str], measured: dict[str, float | None],
+               spans: WordSpans | None = None) -> str | None:
         """The reason to drop `text`, or None to keep it; n-gram fractions not in `measured` are computed here."""
         if not text:
             return Reasons.EMPTY
@@ -190,14 +166,22 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
             if len(words) > n:
                 frac = measured.get(f"dup_{n}_gram_frac")
                 if frac is None:
-                    frac = duplicated_n_gram_chars(words, n) / n_chars
+                    frac = duplicated_n_gram_chars(words, n, spans) / n_chars
                 if frac > max_frac:
                     return Reasons.duplicated_n_grams(n)
         return None
 
     def check(self, text: str, words: list[str]) -> str | None:
         """The reason to drop `text`, or None to keep it."""
-        return self.decide(text, words, self.measure(text, words))
+        return self.measure_and_decide(text, words)[1]
+
+    def measure_and_decide(self, text: str, words: list[str],
+                           step: GopherRepetitionFilter | None = None) -> tuple[dict[str, float | None], str | None]:
+        """FEATURES of `text` and `step`'s (default this filter's) reason to drop it, sharing one document's
+        span hashes between the duplicated n-gram checks (made here and dropped after, to bound memory)."""
+        spans = WordSpans(words) if len(words) > 5 else None
+        measured = self.measure(text, words, spans)
+        return measured, (step or self).decide(text, words, measured, spans)
 
     def filter(self, text: str, metadata: dict[str, Any]) -> bool | tuple[bool, str]:
         reason = self.check(text, split_words(text))
@@ -207,17 +191,17 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
         if self.language_config is not None:
             return self._filter_batch_per_language(batch)
         words = batch.derived(WORDS, split_words)
-        texts = batch["text"]
-        measured = [self.measure(text, doc_words) for text, doc_words in zip(texts, words, strict=True)]
+        results = [self.measure_and_decide(text, doc_words) for text, doc_words in zip(batch["text"], words,
+                                                                                        strict=True)]
         for name in FEATURES:
-            batch.set_column(feature_column(name), [m[name] for m in measured])
-        return [self.decide(*doc) for doc in zip(texts, words, measured, strict=True)]
+            batch.set_column(feature_column(name), [measured[name] for measured, _ in results])
+        return [reason for _, reason in results]
 
     def _filter_batch_per_language(self, batch: DocBatch) -> list[str | None]:
         _, steps = self._language_steps(batch)
         words = language_words(batch)
-        texts = batch["text"]
-        measured = [self.measure(text, doc_words) for text, doc_words in zip(texts, words, strict=True)]
+        results = [self.measure_and_decide(text, doc_words, step)
+                   for step, text, doc_words in zip(steps, batch["text"], words, strict=True)]
         for name in FEATURES:
-            batch.set_column(feature_column(name), [m[name] for m in measured])
-        return [step.decide(*doc) for step, *doc in zip(steps, texts, words, measured, strict=True)]
+            batch.set_column(feature_column(name), [measured[name] for measured, _ in results])
+        return [reason for _, reason in results]

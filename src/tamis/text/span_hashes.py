@@ -1,0 +1,102 @@
+"""Which word n-grams of a document can repeat, found with rolling hashes in numpy, then checked exactly.
+
+Gopher's duplicated n-gram check (n = 5..10) keys an n-gram by its words concatenated without separator,
+so two different word sequences can share a key ("ab" "c" and "a" "bc"). Building every key as a Python
+string, six times per document, was most of the filter's time. Here the document's words are laid end to
+end as code points once, with a polynomial hash of every prefix (mod 2**64, odd base, so every power is
+invertible); the hash of any span is then two lookups and a multiplication, vectorised over all positions.
+Equal strings always have equal hashes, so every position whose key really repeats is among the positions
+whose (hash, length) repeats; only those candidates get their key built and compared exactly, which keeps
+the answer exact whatever the collisions (they only cost time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: odd base of the polynomial hash; its inverse mod 2**64 exists because it is odd
+_BASE = 0x9E3779B97F4A7C15
+_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
+#: mixes the span length into its hash (odd, so distinct lengths stay distinct for a fixed hash)
+_LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
+
+_powers = np.ones(1, dtype=np.uint64)
+_inverse_powers = np.ones(1, dtype=np.uint64)
+
+
+def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """BASE**t and BASE**-t mod 2**64 for t < size (grown geometrically, kept for the process)."""
+    global _powers, _inverse_powers
+    if len(_powers) < size:
+        size = max(size, 2 * len(_powers))
+        with np.errstate(over="ignore"):
+            _powers = np.cumprod(np.full(size, _BASE, dtype=np.uint64), dtype=np.uint64)
+            _inverse_powers = np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64), dtype=np.uint64)
+        # cumprod starts at BASE**1: shift to start at BASE**0
+        _powers = np.concatenate(([np.uint64(1)], _powers[:-1]))
+        _inverse_powers = np.concatenate(([np.uint64(1)], _inverse_powers[:-1]))
+    return _powers, _inverse_powers
+
+
+class WordSpans:
+    """The words of one document, end to end, with prefix hashes for O(1) hashes of n-word spans."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        self.offsets = np.concatenate(([0], np.cumsum(lengths)))
+        text = "".join(words)
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        powers, self._inverse = _power_tables(len(points) + 1)
+        with np.errstate(over="ignore"):
+            self._prefix = np.concatenate(([np.uint64(0)], np.cumsum(points * powers[: len(points)],
+                                                                     dtype=np.uint64)))
+
+    def candidates(self, n: int) -> np.ndarray:
+        """Start positions (ascending) of n-word spans whose (hash, length) occurs more than once.
+
+        Every position whose concatenated key occurs more than once is included; a few others may be.
+        """
+        starts = self.offsets[: len(self.words) - n + 1]
+        ends = self.offsets[n:]
+        with np.errstate(over="ignore"):
+            hashes = (self._prefix[ends] - self._prefix[starts]) * self._inverse[starts]
+            hashes += (ends - starts).astype(np.uint64) * _LENGTH_MIX
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        same_as_next = ordered[1:] == ordered[:-1]
+        repeated = np.zeros(len(ordered), dtype=bool)
+        repeated[1:] |= same_as_next
+        repeated[:-1] |= same_as_next
+        return np.sort(order[repeated])
+
+
+def duplicated_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = None) -> int:
+    """Characters in repeated n-grams, keys being the n words concatenated (datatrove's definition).
+
+    Scanning left to right, an n-gram already seen adds its length and the scan jumps n words ahead; an
+    n-gram occurring once never counts and never matters to later positions, so only positions whose key
+    repeats are visited. Pass `spans` to share the prefix hashes between several n of one document.
+    """
+    if len(words) < n:
+        return 0
+    positions = (spans or WordSpans(words)).candidates(n).tolist()
+    if not positions:
+        return 0
+    keys = {i: "".join(words[i : i + n]) for i in positions}
+    counts: dict[str, int] = {}
+    for key in keys.values():
+        counts[key] = counts.get(key, 0) + 1
+    seen: set[str] = set()
+    chars = 0
+    resume = 0
+    for i in positions:
+        key = keys[i]
+        if i < resume or counts[key] < 2:
+            continue
+        if key in seen:
+            chars += len(key)
+            resume = i + n
+        else:
+            seen.add(key)
+    return chars
