@@ -292,6 +292,7 @@ def main() -> None:
     ap.add_argument("--datatrove-python", default=str(bench_process.DEFAULT_DT_PYTHON))
     ap.add_argument("--bench-dir", type=Path, default=REPO / ".bench")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--json-out", type=Path, help="also write the JSON report (with kept ids) to this file")
     args = ap.parse_args()
     args.recipe = "fineweb"
     become_subreaper()
@@ -359,6 +360,8 @@ def main() -> None:
     }
     if len(sides) > 2:
         report["lost"] = {side["name"]: sorted(set(sides[0]["ids"]) - set(side["ids"])) for side in sides[1:-1]}
+    if args.json_out:
+        args.json_out.write_text(json.dumps({**report, "kept_ids": {side["name"]: side["ids"] for side in sides}}))
     if args.json:
         print(json.dumps(report, indent=1))
         return

@@ -53,8 +53,6 @@ DEFAULT_MAX_TASK_BYTES = 256 * 2**20
 #: `max_task_bytes` default: the split size an existing output was made with (its manifest), else the default;
 #: the output does not depend on it (state blocks), but the units' ids do, so a resume keeps the recorded one
 RECORDED = "recorded"
-#: seconds between two reads of the progress actor's totals (display only)
-PROGRESS_POLL_SECONDS = 0.5
 #: with dedup: the process stage's shards, and the dedup stage's work files (signatures, buckets, clusters)
 INTERMEDIATE = "intermediate"
 
@@ -367,8 +365,8 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 result.completed.append(unit.label())
                 display.durations.append(summary["wall_seconds"])
             index.tick()
-            if show_progress and time.monotonic() - polled >= PROGRESS_POLL_SECONDS:
-                # a blocking actor call: at most twice a second, not once per finished task
+            if show_progress and time.monotonic() - polled >= display.poll_seconds:
+                # a blocking actor call: at most twice a second (live bar) or once per log line
                 polled = time.monotonic()
                 try:
                     docs, nbytes, running = ray.get(counter.totals.remote(), timeout=10)

@@ -48,7 +48,7 @@ class TaskOptions:
     fingerprint: str
     limit: int | None = None
     removed: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "rate": 0.1})
-    progress_every: float = 1.0
+    progress_every: float = 2.0  # seconds between a task's reports to the progress actor (display only)
     #: kept documents go to <output>/<shard_subdir>/data/... (the dedup stage's input) instead of <output>/data
     shard_subdir: str = ""
     #: attempts for a unit that fails with a transient storage error (throttling, timeouts)
