@@ -280,7 +280,9 @@ def main() -> None:
     ap.add_argument("--near-dup-rate", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1, help="workers on both sides (default 1)")
-    ap.add_argument("--repeat", type=int, default=1, help="timed runs per side, alternating; the fastest is shown")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="timed runs per side, alternating order; the table shows each side's fastest, and the "
+                         "ratios of every repeat's adjacent runs are printed after it")
     ap.add_argument("--pipeline", action="append", default=None,
                     help="tamis pipeline file (repeatable: each gets a column; the first is the reference for "
                          "'lost'); default pipelines/fineweb.yaml")
@@ -357,6 +359,10 @@ def main() -> None:
                  for side, side_runs in results.items()},
         "limit": the_limit,
         "ratio_wall": {side["name"]: datatrove["wall_seconds"] / side["wall_seconds"] for side in sides[:-1]},
+        # the machine's speed can drift by tens of percent within minutes: ratios of runs made next to each other
+        "ratio_wall_per_repeat": {name: [theirs["wall_seconds"] / ours["wall_seconds"]
+                                         for ours, theirs in zip(side_runs, results["datatrove"], strict=True)]
+                                  for name, side_runs in results.items() if name != "datatrove"},
     }
     if len(sides) > 2:
         report["lost"] = {side["name"]: sorted(set(sides[0]["ids"]) - set(side["ids"])) for side in sides[1:-1]}
@@ -370,6 +376,9 @@ def main() -> None:
           + ", ".join(f"{side} {run['wall_seconds']:.1f}" for side, run in warm.items()))
     for side, side_runs in results.items():
         print(f"{side} runs, wall s: " + ", ".join(f"{r['wall_seconds']:.2f}" for r in side_runs))
+    for name, ratios in report["ratio_wall_per_repeat"].items():
+        print(f"datatrove / {name}, wall, run by run (the runs of one repeat are adjacent in time): "
+              + ", ".join(f"{r:.2f}x" for r in ratios))
     print("ratios: datatrove / tamis (>1x: tamis is faster); the fastest run of each side is shown")
 
 
