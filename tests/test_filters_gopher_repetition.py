@@ -153,3 +153,16 @@ def test_duplicated_n_gram_chars_exact_when_every_position_collides(monkeypatch)
         words = [rng.choice(["a", "b", "ab", "ba", "aab"]) for _ in range(rng.randint(6, 80))]
         for n in range(5, 11):
             assert duplicated_n_gram_chars(words, n) == _reference_duplicated_chars(words, n), (words, n)
+
+
+def test_span_hashes_long_document_gets_its_own_tables(monkeypatch):
+    """Documents longer than the cached power tables get tables of their own; the process's stay small."""
+    from tamis.text import span_hashes
+
+    monkeypatch.setattr(span_hashes, "_CACHED_POWERS", 64)
+    monkeypatch.setattr(span_hashes, "_powers", span_hashes._powers[:1])
+    monkeypatch.setattr(span_hashes, "_inverse_powers", span_hashes._inverse_powers[:1])
+    words = [f"w{i % 23}" for i in range(400)]  # about 1,500 characters
+    for n in range(5, 11):
+        assert duplicated_n_gram_chars(words, n) == _reference_duplicated_chars(words, n)
+    assert len(span_hashes._powers) <= 64

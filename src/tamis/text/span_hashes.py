@@ -20,21 +20,31 @@ _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 #: mixes the span length into its hash (odd, so distinct lengths stay distinct for a fixed hash)
 _LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
 
+#: powers kept for the process, enough for documents of up to this many characters (8 MiB per table);
+#: a longer document gets tables of its own size, dropped with it, so memory stays bounded
+_CACHED_POWERS = 1 << 20
 _powers = np.ones(1, dtype=np.uint64)
 _inverse_powers = np.ones(1, dtype=np.uint64)
 
 
+def _tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """BASE**t and BASE**-t mod 2**64 for t < size."""
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(size, _BASE, dtype=np.uint64), dtype=np.uint64)
+        inverse = np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64), dtype=np.uint64)
+    # cumprod starts at BASE**1: shift to start at BASE**0
+    one = np.ones(1, dtype=np.uint64)
+    return np.concatenate((one, powers[:-1])), np.concatenate((one, inverse[:-1]))
+
+
 def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """BASE**t and BASE**-t mod 2**64 for t < size (grown geometrically, kept for the process)."""
+    """Tables of at least `size` powers: the process's (grown geometrically up to _CACHED_POWERS) or, for
+    a longer document, its own."""
     global _powers, _inverse_powers
+    if size > _CACHED_POWERS:
+        return _tables(size)
     if len(_powers) < size:
-        size = max(size, 2 * len(_powers))
-        with np.errstate(over="ignore"):
-            _powers = np.cumprod(np.full(size, _BASE, dtype=np.uint64), dtype=np.uint64)
-            _inverse_powers = np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64), dtype=np.uint64)
-        # cumprod starts at BASE**1: shift to start at BASE**0
-        _powers = np.concatenate(([np.uint64(1)], _powers[:-1]))
-        _inverse_powers = np.concatenate(([np.uint64(1)], _inverse_powers[:-1]))
+        _powers, _inverse_powers = _tables(min(_CACHED_POWERS, max(size, 2 * len(_powers))))
     return _powers, _inverse_powers
 
 
