@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -111,8 +112,7 @@ def _is_child(proc: Path) -> bool:
 def run_measured(command: list[str], env: dict[str, str], log_path: Path) -> dict[str, Any]:
     """Run `command`; wall seconds (until the command exits), the CPU seconds of its whole process tree
     (RUSAGE_CHILDREN after every descendant is reaped) and the machine's busy CPU seconds over the run."""
-    tree = TreeCPU()
-    machine, wall = machine_cpu_seconds(), time.perf_counter()
+    tree, machine, wall = children_cpu_seconds(), machine_cpu_seconds(), time.perf_counter()
     with open(log_path, "w") as out:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=out, env=env, text=True)
         stdout, _ = child.communicate()
@@ -124,25 +124,14 @@ def run_measured(command: list[str], env: dict[str, str], log_path: Path) -> dic
                          f"{log_path.read_text()[-3000:]}")
     if left:
         log(f"warning: {left} descendant(s) of {command[0]} still running 15 s after it exited; not counted")
-    return {"wall_seconds": wall, "machine_cpu_seconds": machine, "cpu_seconds": tree.seconds(),
+    return {"wall_seconds": wall, "machine_cpu_seconds": machine, "cpu_seconds": children_cpu_seconds() - tree,
             "stdout": stdout}
 
 
-class TreeCPU:
-    """CPU seconds of reaped children of this process (RUSAGE_CHILDREN), read around one run."""
-
-    def __init__(self) -> None:
-        import resource
-
-        self._resource = resource
-        self._start = self._now()
-
-    def _now(self) -> float:
-        usage = self._resource.getrusage(self._resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-
-    def seconds(self) -> float:
-        return self._now() - self._start
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's reaped descendants so far (RUSAGE_CHILDREN)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tamis_env(args: argparse.Namespace) -> dict[str, str]:

@@ -38,23 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datatrove_process  # noqa: E402  (sets the offline environment variables on import)
 
 
-def _step_rows(stats_path: str) -> list[dict]:
-    with open(stats_path) as f:
-        stats = json.load(f)
-    rows = []
-    for step in stats:
-        values = step.get("stats", {})
-
-        def total(key: str, values: dict = values) -> float:
-            item = values.get(key)
-            return item.get("total", 0) if isinstance(item, dict) else (item or 0)
-
-        timing = step.get("time_stats")  # a bare 0 for a step that timed nothing
-        rows.append({"name": step["name"], "seconds": timing.get("total", 0) if isinstance(timing, dict) else 0,
-                     "stats": {k: total(k) for k in values}})
-    return rows
-
-
 def build_stages(args: argparse.Namespace) -> list[tuple[str, list, int]]:
     from datatrove.pipeline.dedup import (
         MinhashDedupBuckets,
@@ -126,7 +109,7 @@ def main() -> None:
         after = datatrove_process._cpu()
         report.append({"stage": name, "tasks": tasks, "wall_seconds": wall,
                        "cpu_seconds": sum(after[k] - cpu[k] for k in after),
-                       "steps": _step_rows(os.path.join(logs, "stats.json"))})
+                       "steps": datatrove_process.step_rows(os.path.join(logs, "stats.json"))})
     wall = time.perf_counter() - started
     output = sorted(Path(args.workdir, "output").glob("*.parquet"))
     ids: list[str] = []

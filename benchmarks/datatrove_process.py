@@ -76,6 +76,35 @@ def warm_url_lists() -> None:
                       "domains": len(url_filter.block_listed_domains)}))
 
 
+def step_rows(stats_path: str) -> list[dict]:
+    """Each step of a datatrove stats.json: name, seconds, documents in and out, and its stats' totals."""
+    with open(stats_path) as f:
+        stats = json.load(f)
+    steps = []
+    previous_out = 0
+    for step in stats:
+        values = step.get("stats", {})
+
+        def total(key: str, values: dict = values) -> float:
+            item = values.get(key)
+            return item.get("total", 0) if isinstance(item, dict) else (item or 0)
+
+        # readers count "documents", filters/extractors "total"/"forwarded"/"dropped"; steps that count nothing
+        # (the token counter) pass every document on, and the writer's "total" is what it wrote
+        docs_in = total("documents") or total("total") or previous_out
+        docs_out = total("documents") or total("forwarded") or (docs_in - total("dropped"))
+        previous_out = docs_out
+        timing = step.get("time_stats")  # a bare 0 for a step that timed nothing
+        steps.append({
+            "name": step["name"],
+            "seconds": timing.get("total", 0) if isinstance(timing, dict) else 0,
+            "docs_in": docs_in,
+            "docs_out": docs_out,
+            "stats": {k: total(k) for k in values},
+        })
+    return steps
+
+
 def build_pipeline(args: argparse.Namespace) -> list:
     from datatrove.data import DocumentsPipeline
     from datatrove.pipeline.base import PipelineStep
@@ -195,29 +224,7 @@ def main() -> None:
     wall = time.perf_counter() - wall
     cpu_after = _cpu()  # the extractor child and multiprocess's manager have been reaped by now
 
-    with open(os.path.join(logs, "stats.json")) as f:
-        stats = json.load(f)
-    steps = []
-    previous_out = 0
-    for step in stats:
-        values = step.get("stats", {})
-
-        def total(key: str, values: dict = values) -> float:
-            item = values.get(key)
-            return item.get("total", 0) if isinstance(item, dict) else (item or 0)
-
-        # readers count "documents", filters/extractors "total"/"forwarded"/"dropped"; steps that count nothing
-        # (the token counter) pass every document on, and the writer's "total" is what it wrote
-        docs_in = total("documents") or total("total") or previous_out
-        docs_out = total("documents") or total("forwarded") or (docs_in - total("dropped"))
-        previous_out = docs_out
-        steps.append({
-            "name": step["name"],
-            "seconds": step["time_stats"]["total"],
-            "docs_in": docs_in,
-            "docs_out": docs_out,
-            "stats": {k: total(k) for k in values},
-        })
+    steps = step_rows(os.path.join(logs, "stats.json"))
     cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
     print(json.dumps({
         "versions": {p: metadata.version(p) for p in ("datatrove", "trafilatura", "lxml", "warcio",

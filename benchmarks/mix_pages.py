@@ -48,13 +48,22 @@ def real_pages() -> list[tuple[str, bytes]]:
     return pages
 
 
-def is_english(model: fasttext.FastText._FastText, payload: bytes) -> bool:
+def page_html(payload: bytes) -> str:
+    """A page's HTML as text: UTF-8 when it decodes, else Latin-1 (every byte a character)."""
     try:
-        html = payload.decode("utf-8")
+        return payload.decode("utf-8")
     except UnicodeDecodeError:
-        html = payload.decode("latin-1")
-    text = trafilatura.extract(html, favor_precision=True, include_comments=False, deduplicate=False) or ""
-    labels, _ = model.predict(text.replace("\n", " ")[:20000] or " ", k=1)
+        return payload.decode("latin-1")
+
+
+def trafilatura_text(payload: bytes) -> str:
+    """trafilatura's text of a page with FineWeb's settings, without the cross-page deduplicate cache."""
+    return trafilatura.extract(page_html(payload), favor_precision=True, include_comments=False,
+                               deduplicate=False) or ""
+
+
+def is_english(model: fasttext.FastText._FastText, payload: bytes) -> bool:
+    labels, _ = model.predict(trafilatura_text(payload).replace("\n", " ")[:20000] or " ", k=1)
     return labels[0] == "__label__en"
 
 

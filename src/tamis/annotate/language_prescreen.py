@@ -32,14 +32,15 @@ class Reasons:
     UNLIKELY_LANGUAGE = "unlikely_language"
 
 
-def visible_text(html: str) -> str:
-    """Cheap page text for language ID: resiliparse if available, else lxml's text without scripts/styles."""
+def visible_text(html: str, max_chars: int | None = MAX_CHARS) -> str:
+    """Cheap page text for language ID: resiliparse if available, else lxml's text without scripts/styles;
+    its first `max_chars` characters (None: all of it)."""
     try:
         from resiliparse.extract.html2text import extract_plain_text
     except ImportError:
         extract_plain_text = None
     if extract_plain_text is not None:
-        return extract_plain_text(html[:MAX_HTML_CHARS], main_content=False, alt_texts=False)[:MAX_CHARS]
+        return extract_plain_text(html[:MAX_HTML_CHARS], main_content=False, alt_texts=False)[:max_chars]
     import lxml.html
     from lxml import etree
 
@@ -49,7 +50,7 @@ def visible_text(html: str) -> str:
         return ""
     for element in tree.iter("script", "style", "noscript"):
         element.text = ""
-    return " ".join(tree.text_content().split())[:MAX_CHARS]
+    return " ".join(tree.text_content().split())[:max_chars]
 
 
 @register_step("language_prescreen")
@@ -80,9 +81,12 @@ class LanguagePrescreen(Filter):
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         htmls = batch["html"] if "html" in batch else [None] * len(batch)
-        reasons: list[str | None] = [None] * len(batch)
-        todo = [(i, visible_text(html).replace("\n", " ")) for i, html in enumerate(htmls) if html]
-        todo = [(i, text) for i, text in todo if text.strip()]
+        return self.reasons_for_texts([visible_text(html).replace("\n", " ") if html else "" for html in htmls])
+
+    def reasons_for_texts(self, texts: list[str]) -> list[str | None]:
+        """The drop reason (or None) for each page's cheap text; a blank text is never dropped."""
+        reasons: list[str | None] = [None] * len(texts)
+        todo = [(i, text) for i, text in enumerate(texts) if text.strip()]
         if not todo:
             return reasons
         labels, scores = self._model().predict([text for _, text in todo], k=-1, threshold=self.threshold)

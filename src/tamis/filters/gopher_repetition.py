@@ -191,17 +191,18 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
         if self.language_config is not None:
             return self._filter_batch_per_language(batch)
         words = batch.derived(WORDS, split_words)
-        results = [self.measure_and_decide(text, doc_words) for text, doc_words in zip(batch["text"], words,
-                                                                                        strict=True)]
-        for name in FEATURES:
-            batch.set_column(feature_column(name), [measured[name] for measured, _ in results])
-        return [reason for _, reason in results]
+        return _publish(batch, [self.measure_and_decide(text, doc_words)
+                                for text, doc_words in zip(batch["text"], words, strict=True)])
 
     def _filter_batch_per_language(self, batch: DocBatch) -> list[str | None]:
         _, steps = self._language_steps(batch)
         words = language_words(batch)
-        results = [self.measure_and_decide(text, doc_words, step)
-                   for step, text, doc_words in zip(steps, batch["text"], words, strict=True)]
-        for name in FEATURES:
-            batch.set_column(feature_column(name), [measured[name] for measured, _ in results])
-        return [reason for _, reason in results]
+        return _publish(batch, [self.measure_and_decide(text, doc_words, step)
+                                for step, text, doc_words in zip(steps, batch["text"], words, strict=True)])
+
+
+def _publish(batch: DocBatch, results: list[tuple[dict[str, float | None], str | None]]) -> list[str | None]:
+    """Set each FEATURES column of `batch` from the measured values; the reasons to drop, in batch order."""
+    for name in FEATURES:
+        batch.set_column(feature_column(name), [measured[name] for measured, _ in results])
+    return [reason for _, reason in results]

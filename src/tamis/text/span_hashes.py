@@ -12,6 +12,8 @@ the answer exact whatever the collisions (they only cost time).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 #: odd base of the polynomial hash; its inverse mod 2**64 exists because it is odd
@@ -94,9 +96,7 @@ def duplicated_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = 
     if not positions:
         return 0
     keys = {i: "".join(words[i : i + n]) for i in positions}
-    counts: dict[str, int] = {}
-    for key in keys.values():
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(keys.values())
     seen: set[str] = set()
     chars = 0
     resume = 0
