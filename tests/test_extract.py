@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trafilatura
 from conftest import WARC_DIR
 
@@ -77,6 +78,32 @@ def test_factory_that_fails_is_a_clear_error() -> None:
         assert "failed to start" in str(exc)
     else:
         raise AssertionError("a factory that fails must be reported")
+
+
+def test_started_child_gets_ready_in_the_background_and_a_reset_before_ready_keeps_it() -> None:
+    """`start()` returns before the child has imported its extractor; the first page waits for it."""
+    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
+    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 1.0)
+    began = time.monotonic()
+    sandbox.start()
+    assert time.monotonic() - began < 0.5 and sandbox._starting  # trafilatura's import takes longer than this
+    child = sandbox._process.pid
+    sandbox.reset()  # a fresh child has no state: nothing sent, nothing waited for
+    sandbox.start()  # already running: the same child
+    html = pages("dolma_sample-0001.warc.gz")[0]
+    plain = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 1.0)
+    text = sandbox.extract(html)
+    assert text and text == plain.extract(html)
+    assert sandbox._process.pid == child and not sandbox._starting
+    sandbox.close()
+    plain.close()
+
+
+def test_factory_that_fails_after_an_early_start_is_a_clear_error() -> None:
+    sandbox = ExtractionSandbox("time:sleep", {}, timeout=0.5)
+    sandbox.start()
+    with pytest.raises(RuntimeError, match="failed to start"):
+        sandbox.extract("x")
 
 
 def test_a_blocked_child_hits_the_wall_clock_ceiling() -> None:

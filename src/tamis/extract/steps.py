@@ -42,7 +42,7 @@ class SandboxedExtractor(Extractor):
         return sandbox
 
     def setup(self) -> None:
-        self._sandbox()
+        self._sandbox().start()  # the child gets ready while the later steps set up
 
     def start_input(self) -> None:
         """Called at the start of each input and state block: trafilatura's `deduplicate` cache (and any other
