@@ -109,8 +109,7 @@ class ExtractionSandbox:
 
     def _ready_process(self) -> subprocess.Popen[bytes]:
         """The running child, ready for a page: started (and waited for) if there is none."""
-        if self._process is None or self._process.poll() is not None:
-            self.start()
+        self.start()  # a no-op while the child is alive
         self._await_ready()
         assert self._process is not None
         return self._process
