@@ -41,7 +41,7 @@ def main() -> None:
         labels, scores = model.predict(text.replace("\n", " "), k=1) if text else ([""], [0.0])
         kept.append(labels[0] == "__label__en" and scores[0] > 0.65)
     print(f"{len(payloads)} pages; English above 0.65 on trafilatura's text: {sum(kept)}")
-    cheap = [visible_text(mix_pages.page_html(payload), max_chars=None).replace("\n", " ") for payload in payloads]
+    cheap = [visible_text(mix_pages.page_html(payload), max_chars=None) for payload in payloads]
 
     def variant(name: str, cut: Callable[[str], str], threshold: float = 0.05) -> None:
         texts = [cut(text) for text in cheap]

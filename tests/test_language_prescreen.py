@@ -50,6 +50,15 @@ def test_cheap_text_is_visible_text_only() -> None:
     assert "Hello there" in text and "hidden" not in text
 
 
+def test_cheap_text_is_one_line_of_the_same_length() -> None:
+    """fastText's predict refuses newlines; replacing them keeps the 2,000-character cut where it was."""
+    paragraphs = "".join(f"<p>paragraph number {i} of a long page</p>" for i in range(200))
+    html = f"<html><body>{paragraphs}</body></html>"
+    text = visible_text(html)
+    assert "\n" not in text and "paragraph number 3 of" in text
+    assert len(text) == len(visible_text(html, max_chars=None)[:2_000]) == 2_000
+
+
 def test_bad_parameters_fail_naming_the_field() -> None:
     with pytest.raises(ValueError, match="languages"):
         LanguagePrescreen(languages=[])

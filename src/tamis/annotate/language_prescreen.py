@@ -34,13 +34,14 @@ class Reasons:
 
 def visible_text(html: str, max_chars: int | None = MAX_CHARS) -> str:
     """Cheap page text for language ID: resiliparse if available, else lxml's text without scripts/styles;
-    its first `max_chars` characters (None: all of it)."""
+    its first `max_chars` characters (None: all of it), on one line (fastText's predict refuses newlines)."""
     try:
         from resiliparse.extract.html2text import extract_plain_text
     except ImportError:
         extract_plain_text = None
     if extract_plain_text is not None:
-        return extract_plain_text(html[:MAX_HTML_CHARS], main_content=False, alt_texts=False)[:max_chars]
+        text = extract_plain_text(html[:MAX_HTML_CHARS], main_content=False, alt_texts=False)[:max_chars]
+        return text.replace("\n", " ")
     import lxml.html
     from lxml import etree
 
@@ -81,7 +82,7 @@ class LanguagePrescreen(Filter):
 
     def filter_batch(self, batch: DocBatch) -> list[str | None]:
         htmls = batch["html"] if "html" in batch else [None] * len(batch)
-        return self.reasons_for_texts([visible_text(html).replace("\n", " ") if html else "" for html in htmls])
+        return self.reasons_for_texts([visible_text(html) if html else "" for html in htmls])
 
     def reasons_for_texts(self, texts: list[str]) -> list[str | None]:
         """The drop reason (or None) for each page's cheap text; a blank text is never dropped."""
