@@ -226,3 +226,32 @@ def test_an_unsafe_ray_temp_folder_is_refused_or_tightened(tmp_path: Path, monke
             private_base_dir()
     finally:
         os.rmdir(short)
+
+
+MONITOR_SCRIPT = """\
+import ray
+from ray._private import ray_constants
+from tamis.engine import ray_runtime
+
+ray_runtime.connect(num_cpus=1)
+processes = ray._private.worker._global_node.all_processes
+monitor = processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
+gcs = processes[ray_constants.PROCESS_TYPE_GCS_SERVER][0].process
+stopped = ray_runtime.stop_autoscaler_monitor()
+print("stopped", stopped, "monitor", monitor.poll(), "gcs", gcs.poll(), "task", ray.get(ray.remote(lambda: 7).remote()))
+ray_runtime.disconnect()
+print("after", gcs.poll() is not None, ray.is_initialized())
+"""
+
+
+def test_the_embedded_rays_monitor_is_stopped_first_and_ray_keeps_working(tmp_path: Path) -> None:
+    """disconnect() kills the autoscaler monitor before ray.shutdown() (else shutdown waits out Ray's 1 s grace
+    for it); the embedded Ray still runs tasks without it, and shuts down cleanly after."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
+    done = subprocess.run([sys.executable, "-c", MONITOR_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[-2] == "stopped True monitor -9 gcs None task 7", done.stdout
+    assert lines[-1] == "after True False", done.stdout
