@@ -11,6 +11,7 @@ An address (`--address`, RAY_ADDRESS) joins that cluster instead, with Ray's own
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import secrets
 import shutil
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
+
+logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 TOKEN_FILE = "auth_token"
@@ -220,16 +223,21 @@ def stop_autoscaler_monitor() -> bool:
     Why: `ray.shutdown()` stops the GCS before the monitor, then SIGTERMs the monitor, whose handler tries to
     report its own end to the GCS that is gone and so never exits within Ray's one-second grace period: 1.0 of
     the 1.4 s shutdown on the 2-core machine (docs/extraction.md), in every run. A local Ray of fixed size has
-    nothing for the autoscaler to do and the monitor holds nothing to flush, so it is killed first.
+    nothing for the autoscaler to do and the monitor holds nothing to flush, so it is killed first. These are
+    Ray's private internals: if a Ray version lacks them, nothing is done and the shutdown is only slower.
     """
     from ray._private import ray_constants
 
     node = getattr(ray._private.worker, "_global_node", None)
     processes = getattr(node, "all_processes", None) or {}
-    monitors = processes.get(ray_constants.PROCESS_TYPE_MONITOR)
-    if not monitors:
+    kill_monitor = getattr(node, "kill_monitor", None)
+    if not processes.get(getattr(ray_constants, "PROCESS_TYPE_MONITOR", "monitor")) or kill_monitor is None:
         return False
-    node.kill_monitor(check_alive=False)
+    try:
+        kill_monitor(check_alive=False)
+    except Exception as exc:  # noqa: BLE001 - a speed-up only: ray.shutdown() still stops it
+        logger.debug("could not stop Ray's autoscaler monitor before shutdown: %r", exc)
+        return False
     return True
 
 
