@@ -237,21 +237,30 @@ ray_runtime.connect(num_cpus=1)
 processes = ray._private.worker._global_node.all_processes
 monitor = processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
 gcs = processes[ray_constants.PROCESS_TYPE_GCS_SERVER][0].process
-stopped = ray_runtime.stop_autoscaler_monitor()
-print("stopped", stopped, "monitor", monitor.poll(), "gcs", gcs.poll(), "task", ray.get(ray.remote(lambda: 7).remote()))
+real_shutdown = ray.shutdown
+
+
+def observed_shutdown(*args, **kwargs):
+    # what disconnect() has done by the time it calls Ray's shutdown, and whether Ray still works then
+    task = ray.get(ray.remote(lambda: 7).remote())
+    print("at shutdown: monitor", monitor.poll(), "gcs", gcs.poll(), "task", task)
+    real_shutdown(*args, **kwargs)
+
+
+ray.shutdown = observed_shutdown
 ray_runtime.disconnect()
-print("after", gcs.poll() is not None, ray.is_initialized())
+print("after: gcs stopped", gcs.poll() is not None, "initialized", ray.is_initialized())
 """
 
 
-def test_the_embedded_rays_monitor_is_stopped_first_and_ray_keeps_working(tmp_path: Path) -> None:
+def test_disconnect_stops_the_embedded_rays_monitor_first_and_ray_keeps_working(tmp_path: Path) -> None:
     """disconnect() kills the autoscaler monitor before ray.shutdown() (else shutdown waits out Ray's 1 s grace
-    for it); the embedded Ray still runs tasks without it, and shuts down cleanly after."""
+    for it, the GCS being gone); the embedded Ray still runs tasks without it, and shuts down cleanly after."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
            "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
     done = subprocess.run([sys.executable, "-c", MONITOR_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[-2] == "stopped True monitor -9 gcs None task 7", done.stdout
-    assert lines[-1] == "after True False", done.stdout
+    assert lines[-2] == "at shutdown: monitor -9 gcs None task 7", done.stdout
+    assert lines[-1] == "after: gcs stopped True initialized False", done.stdout
