@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -131,3 +132,57 @@ def test_resiliparse_extracts_text() -> None:
     out, counters = run_step(ResiliparseExtractor(), htmls)
     assert len(out) >= len(htmls) - 2
     assert all(text.strip() for text in out["text"])
+
+
+def _one_by_one(sandbox: ExtractionSandbox, htmls: list[str]) -> list:
+    results = []
+    for html in htmls:
+        try:
+            results.append(sandbox.extract(html))
+        except (ExtractionTimeout, ExtractorCrashed) as exc:
+            results.append(type(exc))
+    return results
+
+
+def test_pages_queued_behind_a_timeout_go_to_the_new_child_and_match_one_by_one() -> None:
+    """extract_many writes the next page while the child extracts; after a timeout the page already queued
+    is sent again to a fresh child, so every page's result is what `extract` gives one page at a time."""
+    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
+    monster = f"<html><body>{paragraphs}</body></html>"
+    real = pages("dolma_sample-0001.warc.gz")[:8]
+    htmls = real[:3] + [monster] + real[3:] + [monster, real[0]]
+    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
+    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.2)
+    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.2)
+    try:
+        got = [r if not isinstance(r, Exception) else type(r) for r in many.extract_many(htmls)]
+        expected = _one_by_one(one, htmls)
+    finally:
+        many.close()
+        one.close()
+    assert got == expected
+    assert got.count(ExtractionTimeout) == 2 and sum(isinstance(r, str) for r in got) >= 5
+
+
+def test_pages_larger_than_the_pipe_go_through_in_both_directions() -> None:
+    """Several-MB pages (far above a pipe's 64 KiB) written while the child replies with large texts."""
+    real = pages("dolma_sample-0000.warc.gz")[:4]
+    padding = "<!-- " + "x" * (6 * 2**20) + " -->"
+    long_text = "".join(f"<p>Paragraph {i} says something different from the others.</p>" for i in range(3000))
+    big = [real[0].replace("</body>", padding + "</body>", 1),
+           f"<html><body><article>{long_text}</article></body></html>", padding + real[1], real[2], real[3] + padding]
+    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
+    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
+    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
+    got: list = []
+    worker = threading.Thread(target=lambda: got.extend(many.extract_many(big)), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=120)  # a deadlock (both sides blocked writing) fails here instead of hanging
+        assert not worker.is_alive(), "extract_many deadlocked on pages larger than the pipe"
+        expected = _one_by_one(one, big)
+    finally:
+        many.close()
+        one.close()
+    assert got == expected
+    assert len(got[1]) > 100_000  # a reply far larger than the pipe

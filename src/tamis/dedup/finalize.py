@@ -23,8 +23,8 @@ from tamis.dedup.components import members_of_shard
 from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import DOC_MASK, ROW_MASK
+from tamis.engine.chain import run_steps
 from tamis.engine.removed import RemovedWriter
-from tamis.engine.task import run_steps
 from tamis.io.parquet import ParquetWriter, PartitionedShards
 from tamis.io.storage import filesystem
 from tamis.pipeline.spec import StepSpec

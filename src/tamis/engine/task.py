@@ -19,6 +19,7 @@ from typing import Any
 
 from tamis.batch import DocBatch
 from tamis.engine import layout
+from tamis.engine.chain import StepChain
 from tamis.engine.commits import compact_record
 from tamis.engine.memory import TaskMemoryExceeded, memory_ceiling, release_free_memory
 from tamis.engine.metrics import MetricsReporter
@@ -31,10 +32,10 @@ from tamis.io.retry import with_retries
 from tamis.io.storage import filesystem, write_json
 from tamis.pipeline.spec import PipelineSpec
 from tamis.stats.counters import TaskCounters
-from tamis.stats.histograms import FEATURE_PREFIX, HistogramSet
+from tamis.stats.histograms import HistogramSet
 from tamis.stats.languages import LanguageBreakdown
 from tamis.stats.observe import observe, observe_output
-from tamis.steps.base import Annotator, Formatter, Reader, Step, StepContext
+from tamis.steps.base import Reader, Step, StepContext
 
 log = logging.getLogger(__name__)
 WRITER_STEP = "write"
@@ -169,38 +170,48 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     partitioned = writer_step.partition_by != "dump" and not options.shard_subdir
     last_report, reported_docs, reported_bytes = time.monotonic(), 0, 0
     block = None
+    chain = StepChain(steps, step_counters, contexts, histograms, by_language)
+
+    def write(batch: DocBatch) -> None:
+        nonlocal shard
+        observe_output(histograms, languages, batch)
+        by_language.output(batch)
+        with write_counters.timed():
+            if shard is None and partitioned:
+                shard = PartitionedShards(writer_step, fs, root, f"part-{ident}.parquet")
+            elif shard is None:
+                shard_root = posixpath.join(root, options.shard_subdir) if options.shard_subdir else root
+                shard = writer_step.open(fs, layout.shard_path(shard_root, batch["dump"][0], ident))
+            write_counters.docs_in += len(batch)
+            shard.write(batch)
+            write_counters.docs_out += len(batch)
+
     try:
         for batch in reader.iter_batches(input_path, reader_counters, options.limit, unit.byte_range):
             if block is not None and batch.block != block:
+                for finished in chain.drain():
+                    write(finished)
                 for _, step in steps:
                     step.start_input()  # a new state block (Reader.state_block_bytes) starts afresh
                 release_free_memory()
             block = batch.block
-            batch = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
-            if len(batch):
-                observe_output(histograms, languages, batch)
-                by_language.output(batch)
-                with write_counters.timed():
-                    if shard is None and partitioned:
-                        shard = PartitionedShards(writer_step, fs, root, f"part-{ident}.parquet")
-                    elif shard is None:
-                        shard_root = posixpath.join(root, options.shard_subdir) if options.shard_subdir else root
-                        shard = writer_step.open(fs, layout.shard_path(shard_root, batch["dump"][0], ident))
-                    write_counters.docs_in += len(batch)
-                    shard.write(batch)
-                    write_counters.docs_out += len(batch)
+            for finished in chain.feed(batch):
+                write(finished)
             if progress is not None and time.monotonic() - last_report >= options.progress_every:
                 docs = reader_counters.docs_out
                 read = reader_counters.events.get("bytes_read", 0)
                 progress.add.remote(docs - reported_docs, read - reported_bytes)
                 reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
                 metrics.report()
+        for finished in chain.drain():
+            write(finished)
         with write_counters.timed():
             committed = shard.commit() if shard is not None else None
             parts = committed if isinstance(committed, list) else []
             written = None if isinstance(committed, list) else committed
             removed_written = removed.commit()
     except BaseException:
+        chain.close()
         if shard is not None:
             shard.abort()
         removed.abort()
@@ -234,26 +245,3 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
                             finished=ident)
     metrics.report()
     return {**record, "histograms": summary["histograms"]}
-
-
-def run_steps(batch: DocBatch, steps: list[tuple[str, Step]], counters: list, contexts: list[StepContext],
-               histograms: HistogramSet, by_language: LanguageBreakdown | None = None) -> DocBatch:
-    for (name, step), step_counters, ctx in zip(steps, counters, contexts, strict=True):
-        step_counters.docs_in += len(batch)
-        labelled = "language" in batch
-        if by_language is not None and labelled:
-            by_language.step_in(name, batch)
-        with step_counters.timed():
-            batch = step.process(batch, ctx)
-        step_counters.docs_out += len(batch)
-        if by_language is not None:
-            by_language.step_out(name, batch)
-            if not labelled and "language" in batch:
-                by_language.labelled_by(name)
-        if not isinstance(step, (Annotator, Formatter)):
-            observe(histograms, name, "kept", batch)
-        for column in [c for c in batch.columns if c.startswith(FEATURE_PREFIX)]:
-            batch.drop_column(column)
-        if not len(batch):
-            break
-    return batch

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 _HEADER = struct.Struct("!Q")
@@ -30,9 +31,13 @@ class ExtractorCrashed(Exception):
     """The child died while extracting the page (crash, out of memory)."""
 
 
-def _write_message(fd: int, obj: Any) -> None:
+def _encode(obj: Any) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def _write_message(fd: int, obj: Any) -> None:
+    view = memoryview(_encode(obj))
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -115,41 +120,83 @@ class ExtractionSandbox:
         return self._process
 
     def extract(self, html: str) -> str | None:
-        process = self._ready_process()
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            _write_message(process.stdin.fileno(), ("extract", html))
-            status, value, self._child_cpu = self._await_reply(process.stdout.fileno())
-        except ExtractionTimeout:
-            self.close()
-            raise
-        except (ExtractorCrashed, BrokenPipeError, OSError) as exc:
-            self.close()
-            raise ExtractorCrashed(str(exc)) from exc
-        if status == "error":
-            return None
-        return value
+        """The page's text (None when the extractor fails on it); raises ExtractionTimeout / ExtractorCrashed."""
+        (result,) = self.extract_many([html])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def _await_reply(self, fd: int) -> Any:
-        """Wait for the reply while the child has used less than `timeout` seconds of CPU.
+    def extract_many(self, htmls: Sequence[str]) -> list[str | None | ExtractionTimeout | ExtractorCrashed]:
+        """Each page's text (None when the extractor fails on it), or the ExtractionTimeout / ExtractorCrashed
+        it ended with; pages go through the child one at a time, in order, exactly as `extract` sends them.
+
+        The next page is written while the child works on the current one, so the child never waits for
+        this process between pages, even when this process is busy elsewhere (the task runs the other
+        steps while extraction runs in a thread: engine.chain). After a timeout or a crash the child is
+        replaced and the pages queued behind the failed one are sent again, to the new child.
+        """
+        results: list[str | None | ExtractionTimeout | ExtractorCrashed] = []
+        while len(results) < len(htmls):
+            failure = self._extract_in_order(htmls, results)
+            if failure is not None:
+                self.close()
+                results.append(failure)
+        return results
+
+    def _extract_in_order(self, htmls: Sequence[str], results: list) -> ExtractionTimeout | ExtractorCrashed | None:
+        """Extract pages from `len(results)` on, appending each reply; stops at the first page that times out
+        or crashes the child and returns its error (the caller replaces the child).
 
         The limit is on the child's CPU time, not the wall clock, so that a busy machine (other tasks on
         the same cores) does not turn slow pages into timeouts: which pages are dropped stays the same
         whatever the number of workers. A wall-clock ceiling still catches a child that blocks.
         """
-        # The child reports its CPU time with every reply and idles between pages, so its last report is its
-        # CPU time at the start of this page: the fast path (a reply within `timeout`) reads nothing from /proc.
-        cpu_start = self._child_cpu
-        wall_deadline = time.monotonic() + max(self.wall_factor * self.timeout, self.timeout + 5.0)
-        cpu_left = self.timeout
-        while True:
-            # CPU time never runs faster than the wall clock, so waiting `cpu_left` cannot overshoot
-            wait = min(max(cpu_left, 0.0), wall_deadline - time.monotonic())
-            if cpu_left <= 0 or wait <= 0:
-                raise ExtractionTimeout()
-            if select.select([fd], [], [], wait)[0]:
-                return _read_message(fd, None)
-            cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
+        process = self._ready_process()
+        assert process.stdin is not None and process.stdout is not None
+        in_fd, out_fd = process.stdin.fileno(), process.stdout.fileno()
+        unwritten = memoryview(b"")  # the rest of the page being written to the child's pipe
+        next_page = len(results)
+        child_reads = True  # False once a write failed: the child is gone, its last replies may still be read
+
+        def queue_next() -> None:
+            nonlocal unwritten, next_page
+            # at most two pages in the child's hands: the one it extracts and the next one
+            if child_reads and not unwritten and next_page < len(htmls) and next_page - len(results) < 2:
+                unwritten = memoryview(_encode(("extract", htmls[next_page])))
+                next_page += 1
+
+        os.set_blocking(in_fd, False)
+        try:
+            while len(results) < len(htmls):
+                queue_next()
+                # the child idles between pages, so its CPU time at its last reply is this page's start
+                cpu_start = self._child_cpu
+                wall_deadline = time.monotonic() + max(self.wall_factor * self.timeout, self.timeout + 5.0)
+                cpu_left = self.timeout
+                while True:
+                    # CPU time never runs faster than the wall clock, so waiting `cpu_left` cannot overshoot
+                    wait = min(max(cpu_left, 0.0), wall_deadline - time.monotonic())
+                    if cpu_left <= 0 or wait <= 0:
+                        return ExtractionTimeout()
+                    readable, writable, _ = select.select([out_fd], [in_fd] if unwritten else [], [], wait)
+                    if writable:
+                        try:
+                            unwritten = unwritten[os.write(in_fd, unwritten):]
+                        except BlockingIOError:
+                            pass
+                        except OSError:  # the child is gone; what it has written can still be read
+                            unwritten, child_reads = memoryview(b""), False
+                        queue_next()
+                    if readable:
+                        break
+                    cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
+                status, value, self._child_cpu = _read_message(out_fd, None)
+                results.append(None if status == "error" else value)
+        except (ExtractorCrashed, OSError) as exc:
+            return ExtractorCrashed(str(exc))
+        finally:
+            os.set_blocking(in_fd, True)
+        return None
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the live child (a finished child's time is in RUSAGE_CHILDREN)."""

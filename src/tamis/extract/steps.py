@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from tamis.batch import DocBatch
 from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed
-from tamis.steps.base import Extractor, StepContext, drop_documents
+from tamis.steps.base import Extractor, OverlappedStep, StepContext, drop_documents
 from tamis.steps.registry import register_step
 
 # One sandbox per distinct configuration per worker process, reused by every task that worker runs.
@@ -24,7 +24,7 @@ class Reasons:
     NO_TEXT = "no_text"
 
 
-class SandboxedExtractor(Extractor):
+class SandboxedExtractor(Extractor, OverlappedStep):
     """Runs an engine in the extraction sandbox; documents that already have text (WET) pass through."""
 
     engine: ClassVar[str] = ""
@@ -49,28 +49,29 @@ class SandboxedExtractor(Extractor):
         state of the extractor) must not carry documents of another file or block into this one's results."""
         self._sandbox().reset()
 
-    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
-        sandbox = self._sandbox()
-        texts = list(batch["text"])
-        reasons: list[str | None] = []
-        for i, html in enumerate(batch["html"]):
+    def compute(self, batch: DocBatch) -> list[tuple[str, str | None]]:
+        """Each document's (text, drop reason or None), from the sandbox; pages without HTML keep their text."""
+        htmls = [html for html in batch["html"] if html is not None]
+        extracted = iter(self._sandbox().extract_many(htmls))
+        outcomes: list[tuple[str, str | None]] = []
+        for html, text in zip(batch["html"], batch["text"], strict=True):
             if html is None:
-                reasons.append(None if texts[i] else Reasons.NO_TEXT)
+                outcomes.append((text, None if text else Reasons.NO_TEXT))
                 continue
-            try:
-                text = sandbox.extract(html)
-            except ExtractionTimeout:
-                reasons.append(Reasons.TIMEOUT)
-                continue
-            except ExtractorCrashed:
-                reasons.append(Reasons.CRASHED)
-                continue
-            text = text.strip() if text else ""
-            texts[i] = text
-            reasons.append(None if text else Reasons.NO_TEXT)
-        batch.set_column("text", texts)
+            result = next(extracted)
+            if isinstance(result, ExtractionTimeout):
+                outcomes.append((text, Reasons.TIMEOUT))
+            elif isinstance(result, ExtractorCrashed):
+                outcomes.append((text, Reasons.CRASHED))
+            else:
+                result = result.strip() if result else ""
+                outcomes.append((result, None if result else Reasons.NO_TEXT))
+        return outcomes
+
+    def apply(self, batch: DocBatch, result: list[tuple[str, str | None]], ctx: StepContext) -> DocBatch:
+        batch.set_column("text", [text for text, _ in result])
         batch.drop_column("html")
-        return drop_documents(batch, reasons, ctx)
+        return drop_documents(batch, [reason for _, reason in result], ctx)
 
 
 @register_step("trafilatura")

@@ -80,6 +80,28 @@ class Step:
         return f"{type(self).__name__}({args})"
 
 
+class OverlappedStep(Step):
+    """A step whose work runs in another process (the extraction sandbox), so it can overlap this one's.
+
+    The task hands `compute` one batch in a background thread while its own thread runs the other steps
+    on the batches before and after it (engine.chain); batches still go through `compute` one at a time
+    and in order, so a stateful engine (trafilatura's `deduplicate` cache) sees what it would see
+    without the overlap, and the output is the same. `apply` then counts and drops, in the task's thread.
+    """
+
+    def compute(self, batch: DocBatch) -> Any:
+        """The work on one batch. Runs in a background thread: it reads the batch and changes nothing
+        else (no counters, no removed documents, no columns); what it returns goes to `apply`."""
+        raise NotImplementedError
+
+    def apply(self, batch: DocBatch, result: Any, ctx: StepContext) -> DocBatch:
+        """`compute`'s result applied to its batch (new columns, drops), in the task's thread."""
+        raise NotImplementedError
+
+    def process(self, batch: DocBatch, ctx: StepContext) -> DocBatch:
+        return self.apply(batch, self.compute(batch), ctx)
+
+
 class Reader(Step):
     """Turns one input (a file, or a byte range of it) into bounded batches of documents."""
 
