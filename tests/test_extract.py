@@ -186,3 +186,24 @@ def test_pages_larger_than_the_pipe_go_through_in_both_directions() -> None:
         one.close()
     assert got == expected
     assert len(got[1]) > 100_000  # a reply far larger than the pipe
+
+
+def test_the_limit_is_per_page_however_many_pages_a_list_holds() -> None:
+    """Each page gets the whole limit: a list's pages together may use many times it (the limit is counted
+    from the child's CPU time at the reply before each page, not at the start of the list)."""
+    htmls = pages("dolma_sample-0001.warc.gz") * 2  # 30 pages, 4-37 ms of CPU each on the 2-core machine
+    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
+    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.1)
+    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
+    try:
+        many.extract("<html><body><p>ready</p></body></html>")
+        cpu_before = many._child_cpu
+        got = many.extract_many(htmls)
+        list_cpu = many._child_cpu - cpu_before
+        expected = _one_by_one(one, htmls)
+    finally:
+        many.close()
+        one.close()
+    assert list_cpu > 2 * many.timeout  # the list as a whole is far over the limit, so a per-list count fails
+    assert not any(isinstance(r, Exception) for r in got)
+    assert got == expected
