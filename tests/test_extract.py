@@ -16,6 +16,13 @@ from tamis.readers.warc import WarcReader
 from tamis.stats.counters import StepCounters
 from tamis.steps.base import StepContext
 
+# FineWeb's settings for the plain (no fast path) engine, as the sandbox tests drive it
+FINEWEB_PARAMS = {"favor_precision": True, "include_comments": False, "deduplicate": True}
+
+
+def trafilatura_sandbox(timeout: float) -> ExtractionSandbox:
+    return ExtractionSandbox("tamis.extract.trafilatura_engine:build", FINEWEB_PARAMS, timeout)
+
 
 def pages(name: str) -> list[str]:
     batches = WarcReader().iter_batches(str(WARC_DIR / name), StepCounters())
@@ -83,8 +90,7 @@ def test_factory_that_fails_is_a_clear_error() -> None:
 
 def test_started_child_gets_ready_in_the_background_and_a_reset_before_ready_keeps_it() -> None:
     """`start()` returns before the child has imported its extractor; the first page waits for it."""
-    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
-    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 1.0)
+    sandbox = trafilatura_sandbox(1.0)
     began = time.monotonic()
     sandbox.start()
     assert time.monotonic() - began < 0.5 and sandbox._starting  # trafilatura's import takes longer than this
@@ -92,7 +98,7 @@ def test_started_child_gets_ready_in_the_background_and_a_reset_before_ready_kee
     sandbox.reset()  # a fresh child has no state: nothing sent, nothing waited for
     sandbox.start()  # already running: the same child
     html = pages("dolma_sample-0001.warc.gz")[0]
-    plain = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 1.0)
+    plain = trafilatura_sandbox(1.0)
     text = sandbox.extract(html)
     assert text and text == plain.extract(html)
     assert sandbox._process.pid == child and not sandbox._starting
@@ -109,8 +115,7 @@ def test_factory_that_fails_after_an_early_start_is_a_clear_error() -> None:
 
 def test_a_blocked_child_hits_the_wall_clock_ceiling() -> None:
     """A child that blocks uses no CPU; the wall-clock ceiling must still end the wait."""
-    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build",
-                                {"favor_precision": True, "include_comments": False, "deduplicate": True}, 0.05)
+    sandbox = trafilatura_sandbox(0.05)
     sandbox.wall_factor = 2.0
     sandbox.extract("<html><body><p>ready</p></body></html>")
     import os
@@ -151,9 +156,8 @@ def test_pages_queued_behind_a_timeout_go_to_the_new_child_and_match_one_by_one(
     monster = f"<html><body>{paragraphs}</body></html>"
     real = pages("dolma_sample-0001.warc.gz")[:8]
     htmls = real[:3] + [monster] + real[3:] + [monster, real[0]]
-    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
-    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.2)
-    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.2)
+    many = trafilatura_sandbox(0.2)
+    one = trafilatura_sandbox(0.2)
     try:
         got = [r if not isinstance(r, Exception) else type(r) for r in many.extract_many(htmls)]
         expected = _one_by_one(one, htmls)
@@ -171,9 +175,8 @@ def test_pages_larger_than_the_pipe_go_through_in_both_directions() -> None:
     long_text = "".join(f"<p>Paragraph {i} says something different from the others.</p>" for i in range(3000))
     big = [real[0].replace("</body>", padding + "</body>", 1),
            f"<html><body><article>{long_text}</article></body></html>", padding + real[1], real[2], real[3] + padding]
-    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
-    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
-    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
+    many = trafilatura_sandbox(30.0)
+    one = trafilatura_sandbox(30.0)
     got: list = []
     worker = threading.Thread(target=lambda: got.extend(many.extract_many(big)), daemon=True)
     try:
@@ -192,9 +195,8 @@ def test_the_limit_is_per_page_however_many_pages_a_list_holds() -> None:
     """Each page gets the whole limit: a list's pages together may use many times it (the limit is counted
     from the child's CPU time at the reply before each page, not at the start of the list)."""
     htmls = pages("dolma_sample-0001.warc.gz") * 2  # 30 pages, 4-37 ms of CPU each on the 2-core machine
-    params = {"favor_precision": True, "include_comments": False, "deduplicate": True}
-    many = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 0.1)
-    one = ExtractionSandbox("tamis.extract.trafilatura_engine:build", params, 30.0)
+    many = trafilatura_sandbox(0.1)
+    one = trafilatura_sandbox(30.0)
     try:
         many.extract("<html><body><p>ready</p></body></html>")
         cpu_before = many._child_cpu
