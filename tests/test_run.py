@@ -111,6 +111,22 @@ def test_same_output_with_one_and_two_workers(ray_session, tmp_path) -> None:
         assert one.counters.steps[name].dropped == two.counters.steps[name].dropped
 
 
+def test_one_input_on_two_cpus_gives_the_one_worker_output(ray_session, tmp_path) -> None:
+    """With fewer inputs than CPUs each task takes the spare CPUs as extraction children
+    (tamis.extract.speculative); the output is the one-worker output, row for row."""
+    from tamis.engine.runner import task_cpus
+
+    assert (task_cpus(1, None), task_cpus(1, 1), task_cpus(2, None), task_cpus(3, None)) == (2, 1, 1, 1)
+    inputs = [str(WARC_DIR / "dolma_sample-0000.warc.gz")]
+    one = run_pipeline(parse_pipeline(BASIC), inputs, str(tmp_path / "one"), workers=1, show_progress=False)
+    spread = run_pipeline(parse_pipeline(BASIC), inputs, str(tmp_path / "spread"), show_progress=False)
+    assert one.ok and spread.ok
+    rows = read_output(tmp_path / "one")
+    assert rows and rows == read_output(tmp_path / "spread")
+    for name in one.counters.steps:
+        assert one.counters.steps[name].dropped == spread.counters.steps[name].dropped
+
+
 def test_changed_pipeline_refuses_to_mix_outputs(sample_run) -> None:
     output, _ = sample_run
     changed = {**BASIC, "steps": [{"step": "trafilatura"}, {"step": "token_count"}]}

@@ -260,3 +260,9 @@ def _release_at_exit() -> None:
 
 def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def largest_node_cpus() -> int:
+    """CPUs of the biggest live node: a task asking for more could never be scheduled."""
+    sizes = [node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
+    return max(1, int(max(sizes, default=1)))

@@ -32,7 +32,7 @@ from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.memory import AUTO, resolve_task_memory
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
-from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect
+from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, largest_node_cpus
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.redact import public_url, redact_text
@@ -46,6 +46,9 @@ from tamis.steps.registry import loaded_plugin_files
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
+#: the most CPUs one task asks for when a job has fewer inputs than CPUs (each becomes an extraction child,
+#: tamis.extract.speculative); past this the task's own steps, not extraction, bound it
+MAX_TASK_CPUS = 4
 #: inputs larger than this are split into byte ranges, so no task reads more: a Common Crawl WARC file (about
 #: 1 GiB, ~14 CPU minutes of FineWeb's recipe) becomes 4 ranges of a few CPU minutes each, so one slow file
 #: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md
@@ -326,11 +329,20 @@ def _run_dedup_stage(fs: Any, root: str, committed_shards: list[dict[str, Any]],
                      steps=steps, writer=writer)
 
 
+def task_cpus(units: int, workers: int | None) -> int:
+    """CPUs for each task of the process stage: one, unless the job has fewer inputs than CPUs, when each
+    task takes its share (up to MAX_TASK_CPUS, and what one node has), so the cores that no input would
+    use extract the pages of the inputs there are. The output is the same either way."""
+    available = min(cluster_cpus(), workers) if workers else cluster_cpus()
+    return max(1, min(MAX_TASK_CPUS, largest_node_cpus(), available // max(units, 1)))
+
+
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
                result: RunResult, index: CommitIndex, console: Console, show_progress: bool,
                started: float) -> None:
     memory = {"memory": options.memory_limit} if options.memory_limit else {}
-    remote = ray.remote(process_input).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False,
+    cpus = task_cpus(len(todo), workers)
+    remote = ray.remote(process_input).options(num_cpus=cpus, max_retries=MAX_TASK_RETRIES, retry_exceptions=False,
                                                **memory)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
     in_flight_limit = workers if workers else 2 * cluster_cpus()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
+from tamis.extract.page_dependence import INDEPENDENT, PageDependence
+
 
 def build(main_content: bool, alt_texts: bool, preserve_formatting: bool) -> Callable[[str], str | None]:
     def extract(html: str) -> str | None:
@@ -16,3 +18,8 @@ def build(main_content: bool, alt_texts: bool, preserve_formatting: bool) -> Cal
         )
 
     return extract
+
+
+def page_dependence() -> PageDependence:
+    """resiliparse keeps nothing between pages: any child may take any page."""
+    return INDEPENDENT

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tamis.extract.page_dependence import SEQUENTIAL, PageDependence
+
 _HEADER = struct.Struct("!Q")
 
 
@@ -70,7 +72,10 @@ class ExtractionSandbox:
 
     def __init__(self, factory: str, params: dict[str, Any], timeout: float, startup_timeout: float = 120.0):
         """`factory` is "module:function" returning an `extract(html) -> str | None` callable from params;
-        the module may define `reset()`, which clears state kept between pages."""
+        the module may define `reset()`, which clears state kept between pages, and `page_dependence()`
+        (tamis.extract.page_dependence), which says whether several children may share a file's pages; an
+        engine that answers with a segment rule also defines `traced(extract, html)`, `load_segments(entries)`,
+        `add_segments(keys)` and `dump_segments()` (tamis.extract.trafilatura_engine has them)."""
         self.factory = factory
         self.params = params
         self.timeout = timeout
@@ -79,6 +84,8 @@ class ExtractionSandbox:
         self._child_cpu = 0.0
         self._process: subprocess.Popen[bytes] | None = None
         self._starting = False  # started, its "ready" not read yet
+        #: what the engine's `page_dependence()` returned in the child, once it is ready
+        self.page_dependence: PageDependence = SEQUENTIAL
 
     def start(self) -> None:
         """Start the child if none is running, without waiting for it: it imports and builds the extractor
@@ -111,6 +118,7 @@ class ExtractionSandbox:
             self.close()
             raise RuntimeError(f"extractor {self.factory} failed to start: {reply}")
         self._child_cpu = reply[1]
+        self.page_dependence = reply[2]
 
     def _ready_process(self) -> subprocess.Popen[bytes]:
         """The running child, ready for a page: started (and waited for) if there is none."""
@@ -258,10 +266,12 @@ def _child_main() -> None:
         extract("<html><body><p>warm up</p></body></html>")
         if reset is not None:
             reset()
+        declared = getattr(module, "page_dependence", None)
+        dependence = declared() if declared is not None else SEQUENTIAL
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the step clearly
         _write_message(out_fd, f"{type(exc).__name__}: {exc}")
         return
-    _write_message(out_fd, ("ready", time.process_time()))
+    _write_message(out_fd, ("ready", time.process_time(), dependence))
     while True:
         try:
             command, html = _read_message(in_fd, None)
@@ -272,8 +282,17 @@ def _child_main() -> None:
                 reset()
             _write_message(out_fd, ("ok", None, time.process_time()))
             continue
+        if command in ("load", "add"):  # no reply: they prepare the next page, whose limit they count in
+            getattr(module, f"{command}_segments")(html)
+            continue
         try:
-            _write_message(out_fd, ("ok", extract(html), time.process_time()))
+            if command == "traced":
+                reply = module.traced(extract, html)
+            elif command == "dump":
+                reply = module.dump_segments()
+            else:
+                reply = extract(html)
+            _write_message(out_fd, ("ok", reply, time.process_time()))
         except Exception as exc:  # noqa: BLE001 - a page the library cannot parse is a dropped page
             _write_message(out_fd, ("error", f"{type(exc).__name__}: {exc}", time.process_time()))
 

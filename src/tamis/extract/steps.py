@@ -5,12 +5,26 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tamis.batch import DocBatch
-from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed
+from tamis.extract.sandbox import ExtractionTimeout, ExtractorCrashed
+from tamis.extract.speculative import SpeculativeExtraction
 from tamis.steps.base import Extractor, OverlappedStep, StepContext, drop_documents
 from tamis.steps.registry import register_step
 
 # One sandbox per distinct configuration per worker process, reused by every task that worker runs.
-_SANDBOXES: dict[tuple[str, str, float], ExtractionSandbox] = {}
+_SANDBOXES: dict[tuple[str, str, float], SpeculativeExtraction] = {}
+
+
+def assigned_cpus() -> int:
+    """CPUs Ray gave the running task (the runner asks for more than one when a job has fewer inputs than
+    the cluster has CPUs); 1 outside a Ray task."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return 1
+        return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    except Exception:  # noqa: BLE001 - not in a task (a driver, a test): one child
+        return 1
 
 
 def sandbox_cpu_seconds() -> float:
@@ -33,12 +47,12 @@ class SandboxedExtractor(Extractor, OverlappedStep):
     def engine_params(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _sandbox(self) -> ExtractionSandbox:
+    def _sandbox(self) -> SpeculativeExtraction:
         params = self.engine_params()
         key = (self.engine, repr(sorted(params.items())), float(self.timeout))
         sandbox = _SANDBOXES.get(key)
         if sandbox is None:
-            sandbox = _SANDBOXES[key] = ExtractionSandbox(self.engine, params, float(self.timeout))
+            sandbox = _SANDBOXES[key] = SpeculativeExtraction(self.engine, params, float(self.timeout))
         return sandbox
 
     def setup(self) -> None:
@@ -46,8 +60,15 @@ class SandboxedExtractor(Extractor, OverlappedStep):
 
     def start_input(self) -> None:
         """Called at the start of each input and state block: trafilatura's `deduplicate` cache (and any other
-        state of the extractor) must not carry documents of another file or block into this one's results."""
-        self._sandbox().reset()
+        state of the extractor) must not carry documents of another file or block into this one's results.
+        Also where the task's CPUs become extraction children (tamis.extract.speculative: same text)."""
+        sandbox = self._sandbox()
+        cpus = assigned_cpus()
+        if sandbox.processes != cpus:
+            sandbox.resize(cpus)  # resets every child
+            sandbox.start()
+        else:
+            sandbox.reset()
 
     def compute(self, batch: DocBatch) -> list[tuple[str, str | None]]:
         """Each document's (text, drop reason or None), from the sandbox; pages without HTML keep their text."""
