@@ -23,7 +23,7 @@ packages=(
   "faust-cchardet"
   "python-magic"
   "trafilatura==2.3.1"
-  "lxml==6.1.3"
+  "lxml==6.2.0"
   "lxml_html_clean"
   "fasttext-numpy2-wheel==0.9.2"
   "fasteners"
