@@ -106,6 +106,7 @@ def _counts(run) -> dict:
     data["totals"] = {k: v for k, v in data["totals"].items() if not k.startswith("task_")}  # timings: float sums
     for counters in data["steps"].values():
         counters.pop("seconds")
+        counters.pop("child_cpu_seconds")  # a float sum too
     return {key: data[key] for key in ("totals", "steps", "languages", "histograms", "drop_reasons", "shards")}
 
 

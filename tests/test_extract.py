@@ -43,6 +43,7 @@ def test_trafilatura_step_matches_library_call() -> None:
     expected = [trafilatura.extract(h, favor_precision=True, include_comments=False, deduplicate=True) for h in htmls]
     assert out["text"] == [text.strip() for text in expected if text and text.strip()]
     assert len(out) + counters.dropped[Reasons.NO_TEXT] == len(htmls)
+    assert counters.child_cpu_seconds > 0  # the child's CPU is the step's cost (its seconds are waiting time)
 
 
 def test_output_does_not_depend_on_earlier_inputs() -> None:
@@ -64,6 +65,7 @@ def test_pathological_page_times_out_and_the_rest_goes_on() -> None:
     out, counters = run_step(step, [htmls[0], monster, htmls[1], htmls[2]])
     assert counters.dropped[Reasons.TIMEOUT] == 1
     assert len(out) + counters.dropped[Reasons.NO_TEXT] == 3
+    assert counters.child_cpu_seconds >= 0.2  # the killed child's CPU (the limit it used up) is counted too
     assert time.monotonic() - started < 30
 
 

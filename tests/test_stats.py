@@ -86,7 +86,8 @@ def counts_only(value):
     """The stats with timings removed: what must not change between a clean and a resumed run."""
     if isinstance(value, dict):
         return {k: counts_only(v) for k, v in value.items()
-                if k not in ("seconds", "task_cpu_seconds", "task_wall_seconds", "url", "source", "path", "input")}
+                if k not in ("seconds", "task_cpu_seconds", "task_wall_seconds", "child_cpu_seconds", "url", "source",
+                             "path", "input")}
     if isinstance(value, list):
         return [counts_only(v) for v in value]
     return value

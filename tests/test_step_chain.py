@@ -41,7 +41,7 @@ def _run_recipe(steps: list[tuple[str, Step]], overlapped: bool) -> dict[str, An
                 done = run_steps(batch, steps, step_counters, contexts, histograms, by_language)
                 out.extend([done] if len(done) else [])
         out.extend(chain.drain())
-    per_step = {name: {k: v for k, v in c.to_dict().items() if k != "seconds"}
+    per_step = {name: {k: v for k, v in c.to_dict().items() if k not in ("seconds", "child_cpu_seconds")}
                 for (name, _), c in zip(steps, step_counters, strict=True)}
     by_step = {step: [(i, r) for s, ids, reasons in removed if s == step for i, r in zip(ids, reasons, strict=True)]
                for step, _ in steps}

@@ -262,7 +262,9 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def largest_node_cpus() -> int:
-    """CPUs of the biggest live node: a task asking for more could never be scheduled."""
+def smallest_node_cpus() -> int:
+    """CPUs of the smallest live node that has any (a head started with no CPUs does not count): a task that
+    asks for no more fits on every node, so its retry after a node is lost never waits for a node as big as
+    the one that died."""
     sizes = [node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
-    return max(1, int(max(sizes, default=1)))
+    return max(1, int(min((size for size in sizes if size >= 1), default=1)))

@@ -32,7 +32,7 @@ from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.memory import AUTO, resolve_task_memory
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
-from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, largest_node_cpus
+from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
 from tamis.io.redact import public_url, redact_text
@@ -331,10 +331,10 @@ def _run_dedup_stage(fs: Any, root: str, committed_shards: list[dict[str, Any]],
 
 def task_cpus(units: int, workers: int | None) -> int:
     """CPUs for each task of the process stage: one, unless the job has fewer inputs than CPUs, when each
-    task takes its share (up to MAX_TASK_CPUS, and what one node has), so the cores that no input would
-    use extract the pages of the inputs there are. The output is the same either way."""
+    task takes its share (up to MAX_TASK_CPUS, and what the smallest node has), so the cores that no input
+    would use extract the pages of the inputs there are. The output is the same either way."""
     available = min(cluster_cpus(), workers) if workers else cluster_cpus()
-    return max(1, min(MAX_TASK_CPUS, largest_node_cpus(), available // max(units, 1)))
+    return max(1, min(MAX_TASK_CPUS, smallest_node_cpus(), available // max(units, 1)))
 
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,

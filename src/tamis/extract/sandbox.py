@@ -82,6 +82,7 @@ class ExtractionSandbox:
         self.startup_timeout = startup_timeout
         self.wall_factor = 10.0
         self._child_cpu = 0.0
+        self._retired_cpu = 0.0  # CPU seconds of the children closed so far
         self._process: subprocess.Popen[bytes] | None = None
         self._starting = False  # started, its "ready" not read yet
         #: what the engine's `page_dependence()` returned in the child, once it is ready
@@ -208,15 +209,12 @@ class ExtractionSandbox:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the live child (a finished child's time is in RUSAGE_CHILDREN)."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return 0.0
-        try:
-            with open(f"/proc/{process.pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return _process_cpu_seconds(self._process)
+
+    def total_cpu_seconds(self) -> float:
+        """CPU time of every child this sandbox has run, the closed ones up to their last reading (the
+        extraction step's own CPU, which its time counter cannot give once several children share a file)."""
+        return self._retired_cpu + self.cpu_seconds()
 
     def reset(self) -> None:
         """Forget state carried from earlier pages, so a file's output never depends on which worker ran it.
@@ -240,6 +238,10 @@ class ExtractionSandbox:
         if process is None:
             return
         try:
+            self._retired_cpu += _process_cpu_seconds(process)
+        except Exception:  # noqa: BLE001 - from __del__ at interpreter exit (builtins gone): the kill matters
+            pass
+        try:
             process.kill()
         except OSError:
             pass
@@ -250,6 +252,18 @@ class ExtractionSandbox:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _process_cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
+    """User + system CPU seconds of a live child, from /proc (0 once it has exited or where /proc is absent)."""
+    if process is None or process.poll() is not None:
+        return 0.0
+    try:
+        with open(f"/proc/{process.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _child_main() -> None:

@@ -125,6 +125,7 @@ class SpeculativeExtraction:
         #: how many pages past the first one not accepted yet may be handed out: room for the other
         #: children to go on while one works on a slow page (pages take 4 ms to a second)
         self.window = 32
+        self._retired_cpu = 0.0  # CPU seconds of children dropped by `resize`
         self.resize(processes)
 
     @property
@@ -135,7 +136,9 @@ class SpeculativeExtraction:
         """Use `processes` children from now on (extra ones are closed, new ones start empty)."""
         processes = max(1, int(processes))
         while len(self.children) > processes:
-            self.children.pop().sandbox.close()
+            removed = self.children.pop().sandbox
+            removed.close()
+            self._retired_cpu += removed.total_cpu_seconds()
         while len(self.children) < processes:
             self.children.append(_Child(ExtractionSandbox(self.factory, self.params, self.timeout)))
         self.reset()
@@ -147,7 +150,12 @@ class SpeculativeExtraction:
             child.sandbox.start()
 
     def cpu_seconds(self) -> float:
+        """CPU seconds of the live children (per-task accounting, as ExtractionSandbox.cpu_seconds)."""
         return sum(child.sandbox.cpu_seconds() for child in self.children)
+
+    def total_cpu_seconds(self) -> float:
+        """CPU seconds of every child run so far, closed ones included."""
+        return self._retired_cpu + sum(child.sandbox.total_cpu_seconds() for child in self.children)
 
     def reset(self) -> None:
         """Forget every page seen (a new input or state block), in the model and in every child."""

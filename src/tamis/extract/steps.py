@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tamis.batch import DocBatch
@@ -38,6 +39,14 @@ class Reasons:
     NO_TEXT = "no_text"
 
 
+@dataclass
+class Extracted:
+    """What `compute` hands to `apply`: each document's (text, drop reason or None), and the children's CPU."""
+
+    outcomes: list[tuple[str, str | None]]
+    child_cpu_seconds: float
+
+
 class SandboxedExtractor(Extractor, OverlappedStep):
     """Runs an engine in the extraction sandbox; documents that already have text (WET) pass through."""
 
@@ -70,11 +79,14 @@ class SandboxedExtractor(Extractor, OverlappedStep):
         else:
             sandbox.reset()
 
-    def compute(self, batch: DocBatch) -> list[tuple[str, str | None]]:
+    def compute(self, batch: DocBatch) -> Extracted:
         """Each document's (text, drop reason or None), from the sandbox; pages without HTML keep their text."""
         htmls = [html for html in batch["html"] if html is not None]
-        extracted = iter(self._sandbox().extract_many(htmls))
-        outcomes: list[tuple[str, str | None]] = []
+        sandbox = self._sandbox()
+        cpu = sandbox.total_cpu_seconds()
+        extracted = iter(sandbox.extract_many(htmls))
+        cost = Extracted([], max(0.0, sandbox.total_cpu_seconds() - cpu))
+        outcomes = cost.outcomes
         for html, text in zip(batch["html"], batch["text"], strict=True):
             if html is None:
                 outcomes.append((text, None if text else Reasons.NO_TEXT))
@@ -87,12 +99,13 @@ class SandboxedExtractor(Extractor, OverlappedStep):
             else:
                 result = result.strip() if result else ""
                 outcomes.append((result, None if result else Reasons.NO_TEXT))
-        return outcomes
+        return cost
 
-    def apply(self, batch: DocBatch, result: list[tuple[str, str | None]], ctx: StepContext) -> DocBatch:
-        batch.set_column("text", [text for text, _ in result])
+    def apply(self, batch: DocBatch, result: Extracted, ctx: StepContext) -> DocBatch:
+        ctx.counters.child_cpu_seconds += result.child_cpu_seconds
+        batch.set_column("text", [text for text, _ in result.outcomes])
         batch.drop_column("html")
-        return drop_documents(batch, [reason for _, reason in result], ctx)
+        return drop_documents(batch, [reason for _, reason in result.outcomes], ctx)
 
 
 @register_step("trafilatura")

@@ -22,6 +22,9 @@ class StepCounters:
     docs_in: int = 0
     docs_out: int = 0
     seconds: float = 0.0
+    #: CPU seconds of the step's child processes (the extraction sandbox): its cost, which `seconds` (time in
+    #: the task) does not give once several children share a file; 0 for steps that run in the task's process
+    child_cpu_seconds: float = 0.0
     dropped: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
 
@@ -44,6 +47,7 @@ class StepCounters:
             "docs_in": self.docs_in,
             "docs_out": self.docs_out,
             "seconds": round(self.seconds, 6),
+            "child_cpu_seconds": round(self.child_cpu_seconds, 6),
             "dropped": dict(sorted(self.dropped.items())),
             "events": dict(sorted(self.events.items())),
         }
@@ -54,6 +58,7 @@ class StepCounters:
             docs_in=int(data.get("docs_in", 0)),
             docs_out=int(data.get("docs_out", 0)),
             seconds=float(data.get("seconds", 0.0)),
+            child_cpu_seconds=float(data.get("child_cpu_seconds", 0.0)),
             dropped=Counter(data.get("dropped", {})),
             events=Counter(data.get("events", {})),
         )
@@ -62,6 +67,7 @@ class StepCounters:
         self.docs_in += other.docs_in
         self.docs_out += other.docs_out
         self.seconds += other.seconds
+        self.child_cpu_seconds += other.child_cpu_seconds
         self.dropped.update(other.dropped)
         self.events.update(other.events)
 
