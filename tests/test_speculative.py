@@ -163,3 +163,12 @@ def test_independent_and_sequential_engines(monkeypatch) -> None:
         assert counter.children[1].sandbox._process is None
     finally:
         counter.close()
+
+
+def test_an_engine_that_fails_to_start_is_a_clear_error_with_several_children() -> None:
+    several = SpeculativeExtraction("time:sleep", {}, 0.5, processes=2)  # sleep(**{}) fails in the child
+    try:
+        with pytest.raises(RuntimeError, match="failed to start"):
+            several.extract_many(["<html></html>"])
+    finally:
+        several.close()

@@ -177,28 +177,29 @@ class SpeculativeExtraction:
         return result
 
     def extract_many(self, htmls: Sequence[str]) -> list[Outcome]:
+        """Each page's result, as ExtractionSandbox.extract_many with one child gives it."""
         first = self.children[0]
-        if len(self.children) > 1 and self.dependence is None:
-            self._ready(first)  # learn what the engine allows
-        if len(self.children) == 1 or self.dependence == SEQUENTIAL:
-            for child in self.children[1:]:
-                child.sandbox.close()
-            return first.sandbox.extract_many(htmls)
-        self.start()
-        for child in self.children:
-            self._ready(child)
-        run = _Run(htmls)
         try:
+            if len(self.children) > 1 and self.dependence is None:
+                self._ready(first)  # learn what the engine allows
+            if len(self.children) == 1 or self.dependence == SEQUENTIAL:
+                for child in self.children[1:]:
+                    child.sandbox.close()
+                return first.sandbox.extract_many(htmls)
+            self.start()
+            for child in self.children:
+                self._ready(child)
+            run = _Run(htmls)
             while run.done < len(htmls):
                 self._dispatch(run)
                 self._wait(run)
                 self._accept(run)
-        finally:
+            return run.results
+        finally:  # the sandboxes' own calls (reset) write blocking
             for child in self.children:
                 process = child.sandbox._process
                 if process is not None and process.stdin is not None and process.poll() is None:
                     os.set_blocking(process.stdin.fileno(), True)
-        return run.results
 
     # -- the children ---------------------------------------------------------------------------------
 
