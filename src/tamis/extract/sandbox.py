@@ -180,7 +180,7 @@ class ExtractionSandbox:
                 queue_next()
                 # the child idles between pages, so its CPU time at its last reply is this page's start
                 cpu_start = self._child_cpu
-                wall_deadline = time.monotonic() + max(self.wall_factor * self.timeout, self.timeout + 5.0)
+                wall_deadline = self.wall_deadline()
                 cpu_left = self.timeout
                 while True:
                     # CPU time never runs faster than the wall clock, so waiting `cpu_left` cannot overshoot
@@ -206,6 +206,15 @@ class ExtractionSandbox:
         finally:
             os.set_blocking(in_fd, True)
         return None
+
+    def wall_deadline(self) -> float:
+        """When a page handed to the child now must have been answered by the wall clock: the ceiling that
+        catches a child which blocks (uses no CPU), well above the CPU limit."""
+        return time.monotonic() + max(self.wall_factor * self.timeout, self.timeout + 5.0)
+
+    def page_cpu_seconds(self) -> float:
+        """CPU the live child has used since its last reply: the current page's, as the limit counts it."""
+        return self.cpu_seconds() - self._child_cpu
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the live child (a finished child's time is in RUSAGE_CHILDREN)."""

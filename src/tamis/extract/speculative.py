@@ -244,11 +244,8 @@ class SpeculativeExtraction:
                 return
             child = min(free, key=lambda c: len(c.jobs))
             if run.exact_wanted and not run.exact_sent:
-                assert self.model is not None
                 job = _Job(run.done, exact=True)
-                self._send(child, ("load", self.model.entries()))
-                child.pending_keys.clear()
-                child.stale = False
+                self._load_model(child)
                 run.exact_sent = True
             elif run.redo:
                 job = _Job(heapq.heappop(run.redo), exact=False)
@@ -258,22 +255,22 @@ class SpeculativeExtraction:
             else:
                 return
             if stateful and not job.exact:
-                assert self.model is not None
                 if child.stale:
-                    self._send(child, ("load", self.model.entries()))
-                    child.pending_keys.clear()
-                    child.stale = False
+                    self._load_model(child)
                 elif child.pending_keys:
                     self._send(child, ("add", child.pending_keys))
                     child.pending_keys = []
             self._send(child, ("traced" if stateful else "extract", run.htmls[job.page]))
             if not child.jobs:
-                child.wall_deadline = self._wall_deadline()
+                child.wall_deadline = child.sandbox.wall_deadline()
             child.jobs.append(job)
 
-    def _wall_deadline(self) -> float:
-        sandbox = self.children[0].sandbox
-        return time.monotonic() + max(sandbox.wall_factor * self.timeout, self.timeout + 5.0)
+    def _load_model(self, child: _Child) -> None:
+        """Queue the model's content for the child's cache: its next page runs as one child would run it."""
+        assert self.model is not None
+        self._send(child, ("load", self.model.entries()))
+        child.pending_keys.clear()
+        child.stale = False
 
     def _wait(self, run: _Run) -> None:
         """One round of the children's pipes: write what is queued, read the replies that came, and
@@ -281,8 +278,7 @@ class SpeculativeExtraction:
         busy = [c for c in self.children if c.jobs]
         wait = 1.0
         for child in busy:
-            used = child.sandbox.cpu_seconds() - child.sandbox._child_cpu
-            wait = min(wait, self.timeout - used, child.wall_deadline - time.monotonic())
+            wait = min(wait, self.timeout - child.sandbox.page_cpu_seconds(), child.wall_deadline - time.monotonic())
         readers = {self._fd(c, "out"): c for c in busy}
         writers = {self._fd(c, "in"): c for c in self.children if (c.unwritten or c.outbox) and not c.broken}
         generations = {id(c): c.generation for c in busy}
@@ -294,8 +290,7 @@ class SpeculativeExtraction:
         for child in busy:
             if not child.jobs or child.generation != generations[id(child)]:
                 continue  # answered, or replaced this round
-            used = child.sandbox.cpu_seconds() - child.sandbox._child_cpu
-            if used >= self.timeout or time.monotonic() >= child.wall_deadline:
+            if child.sandbox.page_cpu_seconds() >= self.timeout or time.monotonic() >= child.wall_deadline:
                 self._fail(child, run, ExtractionTimeout())
 
     @staticmethod
@@ -328,7 +323,7 @@ class SpeculativeExtraction:
         job = child.jobs.popleft()
         run.outcomes[job.page] = (status, value, job, child, child.generation)
         if child.jobs:
-            child.wall_deadline = self._wall_deadline()
+            child.wall_deadline = child.sandbox.wall_deadline()
 
     def _fail(self, child: _Child, run: _Run, error: ExtractionTimeout | ExtractorCrashed) -> None:
         job = child.jobs.popleft()

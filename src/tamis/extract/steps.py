@@ -83,10 +83,10 @@ class SandboxedExtractor(Extractor, OverlappedStep):
         """Each document's (text, drop reason or None), from the sandbox; pages without HTML keep their text."""
         htmls = [html for html in batch["html"] if html is not None]
         sandbox = self._sandbox()
-        cpu = sandbox.total_cpu_seconds()
+        cpu_before = sandbox.total_cpu_seconds()
         extracted = iter(sandbox.extract_many(htmls))
-        cost = Extracted([], max(0.0, sandbox.total_cpu_seconds() - cpu))
-        outcomes = cost.outcomes
+        child_cpu = max(0.0, sandbox.total_cpu_seconds() - cpu_before)
+        outcomes: list[tuple[str, str | None]] = []
         for html, text in zip(batch["html"], batch["text"], strict=True):
             if html is None:
                 outcomes.append((text, None if text else Reasons.NO_TEXT))
@@ -99,7 +99,7 @@ class SandboxedExtractor(Extractor, OverlappedStep):
             else:
                 result = result.strip() if result else ""
                 outcomes.append((result, None if result else Reasons.NO_TEXT))
-        return cost
+        return Extracted(outcomes, child_cpu)
 
     def apply(self, batch: DocBatch, result: Extracted, ctx: StepContext) -> DocBatch:
         ctx.counters.child_cpu_seconds += result.child_cpu_seconds
