@@ -45,6 +45,8 @@ import bench_process  # noqa: E402
 from bench_process import REPO, RESOURCES, log, machine_cpu_seconds  # noqa: E402
 
 TAMIS = Path(sys.executable).with_name("tamis")
+#: libraries whose versions both sides must share for the comparison to measure the pipelines
+SHARED_LIBRARIES = ("trafilatura", "lxml", "spacy")
 
 
 # ---------------------------------------------------------------- inputs
@@ -189,6 +191,24 @@ def run_datatrove(args: argparse.Namespace, files: list[Path], work: Path) -> di
             "stages": {s["stage"]: {"wall_seconds": s["wall_seconds"], "cpu_seconds": s["cpu_seconds"]}
                        for s in data["stages"]},
             "versions": data["versions"]}
+
+
+def shared_versions(datatrove_versions: dict[str, str]) -> str:
+    """`trafilatura 2.3.1, lxml 6.2.1, spacy 3.8.18 on both sides`, or the libraries whose versions differ
+    between this environment (the tamis side's) and the datatrove venv, flagged in the report's header."""
+    from importlib import metadata
+
+    same, differ = [], []
+    for package in SHARED_LIBRARIES:
+        ours, theirs = metadata.version(package), datatrove_versions.get(package)
+        if ours == theirs:
+            same.append(f"{package} {ours}")
+        else:
+            differ.append(f"{package} {ours} (tamis) against {theirs} (datatrove)")
+    text = ", ".join(same) + " on both sides"
+    if differ:
+        text += "; VERSIONS DIFFER: " + ", ".join(differ) + " (rerun benchmarks/setup_datatrove_venv.sh)"
+    return text
 
 
 def limit(files: list[Path]) -> dict[str, Any]:
@@ -350,8 +370,8 @@ def main() -> None:
     header = (f"FineWeb English recipe with MinHash dedup, {args.workers} worker(s) each | "
               f"corpus: {args.records} records from {pages} ({size:.1f} MB in {len(files)} file(s), exact-dup "
               f"{args.exact_dup_rate}, near-dup {args.near_dup_rate}, seed {args.seed}) | removed: {args.removed} | "
-              f"{os.cpu_count()} CPUs | datatrove {datatrove.get('versions', {}).get('datatrove')}, trafilatura "
-              f"{datatrove.get('versions', {}).get('trafilatura')} on both sides")
+              f"{os.cpu_count()} CPUs | datatrove {datatrove.get('versions', {}).get('datatrove')}, "
+              f"{shared_versions(datatrove.get('versions', {}))}")
     report = {
         "header": header,
         "warm_up": {side: {k: v for k, v in run.items() if k != "ids"} for side, run in warm.items()},

@@ -3,7 +3,10 @@
 #
 #   bash benchmarks/setup_datatrove_venv.sh [VENV_DIR]      (default: .bench/dtvenv in the repository, git-ignored)
 #
-# Environment: PYTHON (interpreter to build the venv from, default python3).
+# Environment: PYTHON (interpreter to build the venv from, default python3); TAMIS_PYTHON (the tamis
+# environment's interpreter, default .venv/bin/python in the repository): when it exists, the libraries both
+# sides share (trafilatura, lxml, warcio, pyarrow, tiktoken, spacy) are installed at the versions it has, so
+# the datatrove side follows an upgrade of the dev environment instead of a stale pin; else the pins below.
 #
 # Installs datatrove==0.10.1 and only what the benchmarked steps need: WarcReader (warcio, faust-cchardet,
 # python-magic + the system libmagic), Trafilatura (trafilatura, lxml_html_clean), LanguageFilter
@@ -23,7 +26,7 @@ packages=(
   "faust-cchardet"
   "python-magic"
   "trafilatura==2.3.1"
-  "lxml==6.2.0"
+  "lxml==6.2.1"
   "lxml_html_clean"
   "fasttext-numpy2-wheel==0.9.2"
   "fasteners"
@@ -36,6 +39,28 @@ packages=(
   # datatrove.pipeline.dedup imports its exact-substring steps, which import tokenizers
   "tokenizers==0.23.3"
 )
+
+# The shared libraries at the tamis environment's versions, where there is one to read them from.
+tamis_python="${TAMIS_PYTHON:-$repo/.venv/bin/python}"
+if [ -x "$tamis_python" ]; then
+  mapfile -t shared_pins < <("$tamis_python" - <<'EOF'
+from importlib import metadata
+
+for package in ("trafilatura", "lxml", "warcio", "pyarrow", "tiktoken", "spacy"):
+    try:
+        print(f"{package}=={metadata.version(package)}")
+    except metadata.PackageNotFoundError:
+        pass
+EOF
+  )
+  for pin in "${shared_pins[@]}"; do
+    name="${pin%%==*}"
+    for i in "${!packages[@]}"; do
+      if [ "${packages[$i]%%==*}" = "$name" ]; then packages[$i]="$pin"; fi
+    done
+  done
+  echo "shared libraries at the versions of $tamis_python: ${shared_pins[*]}" >&2
+fi
 
 # python-magic loads the system libmagic at import time (datatrove's WarcReader imports it).
 if ! ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1'; then
