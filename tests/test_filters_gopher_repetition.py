@@ -166,3 +166,67 @@ def test_span_hashes_long_document_gets_its_own_tables(monkeypatch):
     for n in range(5, 11):
         assert duplicated_n_gram_chars(words, n) == _reference_duplicated_chars(words, n)
     assert len(span_hashes._powers) <= 64
+
+
+def _reference_top_chars(words: list[str], n: int) -> int:
+    """The definition: n-grams as space-joined strings, the most frequent (first seen on ties) times its count."""
+    counts: dict[str, int] = {}
+    for i in range(len(words) - n + 1):
+        key = " ".join(words[i : i + n])
+        counts[key] = counts.get(key, 0) + 1
+    best = max(counts, key=lambda key: counts[key])  # max keeps the first of equal counts, in insertion order
+    return len(best) * counts[best]
+
+
+@pytest.mark.parametrize("words", [
+    ["aa", "b", "c", "aa", "b", "c", "d", "eee", "d", "eee"],          # a tie at 2: the first bigram wins
+    ["ab", "c", "x", "a", "bc", "y", "ab", "c", "x", "a", "bc"],          # equal concatenations, other words
+    list("abcabcabcabcabcabcabc"),
+    ["é", "😀", "\ud800", "naïve", "😀", "é", "😀", "\ud800", "naïve", "😀", "é", "😀"],  # astral, lone surrogate
+    _thue_morse_words(4096),
+    [f"w{i % 37}" for i in range(5000)],
+    [f"w{i}" for i in range(3000)],                                     # nothing repeats: the first n-gram
+    ["the"] * 400,
+])
+def test_top_n_gram_chars_matches_the_definition(words):
+    from tamis.text.span_hashes import WordSpans, counted_top_n_gram_chars, top_n_gram_chars
+
+    spans = WordSpans(words)
+    for n in range(1, min(12, len(words)) + 1):
+        expected = _reference_top_chars(words, n)
+        assert top_n_gram_chars(words, n, spans) == expected, n
+        assert counted_top_n_gram_chars(words, n) == expected, n
+
+
+def test_top_n_gram_chars_tie_goes_to_the_first_seen():
+    from tamis.text.span_hashes import WordSpans, top_n_gram_chars
+
+    words = ["aa", "b", "c", "aa", "b", "c", "d", "eee", "d", "eee"]
+    assert top_n_gram_chars(words, 2, WordSpans(words)) == len("aa b") * 2  # not "d eee", seen later
+
+
+def test_top_n_gram_chars_random_words():
+    """Random documents over a tiny alphabet: many ties, and word sequences with equal concatenations."""
+    from tamis.text.span_hashes import WordSpans, top_n_gram_chars
+
+    rng = random.Random(11)
+    for _ in range(400):
+        words = ["".join(rng.choice("ab") for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(6, 70))]
+        spans = WordSpans(words)
+        for n in (2, 3, 4):
+            assert top_n_gram_chars(words, n, spans) == _reference_top_chars(words, n), (words, n)
+
+
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_top_n_gram_chars_exact_when_hashes_collide(monkeypatch, buckets):
+    """Collisions merge groups: the largest groups are checked word by word and the count falls back."""
+    from tamis.text.span_hashes import WordSpans, top_n_gram_chars
+
+    real = WordSpans.sequence_hashes
+    monkeypatch.setattr(WordSpans, "sequence_hashes", lambda self, n: real(self, n) % buckets)
+    rng = random.Random(5)
+    for _ in range(200):
+        words = [rng.choice(["a", "b", "ab", "ba", "aab"]) for _ in range(rng.randint(6, 80))]
+        spans = WordSpans(words)
+        for n in (2, 3, 4):
+            assert top_n_gram_chars(words, n, spans) == _reference_top_chars(words, n), (words, n)

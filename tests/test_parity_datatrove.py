@@ -141,6 +141,26 @@ def test_duplicated_n_gram_chars_matches_datatrove(texts):
     assert nonzero > 50, "too few texts with repeated n-grams to exercise the search"
 
 
+def test_top_n_gram_chars_matches_datatrove(texts):
+    """The hashed search for the most frequent 2-, 3- and 4-gram gives datatrove's own figure on every real text."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_top_duplicate, get_n_grams
+
+    from tamis.text import split_words
+    from tamis.text.span_hashes import WordSpans, top_n_gram_chars
+
+    repeated = 0
+    for text in texts:
+        words = split_words(text)
+        spans = WordSpans(words) if words else None
+        for n in (2, 3, 4):
+            if len(words) < n:
+                continue
+            theirs = find_top_duplicate(get_n_grams(words, n))
+            assert top_n_gram_chars(words, n, spans) == theirs, (text[:200], n)
+            repeated += theirs > sum(map(len, words[:n])) + n - 1
+    assert repeated > 50, "too few texts whose top n-gram repeats to exercise the search"
+
+
 def test_gopher_quality(texts):
     from datatrove.pipeline.filters import GopherQualityFilter as Theirs
 

@@ -10,8 +10,6 @@ occurs more than once, found by rolling hashes shared by the six n of a document
 from __future__ import annotations
 
 import re
-from collections import Counter
-from operator import itemgetter
 from typing import Any, Literal
 
 from tamis.batch import DocBatch
@@ -21,7 +19,7 @@ from tamis.stats.histograms import feature_column
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 from tamis.text import WORDS, split_words
-from tamis.text.span_hashes import WordSpans, duplicated_n_gram_chars
+from tamis.text.span_hashes import WordSpans, duplicated_n_gram_chars, top_n_gram_chars
 
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 _LINE_BREAK = re.compile(r"\n+")
@@ -51,16 +49,6 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     """(number of repeated elements, characters in them), every occurrence after the first counted."""
     distinct = set(items)
     return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
-
-
-def top_n_gram_chars(words: list[str], n: int) -> int:
-    """Characters covered by the most frequent word n-gram (words joined by spaces) times its count.
-
-    Ties go to the n-gram seen first, as `Counter.most_common(1)` does.
-    """
-    counts = Counter(zip(*(words[k:] for k in range(n)), strict=False))
-    gram, count = max(counts.items(), key=itemgetter(1))
-    return (sum(map(len, gram)) + n - 1) * count
 
 
 @register_step("gopher_repetition")
@@ -137,7 +125,7 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
             "dup_para_char_frac": para_dup_chars / n_chars,
             "dup_line_frac": line_dup / len(lines),
             "dup_line_char_frac": line_dup_chars / n_chars,
-            "top_2_gram_frac": top_n_gram_chars(words, 2) / n_chars if len(words) >= 2 else None,
+            "top_2_gram_frac": top_n_gram_chars(words, 2, spans) / n_chars if len(words) >= 2 else None,
             "dup_5_gram_frac": duplicated_n_gram_chars(words, 5, spans) / n_chars if len(words) > 5 else None,
         }
 
@@ -159,7 +147,7 @@ class GopherRepetitionFilter(LanguageConfigured, Filter):
             if len(words) >= n:
                 frac = measured.get(f"top_{n}_gram_frac")
                 if frac is None:
-                    frac = top_n_gram_chars(words, n) / n_chars
+                    frac = top_n_gram_chars(words, n, spans) / n_chars
                 if frac > max_frac:
                     return Reasons.top_n_gram(n)
         for n, max_frac in self.dup_n_grams:

@@ -8,11 +8,17 @@ invertible); the hash of any span is then two lookups and a multiplication, vect
 Equal strings always have equal hashes, so every position whose key really repeats is among the positions
 whose (hash, length) repeats; only those candidates get their key built and compared exactly, which keeps
 the answer exact whatever the collisions (they only cost time).
+
+The top 2-, 3- and 4-gram checks (keys: the n words themselves) group positions by the same span hash
+mixed with a rolling hash of the words' lengths, so equal word sequences always share a group; only the
+groups of the largest size are checked word by word, and a collision there falls back to counting every
+n-gram, so that answer is exact too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from operator import itemgetter
 
 import numpy as np
 
@@ -21,6 +27,8 @@ _BASE = 0x9E3779B97F4A7C15
 _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 #: mixes the span length into its hash (odd, so distinct lengths stay distinct for a fixed hash)
 _LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
+#: mixes the hash of a span's word lengths into its text hash, for keys that are word sequences
+_WORD_LENGTHS_MIX = np.uint64(0x165667B19E3779F9)
 
 #: powers kept for the process, enough for documents of up to this many characters (8 MiB per table);
 #: a longer document gets tables of its own size, dropped with it, so memory stays bounded
@@ -56,6 +64,7 @@ class WordSpans:
     def __init__(self, words: list[str]) -> None:
         self.words = words
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        self.lengths = lengths
         self.offsets = np.concatenate(([0], np.cumsum(lengths)))
         text = "".join(words)
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
@@ -64,16 +73,31 @@ class WordSpans:
             self._prefix = np.concatenate(([np.uint64(0)], np.cumsum(points * powers[: len(points)],
                                                                      dtype=np.uint64)))
 
-    def candidates(self, n: int) -> np.ndarray:
-        """Start positions (ascending) of n-word spans whose (hash, length) occurs more than once.
-
-        Every position whose concatenated key occurs more than once is included; a few others may be.
-        """
+    def span_hashes(self, n: int) -> np.ndarray:
+        """For each start position, a hash of its n words concatenated, mixed with their total length."""
         starts = self.offsets[: len(self.words) - n + 1]
         ends = self.offsets[n:]
         with np.errstate(over="ignore"):
             hashes = (self._prefix[ends] - self._prefix[starts]) * self._inverse[starts]
             hashes += (ends - starts).astype(np.uint64) * _LENGTH_MIX
+        return hashes
+
+    def sequence_hashes(self, n: int) -> np.ndarray:
+        """For each start position, a hash equal for equal sequences of n words (texts and word lengths)."""
+        count = len(self.words)
+        powers, inverse = _power_tables(count + 1)
+        with np.errstate(over="ignore"):
+            prefix = np.concatenate(([np.uint64(0)], np.cumsum(self.lengths.astype(np.uint64) * powers[:count],
+                                                               dtype=np.uint64)))
+            by_lengths = (prefix[n:] - prefix[: count - n + 1]) * inverse[: count - n + 1]
+            return self.span_hashes(n) ^ (by_lengths * _WORD_LENGTHS_MIX)
+
+    def candidates(self, n: int) -> np.ndarray:
+        """Start positions (ascending) of n-word spans whose (hash, length) occurs more than once.
+
+        Every position whose concatenated key occurs more than once is included; a few others may be.
+        """
+        hashes = self.span_hashes(n)
         order = np.argsort(hashes, kind="stable")
         ordered = hashes[order]
         same_as_next = ordered[1:] == ordered[:-1]
@@ -110,3 +134,40 @@ def duplicated_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = 
         else:
             seen.add(key)
     return chars
+
+
+def top_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = None) -> int:
+    """Characters of the most frequent word n-gram (its words joined by spaces) times its count; ties go to
+    the n-gram seen first (as `Counter.most_common(1)` gives them). Needs len(words) >= n.
+
+    With `spans`, positions are grouped by `sequence_hashes`: equal n-grams always share a group, so the
+    largest true count is at most the largest group's size, and equal to it when one of the largest groups
+    holds a single n-gram. Each largest group is checked word by word; any collision among them sends the
+    document to `counted_top_n_gram_chars`, which counts every n-gram.
+    """
+    if spans is None:
+        return counted_top_n_gram_chars(words, n)
+    hashes = spans.sequence_hashes(n)
+    order = np.argsort(hashes, kind="stable")  # stable: each group's positions stay ascending
+    ordered = hashes[order]
+    group_starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    sizes = np.diff(np.concatenate((group_starts, [len(ordered)])))
+    top = int(sizes.max())
+    if top == 1:  # every n-gram occurs once: the first one wins the tie
+        first = 0
+    else:
+        first = len(words)
+        for group in np.flatnonzero(sizes == top).tolist():
+            members = order[group_starts[group]: group_starts[group] + top].tolist()
+            gram = words[members[0]: members[0] + n]
+            if any(words[p: p + n] != gram for p in members[1:]):
+                return counted_top_n_gram_chars(words, n)
+            first = min(first, members[0])
+    return (sum(map(len, words[first: first + n])) + n - 1) * top
+
+
+def counted_top_n_gram_chars(words: list[str], n: int) -> int:
+    """`top_n_gram_chars` by counting every n-gram (`Counter` over shifted word lists, in C)."""
+    counts = Counter(zip(*(words[k:] for k in range(n)), strict=False))
+    gram, count = max(counts.items(), key=itemgetter(1))
+    return (sum(map(len, gram)) + n - 1) * count
