@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -9,7 +10,7 @@ import pytest
 from conftest import WARC_DIR
 from hostile import http_head, repeated, warc_head, with_neighbours
 
-from tamis.engine.memory import AUTO, parse_task_memory, resolve_task_memory
+from tamis.engine.memory import AUTO, parse_task_memory, resolve_task_memory, task_reservation
 from tamis.engine.runner import run_pipeline
 from tamis.pipeline.spec import parse_pipeline
 
@@ -61,3 +62,46 @@ def test_task_memory_settings() -> None:
     assert resolve_task_memory(None, nodes) is None
     with pytest.raises(ValueError, match="more than any node"):
         resolve_task_memory(64 * 2**30, nodes)
+    # what a task reserves: `auto` is per CPU, a size is per task
+    assert task_reservation(2 * 2**30, 3, AUTO) == 6 * 2**30 and task_reservation(2 * 2**30, 3, "auto") == 6 * 2**30
+    assert task_reservation(16 * 2**30, 3, 16 * 2**30) == 16 * 2**30 and task_reservation(None, 3, None) is None
+
+
+#: a step that records what Ray assigned to the task it runs in, to a file named by its `path`
+RESOURCE_RECORDER = """
+import json
+import ray
+from tamis.steps import Filter, register_step
+
+@register_step("assigned_resources")
+class AssignedResources(Filter):
+    def __init__(self, path: str):
+        self.path = path
+
+    def filter_batch(self, batch):
+        with open(self.path, "w") as handle:
+            json.dump(ray.get_runtime_context().get_assigned_resources(), handle)
+        return [None] * len(batch)
+"""
+
+
+@pytest.mark.parametrize(("workers", "task_memory", "cpus", "shares"), [
+    (None, AUTO, 2, 2),        # one input on two CPUs: two extraction children, two CPUs' shares
+    (1, AUTO, 1, 1),
+    (None, 192 * MIB, 2, None),  # an explicit size is the task's, whatever its CPUs
+])
+def test_a_task_reserves_memory_for_its_cpus(ray_session, tmp_path: Path, workers, task_memory, cpus,
+                                             shares) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "recorder.py").write_text(RESOURCE_RECORDER)
+    record = tmp_path / "assigned.json"
+    spec = parse_pipeline({"plugins": [str(plugins)],
+                           "steps": [{"step": "assigned_resources", "path": str(record)}]})
+    result = run_pipeline(spec, [str(REAL[0])], str(tmp_path / "out"), workers=workers, show_progress=False,
+                          task_memory=task_memory)
+    assert result.ok
+    assigned = json.loads(record.read_text())
+    share = resolve_task_memory(AUTO, ray_session.nodes())
+    assert assigned["CPU"] == cpus
+    assert assigned["memory"] == (share * shares if shares else task_memory)

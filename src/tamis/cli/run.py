@@ -51,7 +51,8 @@ def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) 
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 @click.option("--task-memory", default="auto", show_default=True, callback=_task_memory_option,
               help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
-                   "'auto': each CPU's share of a node's memory; 'off': none.")
+                   "'auto': each CPU's share of a node's memory (a task given several CPUs reserves their "
+                   "shares); 'off': none.")
 def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None, workers: int | None,
         limit: int | None, overwrite: bool, max_task_bytes: int | None, paths_base: str, plugins: tuple[str, ...],
         no_plugins: bool, no_progress: bool, task_memory: int | str | None) -> None:

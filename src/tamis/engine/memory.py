@@ -104,6 +104,21 @@ def resolve_task_memory(setting: int | str | None, nodes: list[dict]) -> int | N
     return int(setting)
 
 
+def task_reservation(limit: int | None, cpus: int, setting: int | str | None) -> int | None:
+    """What a process-stage task of `cpus` CPUs reserves in Ray's `memory` accounting.
+
+    With `auto` the ceiling is one CPU's share of a node; a task given several CPUs (fewer inputs than CPUs,
+    runner.task_cpus) runs one extraction child per CPU, so it reserves the shares of all its CPUs, which a
+    node of the smallest kind still holds (the task's CPUs never pass its CPUs). An explicit size is the
+    task's, whatever its CPUs. The worker's own ceiling (`memory_ceiling`) stays `limit` either way: the
+    extraction children are processes of their own.
+    """
+    if limit is None:
+        return None
+    setting = parse_task_memory(setting) if isinstance(setting, str) else setting
+    return limit * max(1, cpus) if setting == AUTO else limit
+
+
 def _data_in_use() -> int | None:
     """This process's VmData (what RLIMIT_DATA counts), or None where /proc is not there."""
     try:

@@ -29,7 +29,7 @@ from tamis.display import line, plugins_line
 from tamis.engine import layout
 from tamis.engine.commits import CommitIndex, CommitState, load_commits
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
-from tamis.engine.memory import AUTO, resolve_task_memory
+from tamis.engine.memory import AUTO, resolve_task_memory, task_reservation
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
@@ -247,7 +247,7 @@ def run_pipeline(
                                       shard_subdir=INTERMEDIATE if dedup_options else "", memory_limit=memory_limit)
                 try:
                     _run_tasks(process_spec, todo, options, workers, result, index, console, show_progress,
-                               started)
+                               started, task_memory)
                 finally:
                     index.flush()
             if dedup_options is not None and not result.failed:
@@ -339,9 +339,10 @@ def task_cpus(units: int, workers: int | None) -> int:
 
 def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, workers: int | None,
                result: RunResult, index: CommitIndex, console: Console, show_progress: bool,
-               started: float) -> None:
-    memory = {"memory": options.memory_limit} if options.memory_limit else {}
+               started: float, task_memory: int | str | None = None) -> None:
     cpus = task_cpus(len(todo), workers)
+    reservation = task_reservation(options.memory_limit, cpus, task_memory)
+    memory = {"memory": reservation} if reservation else {}
     remote = ray.remote(process_input).options(num_cpus=cpus, max_retries=MAX_TASK_RETRIES, retry_exceptions=False,
                                                **memory)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
