@@ -67,22 +67,8 @@ def test_task_memory_settings() -> None:
     assert task_reservation(16 * 2**30, 3, 16 * 2**30) == 16 * 2**30 and task_reservation(None, 3, None) is None
 
 
-#: a step that records what Ray assigned to the task it runs in, to a file named by its `path`
-RESOURCE_RECORDER = """
-import json
-import ray
-from tamis.steps import Filter, register_step
-
-@register_step("assigned_resources")
-class AssignedResources(Filter):
-    def __init__(self, path: str):
-        self.path = path
-
-    def filter_batch(self, batch):
-        with open(self.path, "w") as handle:
-            json.dump(ray.get_runtime_context().get_assigned_resources(), handle)
-        return [None] * len(batch)
-"""
+#: a plugin folder whose step records what Ray assigned to the task it runs in
+RECORDER_PLUGINS = Path(__file__).parent / "plugins"
 
 
 @pytest.mark.parametrize(("workers", "task_memory", "cpus", "shares"), [
@@ -92,11 +78,8 @@ class AssignedResources(Filter):
 ])
 def test_a_task_reserves_memory_for_its_cpus(ray_session, tmp_path: Path, workers, task_memory, cpus,
                                              shares) -> None:
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "recorder.py").write_text(RESOURCE_RECORDER)
     record = tmp_path / "assigned.json"
-    spec = parse_pipeline({"plugins": [str(plugins)],
+    spec = parse_pipeline({"plugins": [str(RECORDER_PLUGINS)],
                            "steps": [{"step": "assigned_resources", "path": str(record)}]})
     result = run_pipeline(spec, [str(REAL[0])], str(tmp_path / "out"), workers=workers, show_progress=False,
                           task_memory=task_memory)
