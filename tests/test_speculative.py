@@ -88,15 +88,15 @@ def test_the_engine_reports_trafilaturas_own_rule_and_its_cache_replays() -> Non
         assert plain.page_dependence == INDEPENDENT
         plain.close()
         model = SegmentModel(*sandbox.page_dependence)
-        process = sandbox._ready_process()
-        from tamis.extract.sandbox import _read_message, _write_message
+        to_child, from_child = sandbox.ready_pipes()
+        from tamis.extract.sandbox import read_message, write_message
 
         def ask(command: str, payload) -> object:
-            _write_message(process.stdin.fileno(), (command, payload))
-            return _read_message(process.stdout.fileno(), None)[1]
+            write_message(to_child, (command, payload))
+            return read_message(from_child, None)[1]
 
         for html in pages("dolma_sample-0000.warc.gz")[:6] * 2:
-            _write_message(process.stdin.fileno(), ("load", model.entries()))
+            write_message(to_child, ("load", model.entries()))
             text, queries = ask("traced", html)
             assert queries and model.replay(queries)
             assert ask("dump", None) == model.entries()
@@ -160,9 +160,23 @@ def test_independent_and_sequential_engines(monkeypatch) -> None:
     try:
         assert counter.extract_many(["a", "b", "c", "d"]) == ["2", "3", "4", "5"]  # after the warm-up page
         assert counter.dependence == SEQUENTIAL
-        assert counter.children[1].sandbox._process is None
+        assert counter.children[1].sandbox.pipes() is None
     finally:
         counter.close()
+
+
+def test_children_that_die_on_pages_give_one_childs_results(monkeypatch) -> None:
+    """Pages that kill their child, alone, back to back, and while the other child has replies waiting in
+    its pipe: each is ExtractorCrashed, as with one child, and every other page has its text."""
+    scripts = str(REPO / "tests" / "scripts")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([scripts, os.environ.get("PYTHONPATH", "")]))
+    htmls = [f"<p>page {i}</p>" for i in range(40)]
+    for i in (3, 4, 17, 39):
+        htmls[i] = f"<p>CRASH {i}</p>"
+    expected, got, several = one_child_and_several(htmls, processes=2, timeout=10.0, engine="crashing_engine:build")
+    assert several.dependence == INDEPENDENT
+    assert got == expected
+    assert [i for i, result in enumerate(got) if result is ExtractorCrashed] == [3, 4, 17, 39]
 
 
 def test_an_engine_that_fails_to_start_is_a_clear_error_with_several_children() -> None:

@@ -33,13 +33,19 @@ class ExtractorCrashed(Exception):
     """The child died while extracting the page (crash, out of memory)."""
 
 
-def _encode(obj: Any) -> bytes:
+# The pipe protocol between a sandbox and its child: each message is a length-prefixed pickle. Public so that
+# tamis.extract.speculative, which drives several children's pipes at once, speaks it without a second copy.
+
+
+def encode_message(obj: Any) -> bytes:
+    """One message as it goes down a pipe: its length, then its pickle."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(data)) + data
 
 
-def _write_message(fd: int, obj: Any) -> None:
-    view = memoryview(_encode(obj))
+def write_message(fd: int, obj: Any) -> None:
+    """Write one message to a blocking pipe."""
+    view = memoryview(encode_message(obj))
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -61,7 +67,8 @@ def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def _read_message(fd: int, deadline: float | None) -> Any:
+def read_message(fd: int, deadline: float | None) -> Any:
+    """Read one message; ExtractionTimeout if it has not begun by `deadline` (monotonic; None: wait)."""
     (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
     # once the reply has started, finish reading it regardless of the deadline
     return pickle.loads(_read_exact(fd, size, None))
@@ -102,7 +109,7 @@ class ExtractionSandbox:
             close_fds=True,
         )
         assert self._process.stdin is not None and self._process.stdout is not None
-        _write_message(self._process.stdin.fileno(), (self.factory, self.params))
+        write_message(self._process.stdin.fileno(), (self.factory, self.params))
         self._starting = True
 
     def _await_ready(self) -> None:
@@ -111,7 +118,7 @@ class ExtractionSandbox:
         self._starting = False
         assert self._process is not None and self._process.stdout is not None
         try:
-            reply = _read_message(self._process.stdout.fileno(), time.monotonic() + self.startup_timeout)
+            reply = read_message(self._process.stdout.fileno(), time.monotonic() + self.startup_timeout)
         except (ExtractionTimeout, ExtractorCrashed) as exc:
             self.close()
             raise RuntimeError(f"extractor {self.factory} failed to start: {exc!r}") from exc
@@ -127,6 +134,27 @@ class ExtractionSandbox:
         self._await_ready()
         assert self._process is not None
         return self._process
+
+    def ready_pipes(self) -> tuple[int, int]:
+        """The pipe ends (to the child, from it) of a child ready for a page: started and waited for if there
+        is none. For a caller that drives the pipe itself (tamis.extract.speculative), with `note_reply`."""
+        process = self._ready_process()
+        assert process.stdin is not None and process.stdout is not None
+        return process.stdin.fileno(), process.stdout.fileno()
+
+    def pipes(self) -> tuple[int, int] | None:
+        """The pipe ends (to the child, from it) of the current child, or None when there is none (never
+        started, or closed). A child that died keeps its pipes until `close`: what it wrote can still be
+        read, then its end is seen (ExtractorCrashed)."""
+        process = self._process
+        if process is None or process.stdin is None or process.stdout is None:
+            return None
+        return process.stdin.fileno(), process.stdout.fileno()
+
+    def note_reply(self, child_cpu: float) -> None:
+        """Record the CPU time the child reported with its last reply: where the next page's CPU count (and
+        so its limit, `page_cpu_seconds`) starts, for a caller that reads the child's replies itself."""
+        self._child_cpu = child_cpu
 
     def extract(self, html: str) -> str | None:
         """The page's text (None when the extractor fails on it); raises ExtractionTimeout / ExtractorCrashed."""
@@ -171,7 +199,7 @@ class ExtractionSandbox:
             nonlocal unwritten, next_page
             # at most two pages in the child's hands: the one it extracts and the next one
             if child_reads and not unwritten and next_page < len(htmls) and next_page - len(results) < 2:
-                unwritten = memoryview(_encode(("extract", htmls[next_page])))
+                unwritten = memoryview(encode_message(("extract", htmls[next_page])))
                 next_page += 1
 
         os.set_blocking(in_fd, False)
@@ -199,7 +227,7 @@ class ExtractionSandbox:
                     if readable:
                         break
                     cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
-                status, value, self._child_cpu = _read_message(out_fd, None)
+                status, value, self._child_cpu = read_message(out_fd, None)
                 results.append(None if status == "error" else value)
         except (ExtractorCrashed, OSError) as exc:
             return ExtractorCrashed(str(exc))
@@ -236,8 +264,8 @@ class ExtractionSandbox:
             return  # a fresh child has no state
         assert process.stdin is not None and process.stdout is not None
         try:
-            _write_message(process.stdin.fileno(), ("reset", None))
-            self._child_cpu = _read_message(process.stdout.fileno(), time.monotonic() + self.startup_timeout)[2]
+            write_message(process.stdin.fileno(), ("reset", None))
+            self._child_cpu = read_message(process.stdout.fileno(), time.monotonic() + self.startup_timeout)[2]
         except (ExtractionTimeout, ExtractorCrashed, OSError):
             self.close()
 
@@ -281,7 +309,7 @@ def _child_main() -> None:
     # anything the extractor prints must not corrupt the reply stream
     sys.stdout = sys.stderr
     try:
-        factory, params = _read_message(in_fd, None)
+        factory, params = read_message(in_fd, None)
         module_name, function_name = factory.split(":")
         module = importlib.import_module(module_name)
         extract = getattr(module, function_name)(**params)
@@ -292,18 +320,18 @@ def _child_main() -> None:
         declared = getattr(module, "page_dependence", None)
         dependence = declared() if declared is not None else SEQUENTIAL
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the step clearly
-        _write_message(out_fd, f"{type(exc).__name__}: {exc}")
+        write_message(out_fd, f"{type(exc).__name__}: {exc}")
         return
-    _write_message(out_fd, ("ready", time.process_time(), dependence))
+    write_message(out_fd, ("ready", time.process_time(), dependence))
     while True:
         try:
-            command, html = _read_message(in_fd, None)
+            command, html = read_message(in_fd, None)
         except ExtractorCrashed:
             return
         if command == "reset":
             if reset is not None:
                 reset()
-            _write_message(out_fd, ("ok", None, time.process_time()))
+            write_message(out_fd, ("ok", None, time.process_time()))
             continue
         if command in ("load", "add"):  # no reply: they prepare the next page, whose limit they count in
             getattr(module, f"{command}_segments")(html)
@@ -315,9 +343,9 @@ def _child_main() -> None:
                 reply = module.dump_segments()
             else:
                 reply = extract(html)
-            _write_message(out_fd, ("ok", reply, time.process_time()))
+            write_message(out_fd, ("ok", reply, time.process_time()))
         except Exception as exc:  # noqa: BLE001 - a page the library cannot parse is a dropped page
-            _write_message(out_fd, ("error", f"{type(exc).__name__}: {exc}", time.process_time()))
+            write_message(out_fd, ("error", f"{type(exc).__name__}: {exc}", time.process_time()))
 
 
 if __name__ == "__main__":

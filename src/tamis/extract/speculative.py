@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tamis.extract.page_dependence import INDEPENDENT, SEQUENTIAL, PageDependence, is_segment_rule
-from tamis.extract.sandbox import ExtractionSandbox, ExtractionTimeout, ExtractorCrashed, _encode, _read_message
+from tamis.extract.sandbox import (
+    ExtractionSandbox,
+    ExtractionTimeout,
+    ExtractorCrashed,
+    encode_message,
+    read_message,
+)
 
 Outcome = str | None | ExtractionTimeout | ExtractorCrashed
 
@@ -197,16 +203,15 @@ class SpeculativeExtraction:
             return run.results
         finally:  # the sandboxes' own calls (reset) write blocking
             for child in self.children:
-                process = child.sandbox._process
-                if process is not None and process.stdin is not None and process.poll() is None:
-                    os.set_blocking(process.stdin.fileno(), True)
+                pipes = child.sandbox.pipes()
+                if pipes is not None:
+                    os.set_blocking(pipes[0], True)
 
     # -- the children ---------------------------------------------------------------------------------
 
     def _ready(self, child: _Child) -> None:
-        process = child.sandbox._ready_process()
-        assert process.stdin is not None
-        os.set_blocking(process.stdin.fileno(), False)
+        to_child, _ = child.sandbox.ready_pipes()
+        os.set_blocking(to_child, False)
         dependence = child.sandbox.page_dependence
         if is_segment_rule(dependence):
             if self.model is None:
@@ -233,7 +238,7 @@ class SpeculativeExtraction:
         self._ready(child)
 
     def _send(self, child: _Child, message: Any) -> None:
-        child.outbox.append(_encode(message))
+        child.outbox.append(encode_message(message))
 
     def _dispatch(self, run: _Run) -> None:
         """Give children pages until each holds two (the one it extracts and the next)."""
@@ -295,9 +300,9 @@ class SpeculativeExtraction:
 
     @staticmethod
     def _fd(child: _Child, side: str) -> int:
-        process = child.sandbox._process
-        assert process is not None and process.stdin is not None and process.stdout is not None
-        return process.stdout.fileno() if side == "out" else process.stdin.fileno()
+        pipes = child.sandbox.pipes()
+        assert pipes is not None  # a child is closed only by _replace, which starts the next one
+        return pipes[1] if side == "out" else pipes[0]
 
     def _write(self, child: _Child) -> None:
         try:
@@ -315,11 +320,11 @@ class SpeculativeExtraction:
 
     def _read(self, child: _Child, run: _Run) -> None:
         try:
-            status, value, cpu = _read_message(self._fd(child, "out"), None)
+            status, value, cpu = read_message(self._fd(child, "out"), None)
         except (ExtractorCrashed, OSError) as exc:
             self._fail(child, run, ExtractorCrashed(str(exc)))
             return
-        child.sandbox._child_cpu = cpu
+        child.sandbox.note_reply(cpu)
         job = child.jobs.popleft()
         run.outcomes[job.page] = (status, value, job, child, child.generation)
         if child.jobs:
