@@ -207,7 +207,6 @@ class ExtractionSandbox:
             while len(results) < len(htmls):
                 queue_next()
                 # the child idles between pages, so its CPU time at its last reply is this page's start
-                cpu_start = self._child_cpu
                 wall_deadline = self.wall_deadline()
                 cpu_left = self.timeout
                 while True:
@@ -226,7 +225,7 @@ class ExtractionSandbox:
                         queue_next()
                     if readable:
                         break
-                    cpu_left = self.timeout - (self.cpu_seconds() - cpu_start)
+                    cpu_left = self.timeout - self.page_cpu_seconds()
                 status, value, self._child_cpu = read_message(out_fd, None)
                 results.append(None if status == "error" else value)
         except (ExtractorCrashed, OSError) as exc:
