@@ -18,6 +18,7 @@ n-gram, so that answer is exact too.
 from __future__ import annotations
 
 from collections import Counter
+from functools import cached_property
 from operator import itemgetter
 
 import numpy as np
@@ -64,7 +65,7 @@ class WordSpans:
     def __init__(self, words: list[str]) -> None:
         self.words = words
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-        self.lengths = lengths
+        self._lengths = lengths
         self.offsets = np.concatenate(([0], np.cumsum(lengths)))
         text = "".join(words)
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
@@ -82,13 +83,22 @@ class WordSpans:
             hashes += (ends - starts).astype(np.uint64) * _LENGTH_MIX
         return hashes
 
-    def sequence_hashes(self, n: int) -> np.ndarray:
-        """For each start position, a hash equal for equal sequences of n words (texts and word lengths)."""
+    @cached_property
+    def _length_prefix(self) -> tuple[np.ndarray, np.ndarray]:
+        """Prefix hashes of the word lengths and the inverse powers to shift them: built once per document,
+        for the three n of the top n-gram checks."""
         count = len(self.words)
         powers, inverse = _power_tables(count + 1)
         with np.errstate(over="ignore"):
-            prefix = np.concatenate(([np.uint64(0)], np.cumsum(self.lengths.astype(np.uint64) * powers[:count],
+            prefix = np.concatenate(([np.uint64(0)], np.cumsum(self._lengths.astype(np.uint64) * powers[:count],
                                                                dtype=np.uint64)))
+        return prefix, inverse
+
+    def sequence_hashes(self, n: int) -> np.ndarray:
+        """For each start position, a hash equal for equal sequences of n words (texts and word lengths)."""
+        count = len(self.words)
+        prefix, inverse = self._length_prefix
+        with np.errstate(over="ignore"):
             by_lengths = (prefix[n:] - prefix[: count - n + 1]) * inverse[: count - n + 1]
             return self.span_hashes(n) ^ (by_lengths * _WORD_LENGTHS_MIX)
 
