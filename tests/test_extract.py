@@ -211,3 +211,29 @@ def test_the_limit_is_per_page_however_many_pages_a_list_holds() -> None:
     assert list_cpu > 2 * many.timeout  # the list as a whole is far over the limit, so a per-list count fails
     assert not any(isinstance(r, Exception) for r in got)
     assert got == expected
+
+
+def test_a_childs_cpu_is_read_on_the_clock_it_reports_with_each_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent reads a live child's CPU on the child's own process CPU-time clock, the one behind the
+    `time.process_time()` it sends back, so a page's count is two readings of one clock; where that clock
+    is refused, /proc's ticks give the same within their 10 ms; an exited child reads 0."""
+    import subprocess
+    import sys
+
+    from tamis.extract import sandbox as sandbox_module
+
+    spin = ("import sys, time\nstart = time.process_time()\nwhile time.process_time() - start < 0.3: pass\n"
+            "print(time.process_time(), flush=True)\nsys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        reported = float(child.stdout.readline())
+        clock = sandbox_module._process_cpu_seconds(child)
+        assert reported <= clock < reported + 0.005  # the child only waits on stdin after it printed
+        assert abs(clock * 100 - round(clock * 100)) > 1e-6  # finer than /proc's 10 ms ticks
+        monkeypatch.setattr(sandbox_module, "_process_cpu_clock", lambda pid: (_ for _ in ()).throw(OSError()))
+        ticks = sandbox_module._process_cpu_seconds(child)
+        assert ticks != clock and abs(ticks - clock) <= 0.02
+    finally:
+        child.stdin.close()
+        child.wait()
+    assert sandbox_module._process_cpu_seconds(child) == 0.0

@@ -48,24 +48,51 @@ Outcome = str | None | ExtractionTimeout | ExtractorCrashed
 class SegmentModel:
     """The segment cache of one child that extracted every accepted page in order: least recently used
     first, evicted past `maxsize`, each query counting the segment once (trafilatura's LRU rules, with the
-    size and thresholds the child reports from the installed trafilatura)."""
+    size and thresholds the child reports from the installed trafilatura).
 
-    def __init__(self, maxsize: int, min_length: int, max_repetitions: int):
+    A page whose answers do not match is rolled back (`accept`). Why not a copy before each page: a copy of
+    a full cache (4,096 segments) cost more than the replay itself, at every page, for the few pages a file
+    rolls back. So the model keeps a copy every `checkpoint_every` accepted pages and the queries of the pages
+    since; a rollback goes back to the copy and replays those pages, which gives the same content, in the
+    same order, as the state before the page.
+    """
+
+    def __init__(self, maxsize: int, min_length: int, max_repetitions: int, checkpoint_every: int = 64):
         self.maxsize = maxsize
         self.min_length = min_length
         self.max_repetitions = max_repetitions
+        self.checkpoint_every = max(1, checkpoint_every)
         self.counts: OrderedDict[str, int] = OrderedDict()
+        self._checkpoint: OrderedDict[str, int] = OrderedDict()
+        self._since: list[Sequence[tuple[str, int]]] = []  # the queries of pages accepted after the copy
 
     def clear(self) -> None:
         self.counts.clear()
+        self._checkpoint.clear()
+        self._since.clear()
 
     def entries(self) -> list[tuple[str, int]]:
         """The content, oldest first: what a child's `load_segments` takes."""
         return list(self.counts.items())
 
+    def accept(self, queries: Sequence[tuple[str, int]]) -> bool:
+        """Count a page's queries if each one's answer matches the one its child got (True); otherwise leave
+        the model as it was before the page (False)."""
+        if len(self._since) >= self.checkpoint_every:
+            self._checkpoint = self.counts.copy()
+            self._since.clear()
+        if self.replay(queries):
+            self._since.append(queries)
+            return True
+        self.counts = self._checkpoint.copy()
+        for accepted in self._since:
+            if not self.replay(accepted):  # the same queries on the same state: cannot differ
+                raise RuntimeError("segment model: an accepted page did not replay on its checkpoint")
+        return False
+
     def replay(self, queries: Sequence[tuple[str, int]]) -> bool:
         """Count the page's queries; whether each one's answer matches the one its child got. On False the
-        model is left part-way: the caller restores it."""
+        model is left part-way: `accept` is the call that rolls back."""
         counts, maxsize = self.counts, self.maxsize
         for key, seen in queries:
             previous = counts.pop(key, -1)
@@ -357,12 +384,9 @@ class SpeculativeExtraction:
                 self._exact_done(run)
                 continue
             text, queries = value
-            saved = None if job.exact else model.counts.copy()
-            if not model.replay(queries):
+            if not model.accept(queries):
                 if job.exact:
                     raise RuntimeError("extraction with a loaded segment cache did not replay on its model")
-                assert saved is not None
-                model.counts = saved
                 self.rerun_pages += 1
                 self._want_exact(run)
                 return
