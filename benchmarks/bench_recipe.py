@@ -43,10 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_process  # noqa: E402
 from bench_process import REPO, RESOURCES, log, machine_cpu_seconds  # noqa: E402
+from shared_libraries import SHARED_LIBRARIES, installed_versions  # noqa: E402
 
 TAMIS = Path(sys.executable).with_name("tamis")
-#: libraries whose versions both sides must share for the comparison to measure the pipelines
-SHARED_LIBRARIES = ("trafilatura", "lxml", "spacy")
 
 
 # ---------------------------------------------------------------- inputs
@@ -196,11 +195,10 @@ def run_datatrove(args: argparse.Namespace, files: list[Path], work: Path) -> di
 def shared_versions(datatrove_versions: dict[str, str]) -> str:
     """`trafilatura 2.3.1, lxml 6.2.1, spacy 3.8.18 on both sides`, or the libraries whose versions differ
     between this environment (the tamis side's) and the datatrove venv, flagged in the report's header."""
-    from importlib import metadata
-
+    ours_all = installed_versions()
     same, differ = [], []
     for package in SHARED_LIBRARIES:
-        ours, theirs = metadata.version(package), datatrove_versions.get(package)
+        ours, theirs = ours_all.get(package), datatrove_versions.get(package)
         if ours == theirs:
             same.append(f"{package} {ours}")
         else:

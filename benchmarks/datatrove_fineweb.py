@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datatrove_process  # noqa: E402  (sets the offline environment variables on import)
+from shared_libraries import installed_versions  # noqa: E402
 
 
 def build_stages(args: argparse.Namespace) -> list[tuple[str, list, int]]:
@@ -119,7 +120,7 @@ def main() -> None:
         ids.extend(table.column("id").to_pylist())
         tokens += sum(m.get("token_count", 0) for m in table.column("metadata").to_pylist())
     print(json.dumps({
-        "versions": {p: metadata.version(p) for p in ("datatrove", "trafilatura", "lxml", "spacy", "tiktoken")},
+        "versions": {"datatrove": metadata.version("datatrove"), **installed_versions()},
         "wall_seconds": wall,
         "cpu_seconds": sum(stage["cpu_seconds"] for stage in report),
         "stages": report,

@@ -5,7 +5,8 @@
 #
 # Environment: PYTHON (interpreter to build the venv from, default python3); TAMIS_PYTHON (the tamis
 # environment's interpreter, default .venv/bin/python in the repository): when it exists, the libraries both
-# sides share (trafilatura, lxml, warcio, pyarrow, tiktoken, spacy) are installed at the versions it has, so
+# sides share (benchmarks/shared_libraries.py: one list for this script and the benchmark's header) are
+# installed at the versions it has, so
 # the datatrove side follows an upgrade of the dev environment instead of a stale pin; else the pins below.
 #
 # Installs datatrove==0.10.1 and only what the benchmarked steps need: WarcReader (warcio, faust-cchardet,
@@ -43,16 +44,7 @@ packages=(
 # The shared libraries at the tamis environment's versions, where there is one to read them from.
 tamis_python="${TAMIS_PYTHON:-$repo/.venv/bin/python}"
 if [ -x "$tamis_python" ]; then
-  mapfile -t shared_pins < <("$tamis_python" - <<'EOF'
-from importlib import metadata
-
-for package in ("trafilatura", "lxml", "warcio", "pyarrow", "tiktoken", "spacy"):
-    try:
-        print(f"{package}=={metadata.version(package)}")
-    except metadata.PackageNotFoundError:
-        pass
-EOF
-  )
+  mapfile -t shared_pins < <("$tamis_python" "$repo/benchmarks/shared_libraries.py")
   for pin in "${shared_pins[@]}"; do
     name="${pin%%==*}"
     for i in "${!packages[@]}"; do
