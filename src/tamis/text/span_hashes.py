@@ -107,14 +107,18 @@ class WordSpans:
 
         Every position whose concatenated key occurs more than once is included; a few others may be.
         """
-        hashes = self.span_hashes(n)
-        order = np.argsort(hashes, kind="stable")
-        ordered = hashes[order]
-        same_as_next = ordered[1:] == ordered[:-1]
-        repeated = np.zeros(len(ordered), dtype=bool)
-        repeated[1:] |= same_as_next
-        repeated[:-1] |= same_as_next
-        return np.sort(order[repeated])
+        order, _, sizes = equal_runs(self.span_hashes(n))
+        return np.sort(order[np.repeat(sizes > 1, sizes)])
+
+
+def equal_runs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions grouped by equal hash: `order` (a stable argsort, so each group's positions ascend), and
+    where each group starts in it and how large it is."""
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    sizes = np.diff(np.concatenate((starts, [len(ordered)])))
+    return order, starts, sizes
 
 
 def duplicated_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = None) -> int:
@@ -157,11 +161,7 @@ def top_n_gram_chars(words: list[str], n: int, spans: WordSpans | None = None) -
     """
     if spans is None:
         return counted_top_n_gram_chars(words, n)
-    hashes = spans.sequence_hashes(n)
-    order = np.argsort(hashes, kind="stable")  # stable: each group's positions stay ascending
-    ordered = hashes[order]
-    group_starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    sizes = np.diff(np.concatenate((group_starts, [len(ordered)])))
+    order, group_starts, sizes = equal_runs(spans.sequence_hashes(n))
     top = int(sizes.max())
     if top == 1:  # every n-gram occurs once: the first one wins the tie
         first = 0
