@@ -37,6 +37,18 @@ def test_normalize_matches_datatrove():
         assert normalize(text) == simplify_text(text)
 
 
+def test_punctuation_holds_every_sentence_terminal_of_every_code_point():
+    """The set built from all code points at once (in C) is the one a loop over each code point gives."""
+    import regex
+
+    from tamis.dedup.shingles import _CONTROLS, _EXTRA_TERMINALS, _MARKS, punctuation
+
+    terminals = [chr(c) for c in range(0x110000)
+                 if not 0xD800 <= c < 0xE000 and regex.fullmatch(r"\p{Sentence_Terminal}", chr(c))]
+    assert len(terminals) > 100 and "\u3002" in terminals and "\U00011c41" in terminals
+    assert punctuation() == frozenset(_MARKS + _CONTROLS + _EXTRA_TERMINALS + "".join(terminals))
+
+
 def test_signatures_match_datasketch_on_the_same_shingles():
     datasketch = pytest.importorskip("datasketch")
     options = DedupOptions(hash_bits=32, bands=4, rows_per_band=8)

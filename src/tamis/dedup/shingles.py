@@ -41,7 +41,10 @@ MARKS = regex.compile(r"\p{Mn}+")
 
 @lru_cache(maxsize=1)
 def punctuation() -> frozenset[str]:
-    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    # every code point but the surrogates, built in C (a Python loop over 1.1 million code points took 0.45 s
+    # of each worker's first text, twice what the rest of a small dedup's signatures cost)
+    code_points = np.concatenate((np.arange(0xD800, dtype="<u4"), np.arange(0xE000, 0x110000, dtype="<u4")))
+    every = code_points.tobytes().decode("utf-32-le")
     terminals = regex.findall(r"\p{Sentence_Terminal}", every)
     return frozenset(_MARKS + _CONTROLS + _EXTRA_TERMINALS + "".join(terminals))
 
