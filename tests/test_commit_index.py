@@ -295,3 +295,29 @@ def test_tasks_export_ray_metrics(finished) -> None:
         time.sleep(2)
     assert found.get("ray_tamis_step_docs_in_total", 0) >= 1, found
     assert found.get("ray_tamis_dropped_docs_total", 0) >= 1, found
+
+
+def test_the_progress_actor_exists_only_when_progress_is_shown(ray_session, tiny_inputs, tmp_path,
+                                                                monkeypatch) -> None:
+    """Without a display nothing reads the progress actor, so none is created (it would hold a worker process
+    of its own); with one, the runner creates one. The Ray metrics test above runs without it."""
+    from tamis.engine import runner
+
+    created: list[dict] = []
+    real = runner.ProgressCounter
+
+    class Recorded:
+        @staticmethod
+        def options(**options):
+            created.append(options)
+            return real.options(**options)
+
+    monkeypatch.setattr(runner, "ProgressCounter", Recorded)
+    quiet = run_pipeline(parse_pipeline(PIPELINE), tiny_inputs, str(tmp_path / "quiet"), show_progress=False)
+    assert quiet.ok and created == []
+    shown = run_pipeline(parse_pipeline(PIPELINE), tiny_inputs, str(tmp_path / "shown"), show_progress=True,
+                         console=Console(file=io.StringIO()))
+    assert shown.ok and len(created) == 1
+    quiet_counts, shown_counts = (_counts(load_run(str(tmp_path / name))) for name in ("quiet", "shown"))
+    assert {k: v for k, v in quiet_counts.items() if k != "shards"} == \
+        {k: v for k, v in shown_counts.items() if k != "shards"}

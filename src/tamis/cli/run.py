@@ -48,7 +48,8 @@ def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) 
               help="Directory of *.py step plugins (repeatable); ./filters is scanned unless --no-plugins.")
 @click.option("--no-plugins", is_flag=True,
               help="Import no plugin file: not ./filters, TAMIS_PLUGIN_PATH, nor the pipeline's `plugins:`.")
-@click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress display (and no progress actor: one Ray worker process fewer).")
 @click.option("--task-memory", default="auto", show_default=True, callback=_task_memory_option,
               help="Memory ceiling of each task (4GiB, 512MiB...): an input that needs more fails alone. "
                    "'auto': each CPU's share of a node's memory (a task given several CPUs reserves their "

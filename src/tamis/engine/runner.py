@@ -244,7 +244,8 @@ def run_pipeline(
                 except ValueError as exc:
                     raise PipelineError(str(exc)) from None
                 options = TaskOptions(output=output, fingerprint=fingerprint, limit=limit, removed=removed_options,
-                                      shard_subdir=INTERMEDIATE if dedup_options else "", memory_limit=memory_limit)
+                                      shard_subdir=INTERMEDIATE if dedup_options else "", memory_limit=memory_limit,
+                                      ray_metrics=True)
                 try:
                     _run_tasks(process_spec, todo, options, workers, result, index, console, show_progress,
                                started, task_memory)
@@ -347,9 +348,12 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                                                **memory)
     # `workers` caps concurrency exactly; otherwise keep a second task queued per CPU so none idles.
     in_flight_limit = workers if workers else 2 * cluster_cpus()
-    # On the driver's node: a worker node that dies must not take the progress display with it.
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
-    counter = ProgressCounter.options(scheduling_strategy=here).remote()
+    # On the driver's node: a worker node that dies must not take the progress display with it. Only when
+    # something shows it: the actor holds a worker process of its own (its start-up ~0.6 CPU s on 2 cores).
+    counter = None
+    if show_progress:
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        counter = ProgressCounter.options(scheduling_strategy=here).remote()
     spec_ref = ray.put(spec)
     pending: dict[ray.ObjectRef, WorkUnit] = {}
     queue = list(reversed(todo))
@@ -367,7 +371,8 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 try:
                     summary = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
-                    counter.finished.remote(unit.unit_id)  # a committed task told the counter itself
+                    if counter is not None:
+                        counter.finished.remote(unit.unit_id)  # a committed task told the counter itself
                     message = redact_text(str(exc), unit.path).strip().splitlines()
                     error = next((text for text in reversed(message) if text.strip()), type(exc).__name__)
                     result.failed[unit.label()] = error
@@ -378,7 +383,7 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 result.completed.append(unit.label())
                 display.durations.append(summary["wall_seconds"])
             index.tick()
-            if show_progress and time.monotonic() - polled >= display.poll_seconds:
+            if counter is not None and time.monotonic() - polled >= display.poll_seconds:
                 # a blocking actor call: at most twice a second (live bar) or once per log line
                 polled = time.monotonic()
                 try:
@@ -386,4 +391,5 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                 except Exception:  # noqa: BLE001 - progress is display only; the run goes on without it
                     docs, nbytes, running = display.docs, display.bytes, {}
             display.update(len(result.completed) + len(result.failed), docs, nbytes, running)
-    ray.kill(counter)
+    if counter is not None:
+        ray.kill(counter)

@@ -57,8 +57,9 @@ class TaskOptions:
     io_retry_delay: float = 1.0
     #: bytes this task may add to its worker's memory (None: no ceiling); see tamis.engine.memory
     memory_limit: int | None = None
-    #: export live counters as Ray metrics (engine.metrics)
-    ray_metrics: bool = True
+    #: export live counters as Ray metrics (engine.metrics): the runner turns it on for its Ray tasks; a direct
+    #: call of `process_input` outside a Ray worker has nothing to export them from
+    ray_metrics: bool = False
 
 
 def _built_steps(spec: PipelineSpec, fingerprint: str) -> tuple[Reader, list[tuple[str, Step]], ParquetWriter]:
@@ -156,7 +157,7 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
     removed = RemovedWriter(fs, root, ident, options.removed["mode"], options.removed["rate"])
     histograms = HistogramSet()
     languages: Counter[str] = Counter()
-    metrics = MetricsReporter(counters, spec.reader.name, enabled=options.ray_metrics and progress is not None)
+    metrics = MetricsReporter(counters, spec.reader.name, enabled=options.ray_metrics)
     by_language = LanguageBreakdown()
 
     def on_removed(step: str, docs: DocBatch, reasons: list[str]) -> None:
@@ -197,11 +198,13 @@ def _process_unit(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
             block = batch.block
             for finished in chain.feed(batch):
                 write(finished)
-            if progress is not None and time.monotonic() - last_report >= options.progress_every:
-                docs = reader_counters.docs_out
-                read = reader_counters.events.get("bytes_read", 0)
-                progress.add.remote(docs - reported_docs, read - reported_bytes)
-                reported_docs, reported_bytes, last_report = docs, read, time.monotonic()
+            if time.monotonic() - last_report >= options.progress_every:
+                if progress is not None:
+                    docs = reader_counters.docs_out
+                    read = reader_counters.events.get("bytes_read", 0)
+                    progress.add.remote(docs - reported_docs, read - reported_bytes)
+                    reported_docs, reported_bytes = docs, read
+                last_report = time.monotonic()
                 metrics.report()
         for finished in chain.drain():
             write(finished)
