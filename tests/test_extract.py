@@ -237,3 +237,34 @@ def test_a_childs_cpu_is_read_on_the_clock_it_reports_with_each_reply(monkeypatc
         child.stdin.close()
         child.wait()
     assert sandbox_module._process_cpu_seconds(child) == 0.0
+
+
+def test_a_clock_that_is_not_the_childs_is_dropped_for_proc(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """If the process CPU clock answered with another process's time (here an idle `sleep`'s), it would read
+    less than the CPU the ready child reports having used, and a page would never reach its CPU limit. The
+    sandbox notices when the child starts, says so, and reads /proc from then on: a page that needs ~1.8 s
+    of CPU still stops at the 0.2 s limit (the wall-clock ceiling is set far away, so only the CPU count
+    can stop it)."""
+    import subprocess
+
+    from tamis.extract import sandbox as sandbox_module
+
+    real_clock = sandbox_module._process_cpu_clock
+    idle = subprocess.Popen(["sleep", "120"])
+    monkeypatch.setattr(sandbox_module, "_clock_trusted", True)
+    monkeypatch.setattr(sandbox_module, "_process_cpu_clock", lambda pid: real_clock(idle.pid))
+    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
+    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build",
+                                {"favor_precision": True, "include_comments": False, "deduplicate": True}, 0.2)
+    sandbox.wall_factor = 1000.0
+    try:
+        with caplog.at_level("WARNING", logger="tamis.extract.sandbox"):
+            sandbox.extract(pages("dolma_sample-0001.warc.gz")[0])
+        assert sandbox_module._clock_trusted is False
+        assert "from /proc instead" in caplog.text
+        with pytest.raises(ExtractionTimeout):
+            sandbox.extract(f"<html><body>{paragraphs}</body></html>")
+    finally:
+        sandbox.close()
+        idle.kill()
+        idle.wait()

@@ -10,6 +10,7 @@ reused across tasks); the round trip costs tens of microseconds against millisec
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pickle
 import select
@@ -127,6 +128,7 @@ class ExtractionSandbox:
             raise RuntimeError(f"extractor {self.factory} failed to start: {reply}")
         self._child_cpu = reply[1]
         self.page_dependence = reply[2]
+        _check_cpu_clock(self._process, reply[1])
 
     def _ready_process(self) -> subprocess.Popen[bytes]:
         """The running child, ready for a page: started (and waited for) if there is none."""
@@ -300,16 +302,40 @@ def _process_cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
     """
     if process is None or process.poll() is not None:
         return 0.0
-    try:
-        return time.clock_gettime(_process_cpu_clock(process.pid))
-    except (OSError, OverflowError, AttributeError):
-        pass
+    if _clock_trusted:
+        try:
+            return time.clock_gettime(_process_cpu_clock(process.pid))
+        except (OSError, OverflowError, AttributeError):
+            pass
     try:
         with open(f"/proc/{process.pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+#: False once a child's clock read less than the child itself reported (see _check_cpu_clock)
+_clock_trusted = True
+
+
+def _check_cpu_clock(process: subprocess.Popen[bytes] | None, reported: float) -> None:
+    """Stop using the process CPU clock if it reads less than the CPU time a ready child just reported on
+    its own clock: that clock cannot run backwards, so such a reading is not the child's, and the page limit
+    would never be reached (only the wall-clock ceiling would stop a slow page). /proc is used from then on.
+    One comparison per child start; on Linux the two are one clock and it always holds."""
+    global _clock_trusted
+    if not _clock_trusted or process is None or process.poll() is not None:
+        return
+    try:
+        reading = time.clock_gettime(_process_cpu_clock(process.pid))
+    except (OSError, OverflowError, AttributeError):
+        return  # refused: every read falls back to /proc anyway
+    if reading < reported - 0.005:
+        _clock_trusted = False
+        logging.getLogger(__name__).warning(
+            "the extraction child's CPU clock read %.3f s where the child reported %.3f s; reading its CPU "
+            "time from /proc instead", reading, reported)
 
 
 def _process_cpu_clock(pid: int) -> int:
