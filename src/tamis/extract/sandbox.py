@@ -302,11 +302,8 @@ def _process_cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
     """
     if process is None or process.poll() is not None:
         return 0.0
-    if _clock_trusted:
-        try:
-            return time.clock_gettime(_process_cpu_clock(process.pid))
-        except (OSError, OverflowError, AttributeError):
-            pass
+    if _clock_trusted and (reading := _cpu_clock_reading(process.pid)) is not None:
+        return reading
     try:
         with open(f"/proc/{process.pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
@@ -327,15 +324,20 @@ def _check_cpu_clock(process: subprocess.Popen[bytes] | None, reported: float) -
     global _clock_trusted
     if not _clock_trusted or process is None or process.poll() is not None:
         return
-    try:
-        reading = time.clock_gettime(_process_cpu_clock(process.pid))
-    except (OSError, OverflowError, AttributeError):
-        return  # refused: every read falls back to /proc anyway
-    if reading < reported - 0.005:
+    reading = _cpu_clock_reading(process.pid)
+    if reading is not None and reading < reported - 0.005:  # None: refused, every read falls back to /proc
         _clock_trusted = False
         logging.getLogger(__name__).warning(
             "the extraction child's CPU clock read %.3f s where the child reported %.3f s; reading its CPU "
             "time from /proc instead", reading, reported)
+
+
+def _cpu_clock_reading(pid: int) -> float | None:
+    """Process `pid`'s CPU seconds on its CPU-time clock, or None where that clock is refused."""
+    try:
+        return time.clock_gettime(_process_cpu_clock(pid))
+    except (OSError, OverflowError, AttributeError):
+        return None
 
 
 def _process_cpu_clock(pid: int) -> int:
