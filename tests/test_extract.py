@@ -55,10 +55,14 @@ def test_output_does_not_depend_on_earlier_inputs() -> None:
     assert first["text"] == second["text"]
 
 
-def test_pathological_page_times_out_and_the_rest_goes_on() -> None:
-    # 20,000 distinct paragraphs: trafilatura needs well over a second of CPU on this (measured ~1.8 s)
+def slow_page() -> str:
+    """20,000 distinct paragraphs: trafilatura needs well over a second of CPU on this (measured ~1.8 s)."""
     paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
-    monster = f"<html><body>{paragraphs}</body></html>"
+    return f"<html><body>{paragraphs}</body></html>"
+
+
+def test_pathological_page_times_out_and_the_rest_goes_on() -> None:
+    monster = slow_page()
     htmls = pages("dolma_sample-0001.warc.gz")[:3]
     step = TrafilaturaExtractor(timeout=0.2)
     started = time.monotonic()
@@ -154,8 +158,7 @@ def _one_by_one(sandbox: ExtractionSandbox, htmls: list[str]) -> list:
 def test_pages_queued_behind_a_timeout_go_to_the_new_child_and_match_one_by_one() -> None:
     """extract_many writes the next page while the child extracts; after a timeout the page already queued
     is sent again to a fresh child, so every page's result is what `extract` gives one page at a time."""
-    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
-    monster = f"<html><body>{paragraphs}</body></html>"
+    monster = slow_page()
     real = pages("dolma_sample-0001.warc.gz")[:8]
     htmls = real[:3] + [monster] + real[3:] + [monster, real[0]]
     many = trafilatura_sandbox(0.2)
@@ -230,7 +233,10 @@ def test_a_childs_cpu_is_read_on_the_clock_it_reports_with_each_reply(monkeypatc
         clock = sandbox_module._process_cpu_seconds(child)
         assert reported <= clock < reported + 0.005  # the child only waits on stdin after it printed
         assert abs(clock * 100 - round(clock * 100)) > 1e-6  # finer than /proc's 10 ms ticks
-        monkeypatch.setattr(sandbox_module, "_process_cpu_clock", lambda pid: (_ for _ in ()).throw(OSError()))
+        def refused(pid: int) -> int:
+            raise OSError("no CPU clock for other processes here")
+
+        monkeypatch.setattr(sandbox_module, "_process_cpu_clock", refused)
         ticks = sandbox_module._process_cpu_seconds(child)
         assert ticks != clock and abs(ticks - clock) <= 0.02
     finally:
@@ -253,9 +259,7 @@ def test_a_clock_that_is_not_the_childs_is_dropped_for_proc(monkeypatch: pytest.
     idle = subprocess.Popen(["sleep", "120"])
     monkeypatch.setattr(sandbox_module, "_clock_trusted", True)
     monkeypatch.setattr(sandbox_module, "_process_cpu_clock", lambda pid: real_clock(idle.pid))
-    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
-    sandbox = ExtractionSandbox("tamis.extract.trafilatura_engine:build",
-                                {"favor_precision": True, "include_comments": False, "deduplicate": True}, 0.2)
+    sandbox = trafilatura_sandbox(0.2)
     sandbox.wall_factor = 1000.0
     try:
         with caplog.at_level("WARNING", logger="tamis.extract.sandbox"):
@@ -263,7 +267,7 @@ def test_a_clock_that_is_not_the_childs_is_dropped_for_proc(monkeypatch: pytest.
         assert sandbox_module._clock_trusted is False
         assert "from /proc instead" in caplog.text
         with pytest.raises(ExtractionTimeout):
-            sandbox.extract(f"<html><body>{paragraphs}</body></html>")
+            sandbox.extract(slow_page())
     finally:
         sandbox.close()
         idle.kill()

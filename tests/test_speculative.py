@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import pytest
 from conftest import REPO
-from test_extract import pages
+from test_extract import pages, slow_page
 from test_fast_trafilatura import benchmark_pages, warc_pages
 from trafilatura.deduplication import LRUCache
 from trafilatura.settings import Extractor
@@ -100,6 +100,7 @@ def test_a_page_that_does_not_match_leaves_the_model_as_it_was(checkpoint_every:
         assert list(model.counts.items()) == list(cache.cache.items())
     assert rollbacks > 20
 
+
 def test_the_engine_reports_trafilaturas_own_rule_and_its_cache_replays() -> None:
     """The child's rule is the installed trafilatura's (cache size and thresholds), and a child whose cache was
     loaded from the model holds, after a page, what the model holds after replaying that page's queries."""
@@ -160,8 +161,7 @@ def test_repeated_pages_where_guesses_go_wrong_are_extracted_again_to_the_same_t
 def test_timeouts_among_guessed_pages_give_one_childs_results() -> None:
     """A page over the limit ends the one child, whose replacement starts with an empty cache: the several
     children give the same timeouts and the same text after them."""
-    paragraphs = "".join(f"<p>Sentence number {i} is here with some words, and more words.</p>" for i in range(20000))
-    monster = f"<html><body>{paragraphs}</body></html>"  # ~1.8 CPU s against a 0.2 s limit
+    monster = slow_page()  # ~1.8 CPU s against a 0.2 s limit
     real = pages("dolma_sample-0001.warc.gz")  # 4-37 ms each
     htmls = repeated_stream(real, copies=3, seed=5)
     htmls[10:10] = [monster]
