@@ -258,8 +258,10 @@ def test_watch_refreshes_a_running_job_until_it_ends(ray_session, tiny_inputs, t
 
     output = tmp_path / "out"
     finished_run = []
+    # one task at a time, so the run lasts several refreshes: the process stage of 60 one-page inputs, four in
+    # flight, can commit between two refreshes since no progress actor starts with it (show_progress=False)
     thread = threading.Thread(target=lambda: finished_run.append(
-        run_pipeline(parse_pipeline(PIPELINE), tiny_inputs, str(output), show_progress=False)))
+        run_pipeline(parse_pipeline(PIPELINE), tiny_inputs, str(output), workers=1, show_progress=False)))
     thread.start()
     buffer = io.StringIO()
     seen = []
