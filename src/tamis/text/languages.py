@@ -178,8 +178,6 @@ class _ChunkMemoSplitter:
         self.memo: dict[str, tuple[str, ...]] = {}
 
     def _tokenize_chunks(self, chunks: list[str]) -> None:
-        if len(self.memo) > _MAX_CACHED_CHUNKS:
-            self.memo.clear()
         with self.nlp.memory_zone():
             current: list[str] = []
             index = 0
@@ -193,6 +191,8 @@ class _ChunkMemoSplitter:
 
     def __call__(self, text: str) -> list[str]:
         chunks = text.split()
+        if len(self.memo) > _MAX_CACHED_CHUNKS:
+            self.memo.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
         unseen = set(chunks).difference(self.memo)
         if unseen:
             self._tokenize_chunks(list(unseen))

@@ -40,8 +40,6 @@ def _tokenize_chunks(chunks: list[str]) -> None:
     A single space between chunks never becomes a token: spaCy records it as the trailing whitespace
     of the chunk's last token, which is how we find where each chunk's tokens end.
     """
-    if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
-        _CHUNK_TOKENS.clear()
     nlp = english_nlp()
     with nlp.memory_zone():
         current: list[str] = []
@@ -58,6 +56,8 @@ def _tokenize_chunks(chunks: list[str]) -> None:
 def split_words(text: str) -> list[str]:
     """The words of `text`: spaCy blank-English tokens without whitespace tokens (datatrove's list)."""
     chunks = text.split()
+    if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
+        _CHUNK_TOKENS.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
     unseen = set(chunks).difference(_CHUNK_TOKENS)
     if unseen:
         _tokenize_chunks(list(unseen))

@@ -1,0 +1,48 @@
+"""The per-process word memos (chunk -> spaCy tokens) stay exact when they reach their bound and are emptied.
+
+A worker on a dump goes past the bound (two million chunks) after some tens of thousands of documents; the
+memo is then emptied before a document whose chunks are partly known, and every chunk of that document must
+still be tokenised. The bound is made small here so that it is crossed on every few texts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tamis.text import languages, words
+
+pytest.importorskip("datatrove", reason="datatrove==0.10.1 (the oracle) is not installed: pip install -e '.[test]'")
+
+from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
+
+PARAGRAPH = (
+    "The committee's report (published in 2015) didn't say much; e.g. it noted that U.S. rates rose 3.5% "
+    "year-on-year, and that the St. Louis office—unlike New York's—hadn't hired anyone since Jan. 1st! "
+    "Who knew? Visit https://example.com/a?b=c or mail info@example.com for the full 40-page text..."
+)
+
+
+def _overlapping_texts(paragraph: str, width: int = 12, step: int = 5) -> list[str]:
+    """Windows of the paragraph's chunks, each sharing some chunks with the one before and adding new ones."""
+    chunks = paragraph.split()
+    return [" ".join(chunks[lo : lo + width]) for lo in range(0, len(chunks), step)]
+
+
+def test_english_memo_stays_exact_past_its_bound(monkeypatch):
+    monkeypatch.setattr(words, "_MAX_CACHED_CHUNKS", 6)
+    monkeypatch.setattr(words, "_CHUNK_TOKENS", {})
+    theirs = load_word_tokenizer("en")
+    texts = _overlapping_texts(PARAGRAPH) * 2
+    for text in texts:
+        assert words.split_words(text) == theirs.word_tokenize(text), text
+        assert len(words._CHUNK_TOKENS) <= 6 + len(set(text.split())), "the memo grew past its bound"
+
+
+def test_multilingual_memo_stays_exact_past_its_bound(monkeypatch):
+    monkeypatch.setattr(languages, "_MAX_CACHED_CHUNKS", 6)
+    splitter = languages._ChunkMemoSplitter(languages._spacy_blank("fr"))
+    theirs = load_word_tokenizer("fr")
+    texts = _overlapping_texts("L'été dernier, l'équipe n'a pas gagné : c'est-à-dire qu'aujourd'hui " + PARAGRAPH)
+    for text in texts * 2:
+        assert splitter(text) == theirs.word_tokenize(text), text
+        assert len(splitter.memo) <= 6 + len(set(text.split())), "the memo grew past its bound"
