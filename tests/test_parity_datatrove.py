@@ -161,6 +161,42 @@ def test_top_n_gram_chars_matches_datatrove(texts):
     assert repeated > 50, "too few texts whose top n-gram repeats to exercise the search"
 
 
+#: whitespace that is not a lone space: spaCy makes a token of each run of it between two chunks
+_ODD_WHITESPACE = ["  ", "\xa0", " \xa0", "\xa0 ", "\t", " \t ", "\u2009", "\u3000", "\x1c", "\u2028", "   "]
+
+
+def _odd_whitespace_lines(texts: list[str], rng: random.Random) -> list[str]:
+    """Real lines with some single spaces turned into other whitespace, and made-up lines of sentence ends,
+    other punctuation and words joined by any whitespace (a period, then a whitespace run, then ")")."""
+    lines = []
+    real = [line.strip() for text in texts for line in text.splitlines() if len(line.split()) >= 3]
+    for line in rng.sample(real, min(len(real), 800)):
+        chunks = line.split()
+        gaps = [rng.choice(_ODD_WHITESPACE) if rng.random() < 0.3 else " " for _ in chunks[1:]]
+        lines.append(chunks[0] + "".join(gap + chunk for gap, chunk in zip(gaps, chunks[1:], strict=True)))
+    pieces = ["word", "Word.", ".", "!", "?", ")", '"', "...", "a.b", "e.g.", "(x", "—", "1.5", "Mr.", "end!)"]
+    for _ in range(1500):
+        chunks = [rng.choice(pieces) for _ in range(rng.randint(1, 8))]
+        lines.append("".join(rng.choice(_ODD_WHITESPACE + [" "] * 4) + chunk for chunk in chunks).strip())
+    return [line for line in lines if line]
+
+
+def test_sentence_counts_match_datatrove(texts):
+    """C4's per-line sentence count is spaCy's sentencizer's (datatrove's `sent_tokenize`), with single spaces
+    and with any other whitespace between words: every real line, and generated lines with odd whitespace."""
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    from tamis.text import count_sentences
+
+    theirs = load_word_tokenizer("en")
+    real = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+    odd = _odd_whitespace_lines(texts, random.Random(0))
+    assert sum(" ".join(line.split()) != line for line in odd) > 1000, "too few lines with odd whitespace"
+    differ = [(line, theirs_n, ours_n) for line in real + odd
+              if (theirs_n := len(theirs.sent_tokenize(line))) != (ours_n := count_sentences(line))]
+    assert not differ, differ[:5]
+
+
 def test_gopher_quality(texts):
     from datatrove.pipeline.filters import GopherQualityFilter as Theirs
 

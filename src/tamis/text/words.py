@@ -11,6 +11,7 @@ dict lookup per chunk instead of building a spaCy `Doc` per document.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from itertools import chain
@@ -83,15 +84,14 @@ def count_sentences(line: str) -> int:
 
     A new sentence starts at the first token that is neither punctuation nor a sentence-final character
     after a sentence-final character. With single spaces between chunks the tokens are those of
-    `split_words`; any other whitespace makes spaCy emit whitespace tokens, so we ask spaCy itself.
+    `split_words`. Any other run of whitespace between two chunks becomes a token of its own in spaCy (a
+    run that starts with a space loses that space, and only a lone space leaves no token): a token that is
+    neither punctuation nor sentence-final, which `_line_tokens` puts in the same place.
     """
-    words = split_words(line)
-    if " ".join(line.split()) != line:
-        return _count_sentences_spacy(line)
     punct = _sentence_punct()
     sentences = 1
     seen_period = False
-    for token in words:
+    for token in _line_tokens(line):
         in_punct = token in punct
         if seen_period and not in_punct and not _is_punct(token):
             sentences += 1
@@ -101,8 +101,21 @@ def count_sentences(line: str) -> int:
     return sentences
 
 
-def _count_sentences_spacy(text: str) -> int:
-    nlp = english_nlp()
-    nlp.max_length = len(text) + 10
-    with nlp.memory_zone():
-        return max(1, sum(1 for _ in nlp(text).sents))
+#: a run of whitespace as spaCy's tokenizer sees it (`str.isspace`, the same test as `\s` on a str)
+_WHITESPACE_RUN = re.compile(r"(\s+)")
+
+
+def _line_tokens(line: str) -> list[str]:
+    """spaCy's tokens of a stripped line, whitespace tokens included."""
+    words = split_words(line)
+    if " ".join(line.split()) == line:
+        return words
+    tokens: list[str] = []
+    parts = _WHITESPACE_RUN.split(line)
+    for i in range(0, len(parts), 2):
+        if i:
+            gap = parts[i - 1]
+            if gap != " ":
+                tokens.append(gap[1:] if gap[0] == " " else gap)
+        tokens += _CHUNK_TOKENS[parts[i]]
+    return tokens
