@@ -38,11 +38,21 @@ def test_english_memo_stays_exact_past_its_bound(monkeypatch):
         assert len(words._CHUNK_TOKENS) <= 6 + len(set(text.split())), "the memo grew past its bound"
 
 
-def test_multilingual_memo_stays_exact_past_its_bound(monkeypatch):
-    monkeypatch.setattr(languages, "_MAX_CACHED_CHUNKS", 6)
-    splitter = languages._ChunkMemoSplitter(languages._spacy_blank("fr"))
-    theirs = load_word_tokenizer("fr")
+def test_multilingual_memos_share_one_bound(monkeypatch):
+    """The memos of all languages together stay under one bound, and stay exact when emptied."""
+    monkeypatch.setattr(languages, "_MAX_CACHED_CHUNKS", 10)
+    monkeypatch.setattr(languages._ChunkMemoSplitter, "memos", [])
+    french = languages._ChunkMemoSplitter(languages._spacy_blank("fr"))
+    german = languages._ChunkMemoSplitter(languages._spacy_blank("de"))
+    theirs = {french: load_word_tokenizer("fr"), german: load_word_tokenizer("de")}
     texts = _overlapping_texts("L'été dernier, l'équipe n'a pas gagné : c'est-à-dire qu'aujourd'hui " + PARAGRAPH)
+    emptied = 0
     for text in texts * 2:
-        assert splitter(text) == theirs.word_tokenize(text), text
-        assert len(splitter.memo) <= 6 + len(set(text.split())), "the memo grew past its bound"
+        for splitter in (french, german):
+            before = len(french.memo) + len(german.memo)
+            assert splitter(text) == theirs[splitter].word_tokenize(text), text
+            after = len(french.memo) + len(german.memo)
+            assert after <= 10 + len(set(text.split())), "the memos together grew past their bound"
+            emptied += after < before
+    assert emptied >= 3, "the bound was never crossed"
+    assert german.memo and french.memo

@@ -29,15 +29,16 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tamis.text.spacy_import import import_spacy
-from tamis.text.words import split_words
+from tamis.text.words import memoise_chunk_tokens, split_words
 
 #: the names `tokenizer_name_for` returns start with this for a fallback tokenizer
 FALLBACK_PREFIX = "fallback:"
-#: per-language memo of whitespace chunk -> tokens (as tamis.text.words does for English); cleared past this size
-_MAX_CACHED_CHUNKS = 500_000
+#: whitespace chunk -> tokens, for every spaCy language but English (tamis.text.words has its own): the memos
+#: of all languages together are emptied past this many chunks (about 230 bytes each)
+_MAX_CACHED_CHUNKS = 2_000_000
 _ENGLISH_CODES = frozenset({"en", "eng", "en_Latn", "eng_Latn"})
 
 
@@ -171,31 +172,28 @@ def _spacy_splitter(code: str) -> Callable[[str], list[str]]:
 
 
 class _ChunkMemoSplitter:
-    """spaCy's rule-based tokenizer never crosses whitespace: memoise each chunk's tokens (see tamis.text.words)."""
+    """spaCy's rule-based tokenizer never crosses whitespace: memoise each chunk's tokens (see tamis.text.words).
+
+    One bound covers the memos of every language together: a worker on a FineWeb-2 dump meets dozens of
+    spaCy languages, and a bound per memo would let their sum grow with the number of languages.
+    """
+
+    #: the memo of every splitter of this process, for the shared bound
+    memos: ClassVar[list[dict[str, tuple[str, ...]]]] = []
 
     def __init__(self, nlp: Any):
         self.nlp = nlp
         self.memo: dict[str, tuple[str, ...]] = {}
-
-    def _tokenize_chunks(self, chunks: list[str]) -> None:
-        with self.nlp.memory_zone():
-            current: list[str] = []
-            index = 0
-            for token in self.nlp.tokenizer(" ".join(chunks)):
-                current.append(token.text)
-                if token.whitespace_:
-                    self.memo[chunks[index]] = tuple(current)
-                    current = []
-                    index += 1
-            self.memo[chunks[index]] = tuple(current)
+        self.memos.append(self.memo)
 
     def __call__(self, text: str) -> list[str]:
         chunks = text.split()
-        if len(self.memo) > _MAX_CACHED_CHUNKS:
-            self.memo.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
+        if sum(map(len, self.memos)) > _MAX_CACHED_CHUNKS:
+            for memo in self.memos:  # before finding the unseen chunks: every chunk of `text` must be there after
+                memo.clear()
         unseen = set(chunks).difference(self.memo)
         if unseen:
-            self._tokenize_chunks(list(unseen))
+            memoise_chunk_tokens(self.nlp, self.memo, list(unseen))
         return list(chain.from_iterable(map(self.memo.__getitem__, chunks)))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tamis.text.spacy_import import import_spacy
 
-#: memo of chunk -> its spaCy tokens; cleared when it grows past this many chunks (bounded memory)
+#: memo of chunk -> its spaCy tokens; emptied past this many chunks (about 230 bytes each: bounded memory)
 _MAX_CACHED_CHUNKS = 2_000_000
 _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
 
@@ -35,23 +35,22 @@ def english_nlp() -> Any:
     return nlp
 
 
-def _tokenize_chunks(chunks: list[str]) -> None:
-    """Run spaCy once over unseen chunks joined by single spaces and memoise each chunk's tokens.
+def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: list[str]) -> None:
+    """Run `nlp`'s tokenizer once over unseen chunks joined by single spaces and put each chunk's tokens in `memo`.
 
     A single space between chunks never becomes a token: spaCy records it as the trailing whitespace
     of the chunk's last token, which is how we find where each chunk's tokens end.
     """
-    nlp = english_nlp()
     with nlp.memory_zone():
         current: list[str] = []
         index = 0
         for token in nlp.tokenizer(" ".join(chunks)):
             current.append(token.text)
             if token.whitespace_:
-                _CHUNK_TOKENS[chunks[index]] = tuple(current)
+                memo[chunks[index]] = tuple(current)
                 current = []
                 index += 1
-        _CHUNK_TOKENS[chunks[index]] = tuple(current)
+        memo[chunks[index]] = tuple(current)
 
 
 def split_words(text: str) -> list[str]:
@@ -61,7 +60,7 @@ def split_words(text: str) -> list[str]:
         _CHUNK_TOKENS.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
     unseen = set(chunks).difference(_CHUNK_TOKENS)
     if unseen:
-        _tokenize_chunks(list(unseen))
+        memoise_chunk_tokens(english_nlp(), _CHUNK_TOKENS, list(unseen))
     return list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, chunks)))
 
 
