@@ -1,4 +1,4 @@
-"""The per-process word memos (chunk -> spaCy tokens) stay exact when they reach their bound and are emptied.
+"""The per-process memos (chunk -> spaCy tokens, word -> Gopher properties) stay exact when they reach their bound.
 
 A worker on a dump goes past the bound (two million chunks) after some tens of thousands of documents; the
 memo is then emptied before a document whose chunks are partly known, and every chunk of that document must
@@ -56,3 +56,21 @@ def test_multilingual_memos_share_one_bound(monkeypatch):
             emptied += after < before
     assert emptied >= 3, "the bound was never crossed"
     assert german.memo and french.memo
+
+
+def test_gopher_quality_word_memo_stays_exact_past_its_bound(monkeypatch):
+    from tamis.filters import gopher_quality
+
+    texts = _overlapping_texts(PARAGRAPH, width=30, step=7)
+    step = gopher_quality.GopherQualityFilter()
+    step.setup()
+
+    def measures() -> list[tuple]:
+        return [step.measure(text, words.split_words(text), text.splitlines()) for text in texts * 2]
+
+    unbounded = measures()
+    monkeypatch.setattr(gopher_quality, "_MAX_MEMO_WORDS", 5)
+    monkeypatch.setattr(gopher_quality, "_SYMBOLS_ONLY", {})
+    monkeypatch.setattr(gopher_quality, "_HAS_LETTER", {})
+    assert measures() == unbounded
+    assert len(gopher_quality._SYMBOLS_ONLY) <= 5 + 30 * 3
