@@ -10,6 +10,7 @@ from rich.console import Console
 
 from tamis.display import line
 from tamis.engine.inputs import MissingInputError
+from tamis.engine.layout import InputIdClash
 from tamis.engine.runner import OutputConflictError
 from tamis.pipeline.spec import PipelineError
 
@@ -30,5 +31,5 @@ def user_errors(console: Console, *usage_errors: type[Exception]) -> Iterator[No
         yield
     except MissingInputError as exc:
         fail(console, exc, EXIT_FAILED)
-    except (PipelineError, OutputConflictError, *usage_errors) as exc:
+    except (PipelineError, OutputConflictError, InputIdClash, *usage_errors) as exc:
         fail(console, exc, EXIT_USAGE)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail
+from tamis.engine.layout import InputIdClash
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
 from tamis.tokenize.tokenizers import TokenizerError
@@ -43,7 +44,7 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
     try:
         result = run_tokenize(list(inputs), options, address=address, workers=workers, overwrite=overwrite,
                               console=console, show_progress=not no_progress)
-    except (TokenizeError, TokenizerError) as exc:
+    except (TokenizeError, TokenizerError, InputIdClash) as exc:
         fail(console, exc, EXIT_USAGE)
     out = Console()
     totals = result.totals

@@ -21,6 +21,16 @@ from tamis.io.redact import public_url
 STAGE = "process"
 
 
+#: hex digits of the path's SHA-1 in an input id: 64 bits, so that files of the same name in different folders
+#: (FineWeb-2's data/<language>/part-<id>.parquet, hundreds of languages per name) do not share an id; with 32
+#: bits, about one pair per dump did, and one of the two inputs was lost
+INPUT_ID_HEX_DIGITS = 16
+
+
+class InputIdClash(ValueError):
+    """Two different inputs would get the same id, so they would share a shard, a marker and a commit."""
+
+
 def input_id(path: str) -> str:
     """A stable, readable, unique name for an input file: its stem plus a hash of its public path.
 
@@ -30,7 +40,21 @@ def input_id(path: str) -> str:
     stem = re.sub(r"(\.warc|\.arc)?(\.wet|\.wat)?(\.gz|\.bz2|\.zst)?$", "", name, flags=re.IGNORECASE)
     # a plain file-name part: no separators, and no leading dot or dash (hidden or option-like names)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:80] or "input"
-    return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:INPUT_ID_HEX_DIGITS]}"
+
+
+def check_distinct_ids(paths: list[str]) -> None:
+    """Raise InputIdClash, naming both, if two inputs (different public paths) would share an id.
+
+    Checked by the driver before any task starts: a clash would make one input's output overwrite the
+    other's, or count it as done, with nothing failing."""
+    owner: dict[str, str] = {}
+    for path in paths:
+        public = public_url(path)
+        first = owner.setdefault(input_id(path), public)
+        if first != public:
+            raise InputIdClash(f"inputs {first!r} and {public!r} would both get the id {input_id(path)!r}; "
+                               "rename or move one of them")
 
 
 #: a dump name that may become a folder name: no separators, no `.`/`..`, no leading dot or dash

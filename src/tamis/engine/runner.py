@@ -192,6 +192,7 @@ def run_pipeline(
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
     files, sizes = expand_inputs(inputs, paths_base)
+    layout.check_distinct_ids(files)
     fs, root = filesystem(output)
     previous = None if overwrite else _read_manifest(fs, root)
     recorded_limit, recorded_split = _recorded_split(previous) if previous else (DEFAULT_MAX_TASK_BYTES, None)

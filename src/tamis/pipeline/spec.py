@@ -84,7 +84,11 @@ class PipelineSpec:
     def fingerprint(self, **extra: Any) -> str:
         """Hash of every step's parameters, run options that change output, and the provenance: the versions
         of the libraries that shape text and decisions, the content of model files, the plugins' source."""
-        payload = {"pipeline": self.to_dict(), "tamis": tamis.__version__, "provenance": self.provenance(), **extra}
+        from tamis.engine.layout import INPUT_ID_HEX_DIGITS
+
+        # the input ids name every shard and marker: an output written with other ids is another output
+        payload = {"pipeline": self.to_dict(), "tamis": tamis.__version__, "provenance": self.provenance(),
+                   "input_id_hex_digits": INPUT_ID_HEX_DIGITS, **extra}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 import ray
 from rich.console import Console
 
-from tamis.engine.layout import input_id
+from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.io.storage import filesystem, read_json, url_of, write_json
@@ -224,7 +224,8 @@ def find_shards(inputs: list[str]) -> list[str]:
 def fingerprint_of(options: TokenizeOptions, tokenizer: Tokenizer, shards: list[str], sizes: list[int]) -> str:
     identity = {"tokenizer": tokenizer.describe(), "format": options.format, "shuffle": options.shuffle,
                 "seed": options.seed if options.shuffle else None, "max_tokens": options.max_tokens,
-                "shards": options.shards, "prefix": options.prefix, "inputs": list(zip(shards, sizes, strict=True))}
+                "shards": options.shards, "prefix": options.prefix, "inputs": list(zip(shards, sizes, strict=True)),
+                "input_id_hex_digits": INPUT_ID_HEX_DIGITS}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -291,6 +292,7 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     output = options.output if "://" in options.output else os.path.abspath(options.output)
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     shards = find_shards(inputs)
+    check_distinct_ids(shards)
     sizes = []
     for shard in shards:
         fs_in, path_in = filesystem(shard)
