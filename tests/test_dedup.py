@@ -184,6 +184,46 @@ def test_bucket_spills_to_disk_when_over_memory_and_gives_the_same_pairs(tmp_pat
     assert pairs(spilled, work) == pairs(whole, work) and len(pairs(whole, work)) >= 100
 
 
+def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
+    """A previous index many times larger than the new input: its rows count when the bucket is cut into
+    pieces, so no piece sorted in memory holds much more than the task's row limit; same pairs either way."""
+    from tamis.dedup import buckets
+    from tamis.dedup.buckets import IndexSource
+    from tamis.io.storage import filesystem
+
+    old, _ = make_corpus(tmp_path / "old", originals=300, exact=60, near=0, shards=2)
+    new, _ = make_corpus(tmp_path / "new", originals=10, exact=0, near=0, shards=1, seed=3)
+    options = DedupOptions(memory_per_task=16 * 2**20, ranges_per_band=1, bands=1, rows_per_band=4)
+    previous = [signature_task(p, i, 2, options, str(tmp_path / "old-work"))["file"] for i, p in enumerate(old)]
+    work = str(tmp_path / "work")
+    entries = [signature_task(p, i, 1, options, work)["file"] for i, p in enumerate(new)]
+    index = [IndexSource(previous, 2, len(new))]
+    assert index[0].expected_rows(0, 0, 1) == 360
+    assert index[0].expected_rows(0, 0, 2) + index[0].expected_rows(0, 1, 2) == 360
+    whole = bucket_task(0, 0, 1, entries, index, options, work)
+    assert whole["pieces"] == 1 and whole["largest_piece"] == 370
+
+    limit = 20
+    rows_per_byte = buckets.BYTES_PER_ROW
+    try:
+        buckets.BYTES_PER_ROW = options.memory_per_task // limit
+        small = bucket_task(0, 0, 1, entries, index, options, str(tmp_path / "work2"))
+    finally:
+        buckets.BYTES_PER_ROW = rows_per_byte
+    assert small["rows"] == 10 and small["index_rows"] == 360 and small["pieces"] == 19
+    assert small["spilled_rows"] == 370 and small["largest_piece"] <= 2 * limit
+
+    def pairs(summary):
+        fs, _ = filesystem(work)
+        found = set()
+        for name in summary["file"]["groups"]:
+            arrays = read_group(fs, summary["file"], name, ["u", "v"])
+            found |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
+        return found
+
+    assert pairs(small) == pairs(whole) and len(pairs(whole)) >= 60
+
+
 def test_corrupt_or_partial_intermediate_is_detected(tmp_path):
     from tamis.io.storage import filesystem
 

@@ -88,6 +88,20 @@ class IndexSource:
         self.ranges = ranges
         self.shard_offset = shard_offset
 
+    def expected_rows(self, band: int, rng: int, ranges: int) -> int:
+        """About how many of the index's rows `read` returns: each of its own ranges' row count, times the
+        share of that range inside this one (the hashes are uniform), so the bucket's pieces are sized for
+        them too."""
+        low, high = range_interval(rng, ranges)
+        rows = 0.0
+        for their in range(self.ranges):
+            t_low, t_high = range_interval(their, self.ranges)
+            overlap = min(high, t_high) - max(low, t_low)
+            if overlap > 0:
+                name = group_name(band, their)
+                rows += sum(e["groups"].get(name, [0, 0])[1] for e in self.entries) * overlap / (t_high - t_low)
+        return math.ceil(rows)
+
     def read(self, fs: Any, band: int, rng: int, ranges: int) -> list[dict[str, np.ndarray]]:
         low, high = range_interval(rng, ranges)
         parts = []
@@ -114,27 +128,29 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     fs, root = filesystem(work)
     name = group_name(band, rng)
     expected = sum(e["groups"].get(name, [0, 0])[1] for e in signature_entries)
+    # a previous index can hold many times this run's rows: its share of this range counts as well
+    indexed = sum(source.expected_rows(band, rng, ranges) for source in index_sources)
     limit = rows_in_memory(options.memory_per_task)
-    # index rows are not counted up front; a sub-bucket per extra `limit` rows keeps the estimate honest
-    pieces = max(1, math.ceil(expected / limit)) if expected > limit else 1
+    pieces = max(1, math.ceil((expected + indexed) / limit)) if expected + indexed > limit else 1
     if pieces == 1 and not index_sources:
         parts = [read_group(fs, e, name, COLUMNS) for e in signature_entries if name in e["groups"]]
         u, v = star_edges_of_parts(parts)
-        spilled = 0
+        spilled, largest = 0, expected
         edge_groups = [("all", {"u": u, "v": v})]
     else:
-        edge_groups, spilled = _spilled_buckets(fs, name, band, rng, ranges, signature_entries, index_sources,
-                                                pieces, limit, spill_dir)
+        edge_groups, spilled, largest = _spilled_buckets(fs, name, band, rng, ranges, signature_entries,
+                                                         index_sources, pieces, limit, spill_dir)
     entry = write_groups(fs, edges_path(root, band, rng), edge_groups)
     edges = sum(g[1] for g in entry["groups"].values())
-    return {"band": band, "range": rng, "rows": expected, "edges": edges, "pieces": pieces,
-            "spilled_rows": spilled, "file": entry, "meter": meter.result()}
+    return {"band": band, "range": rng, "rows": expected, "index_rows": indexed, "edges": edges, "pieces": pieces,
+            "spilled_rows": spilled, "largest_piece": largest, "file": entry, "meter": meter.result()}
 
 
 def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entries: list[dict[str, Any]],
                      index_sources: list[IndexSource], pieces: int, limit: int,
-                     spill_dir: str | None) -> tuple[list[tuple[str, dict[str, np.ndarray]]], int]:
-    """Split the bucket's rows by h1 into `pieces` files on local disk, then sort each piece alone."""
+                     spill_dir: str | None) -> tuple[list[tuple[str, dict[str, np.ndarray]]], int, int]:
+    """Split the bucket's rows by h1 into `pieces` files on local disk, then sort each piece alone; returns
+    the edges, the rows spilled and the rows of the largest piece (the most held in memory at once)."""
     directory = tempfile.mkdtemp(prefix=f"tamis-{name}-", dir=spill_dir)
     spilled = 0
     try:
@@ -160,13 +176,15 @@ def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entri
             for handle in handles:
                 handle.close()
         groups = []
+        largest = 0
         for i in range(pieces):
             rows = np.fromfile(os.path.join(directory, f"{i}.bin"), dtype=np.uint64).reshape(-1, 3)
+            largest = max(largest, len(rows))
             os.unlink(os.path.join(directory, f"{i}.bin"))
             columns = [rows[:, c].copy() for c in range(3)]
             del rows
             u, v = _star_edges(columns)
             groups.append((f"piece-{i}", {"u": u, "v": v}))
-        return groups, spilled
+        return groups, spilled, largest
     finally:
         shutil.rmtree(directory, ignore_errors=True)
