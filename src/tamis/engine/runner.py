@@ -51,7 +51,8 @@ MAX_TASK_RETRIES = 3
 MAX_TASK_CPUS = 4
 #: inputs larger than this are split into byte ranges, so no task reads more: a Common Crawl WARC file (about
 #: 1 GiB, ~14 CPU minutes of FineWeb's recipe) becomes 4 ranges of a few CPU minutes each, so one slow file
-#: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md
+#: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md. Only inputs
+#: whose size their listing gave are split: the files of a paths file are not looked up one by one
 DEFAULT_MAX_TASK_BYTES = 256 * 2**20
 #: `max_task_bytes` default: the split size an existing output was made with (its manifest), else the default;
 #: the output does not depend on it (state blocks), but the units' ids do, so a resume keeps the recorded one
