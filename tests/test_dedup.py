@@ -171,17 +171,19 @@ def test_bucket_spills_to_disk_when_over_memory_and_gives_the_same_pairs(tmp_pat
         buckets.BYTES_PER_ROW = small
     assert spilled["pieces"] > 1 and spilled["spilled_rows"] == whole["rows"]
 
-    def pairs(summary, root):
-        from tamis.io.storage import filesystem
+    assert _bucket_pairs(spilled, work) == _bucket_pairs(whole, work) and len(_bucket_pairs(whole, work)) >= 100
 
-        fs, _ = filesystem(root)
-        out = set()
-        for name in summary["file"]["groups"]:
-            arrays = read_group(fs, summary["file"], name, ["u", "v"])
-            out |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
-        return out
 
-    assert pairs(spilled, work) == pairs(whole, work) and len(pairs(whole, work)) >= 100
+def _bucket_pairs(summary: dict, root: str) -> set[tuple[int, int]]:
+    """The (u, v) edges a bucket task wrote, whatever pieces it wrote them in."""
+    from tamis.io.storage import filesystem
+
+    fs, _ = filesystem(root)
+    found = set()
+    for name in summary["file"]["groups"]:
+        arrays = read_group(fs, summary["file"], name, ["u", "v"])
+        found |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
+    return found
 
 
 def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
@@ -189,7 +191,6 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
     pieces, so no piece sorted in memory holds much more than the task's row limit; same pairs either way."""
     from tamis.dedup import buckets
     from tamis.dedup.buckets import IndexSource
-    from tamis.io.storage import filesystem
 
     old, _ = make_corpus(tmp_path / "old", originals=300, exact=60, near=0, shards=2)
     new, _ = make_corpus(tmp_path / "new", originals=10, exact=0, near=0, shards=1, seed=3)
@@ -212,16 +213,7 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
         buckets.BYTES_PER_ROW = rows_per_byte
     assert small["rows"] == 10 and small["index_rows"] == 360 and small["pieces"] == 19
     assert small["spilled_rows"] == 370 and small["largest_piece"] <= 2 * limit
-
-    def pairs(summary):
-        fs, _ = filesystem(work)
-        found = set()
-        for name in summary["file"]["groups"]:
-            arrays = read_group(fs, summary["file"], name, ["u", "v"])
-            found |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
-        return found
-
-    assert pairs(small) == pairs(whole) and len(pairs(whole)) >= 60
+    assert _bucket_pairs(small, work) == _bucket_pairs(whole, work) and len(_bucket_pairs(whole, work)) >= 60
 
 
 def test_corrupt_or_partial_intermediate_is_detected(tmp_path):
