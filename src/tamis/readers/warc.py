@@ -201,7 +201,11 @@ class WarcReader(Reader):
             gzipped = raw.read(2) == _GZIP_MAGIC[:2]
             size = raw.seek(0, 2)
             stop = size if end is None else min(end, size)
-            position: int | None = 0 if start <= 0 else self._next_boundary(raw, start, gzipped)
+            if not gzipped and start > 0:
+                return  # an uncompressed file is read whole by its first range (see _range_start)
+            if not gzipped:
+                stop = size
+            position: int | None = 0 if start <= 0 else self._range_start(raw, start, stop, size, counters)
             last_start = -1
             # bytes_read grows as records are reached (the progress line's MB/s is live over a long file);
             # the total is the range's size whatever the damage, as if counted once at the end
@@ -238,7 +242,11 @@ class WarcReader(Reader):
                     counters.drop(reason)
                     log.warning("%s: %s near byte %d (%.120r); skipping to the next record",
                                 public_url(path), reason, failed_at, str(exc))
-                    position = self._next_boundary(raw, failed_at + 1, gzipped)
+                    # a record that fails inside a whole gzip member (a hostile header, say) is skipped to exactly
+                    # that member's end: its bytes may hold members the page forged (see _range_start)
+                    member_end = _member_end(raw, failed_at, size) if gzipped else None
+                    position = member_end if member_end is not None else self._next_boundary(raw, failed_at + 1,
+                                                                                           gzipped)
                     if position is not None:
                         counters.event(Events.RESYNC)
                         counters.event(Events.SKIPPED_BYTES, min(position, stop) - failed_at)
@@ -317,6 +325,30 @@ class WarcReader(Reader):
         if match:
             # the dump becomes a folder name: anything but a plain name is "unknown", never a path
             self._warcinfo_dump = safe_dump(match.group(1))
+
+    def _range_start(self, raw: BinaryIO, start: int, stop: int, size: int, counters: StepCounters) -> int | None:
+        """Where a byte range of a gzip file starts reading: the first plausible record start at or after `start`
+        from which whole gzip members, each starting like a record, follow one another for
+        `max_payload_bytes` (or to the end of the file).
+
+        A page's bytes can hold what looks like a record: a gzip member of a forged record, stored verbatim
+        in the deflate data of the page's own member (zlib stores incompressible bytes as they are). A range
+        that started there would read the forgery as records of the crawl. A forged chain ends inside the
+        page that holds it, never where the page's real member ends (that needs the real member's CRC), so
+        one that does not run on past a page the reader would keep is no record boundary. The same forgery
+        in an uncompressed file could run on to its record's real end, so those files are never cut: their
+        first range reads them whole. A start passed over (a forgery, or damage right after a real start) is
+        counted as a resync and its skipped bytes.
+        """
+        first = candidate = self._next_boundary(raw, start, True)
+        while candidate is not None and candidate < stop:
+            if _members_chain(raw, candidate, min(size, candidate + self.max_payload_bytes), size):
+                break
+            candidate = self._next_boundary(raw, candidate + 1, True)
+        if first is not None and candidate != first:
+            counters.event(Events.RESYNC)
+            counters.event(Events.SKIPPED_BYTES, min(candidate if candidate is not None else size, stop) - first)
+        return candidate
 
     @staticmethod
     def _next_boundary(raw: BinaryIO, start: int, gzipped: bool) -> int | None:
@@ -422,6 +454,41 @@ def _read_at(raw: BinaryIO, offset: int, size: int = 65536) -> bytes:
     data = raw.read(size)
     raw.seek(here)
     return data
+
+
+def _members_chain(raw: BinaryIO, offset: int, horizon: int, size: int) -> bool:
+    """Do whole gzip members, each starting like a record, follow one another from `offset` to `horizon` (or to
+    the end of the file)? Each member is inflated to its end (its CRC checked), its output thrown away."""
+    position = offset
+    while position < horizon:
+        if not _gzip_member_is_record(_read_at(raw, position, 4096)):
+            return False
+        end = _member_end(raw, position, size)
+        if end is None:
+            return False
+        position = end
+    return True
+
+
+def _member_end(raw: BinaryIO, offset: int, size: int) -> int | None:
+    """Where the gzip member at `offset` ends, or None if it does not inflate whole (damage or a forgery)."""
+    inflater = zlib.decompressobj(31)
+    position = offset
+    try:
+        while position < size:
+            chunk = _read_at(raw, position, _SCAN_CHUNK)
+            if not chunk:
+                return None
+            position += len(chunk)
+            data = chunk
+            while data and not inflater.eof:
+                inflater.decompress(data, _SCAN_CHUNK)
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                return position - len(inflater.unused_data)
+    except zlib.error:
+        return None
+    return None
 
 
 def _gzip_member_is_record(data: bytes) -> bool:
