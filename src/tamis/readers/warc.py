@@ -474,9 +474,11 @@ def _member_end(raw: BinaryIO, offset: int, size: int) -> int | None:
     """Where the gzip member at `offset` ends, or None if it does not inflate whole (damage or a forgery)."""
     inflater = zlib.decompressobj(31)
     position = offset
+    step = 1 << 16  # most members are tens of KB: read a little, then more
     try:
         while position < size:
-            chunk = _read_at(raw, position, _SCAN_CHUNK)
+            chunk = _read_at(raw, position, step)
+            step = min(2 * step, _SCAN_CHUNK)
             if not chunk:
                 return None
             position += len(chunk)
