@@ -80,6 +80,11 @@ def _star_edges(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return u[distinct], v[distinct]
 
 
+def group_rows(entries: list[dict[str, Any]], name: str) -> int:
+    """Rows of the named row group in all these files, as their producers recorded them."""
+    return sum(e["groups"].get(name, [0, 0])[1] for e in entries)
+
+
 class IndexSource:
     """Signature files of a previous run, read by hash interval and renumbered as priority-0 documents."""
 
@@ -98,8 +103,7 @@ class IndexSource:
             t_low, t_high = range_interval(their, self.ranges)
             overlap = min(high, t_high) - max(low, t_low)
             if overlap > 0:
-                name = group_name(band, their)
-                rows += sum(e["groups"].get(name, [0, 0])[1] for e in self.entries) * overlap / (t_high - t_low)
+                rows += group_rows(self.entries, group_name(band, their)) * overlap / (t_high - t_low)
         return math.ceil(rows)
 
     def read(self, fs: Any, band: int, rng: int, ranges: int) -> list[dict[str, np.ndarray]]:
@@ -127,11 +131,11 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     meter = TaskMeter()
     fs, root = filesystem(work)
     name = group_name(band, rng)
-    expected = sum(e["groups"].get(name, [0, 0])[1] for e in signature_entries)
+    expected = group_rows(signature_entries, name)
     # a previous index can hold many times this run's rows: its share of this range counts as well
     indexed = sum(source.expected_rows(band, rng, ranges) for source in index_sources)
     limit = rows_in_memory(options.memory_per_task)
-    pieces = max(1, math.ceil((expected + indexed) / limit)) if expected + indexed > limit else 1
+    pieces = max(1, math.ceil((expected + indexed) / limit))
     if pieces == 1 and not index_sources:
         parts = [read_group(fs, e, name, COLUMNS) for e in signature_entries if name in e["groups"]]
         u, v = star_edges_of_parts(parts)
