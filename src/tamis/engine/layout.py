@@ -50,10 +50,10 @@ def check_distinct_ids(paths: list[str]) -> None:
     other's, or count it as done, with nothing failing."""
     owner: dict[str, str] = {}
     for path in paths:
-        public = public_url(path)
-        first = owner.setdefault(input_id(path), public)
+        public, ident = public_url(path), input_id(path)
+        first = owner.setdefault(ident, public)
         if first != public:
-            raise InputIdClash(f"inputs {first!r} and {public!r} would both get the id {input_id(path)!r}; "
+            raise InputIdClash(f"inputs {first!r} and {public!r} would both get the id {ident!r}; "
                                "rename or move one of them")
 
 
