@@ -201,9 +201,9 @@ class WarcReader(Reader):
             gzipped = raw.read(2) == _GZIP_MAGIC[:2]
             size = raw.seek(0, 2)
             stop = size if end is None else min(end, size)
-            if not gzipped and start > 0:
-                return  # an uncompressed file is read whole by its first range (see _range_start)
-            if not gzipped:
+            if not gzipped:  # read whole by its first range (see _range_start)
+                if start > 0:
+                    return
                 stop = size
             position: int | None = 0 if start <= 0 else self._range_start(raw, start, stop, size, counters)
             last_start = -1
