@@ -25,9 +25,9 @@ def record_id(n: int) -> str:
     return f"<urn:uuid:{uuid.UUID(int=n)}>"
 
 
-def warc_head(n: int, block_length: int, extra: bytes = b"") -> bytes:
+def warc_head(n: int, block_length: int, extra: bytes = b"", url: bytes | None = None) -> bytes:
     return (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: " + record_id(n).encode()
-            + b"\r\nWARC-Target-URI: http://example.com/" + str(n).encode()
+            + b"\r\nWARC-Target-URI: " + (url or b"http://example.com/" + str(n).encode())
             + b"\r\nWARC-Date: 2024-05-01T00:00:00Z\r\nContent-Type: application/http; msgtype=response\r\n"
             + extra + b"Content-Length: " + str(block_length).encode() + b"\r\n\r\n")
 
@@ -36,9 +36,9 @@ def http_head(extra: bytes = b"", content_type: bytes = b"text/html; charset=utf
     return b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\n" + extra + b"\r\n"
 
 
-def response(n: int, body: bytes, http_extra: bytes = b"") -> bytes:
+def response(n: int, body: bytes, http_extra: bytes = b"", url: bytes | None = None) -> bytes:
     block = http_head(http_extra) + body
-    return warc_head(n, len(block)) + block + b"\r\n\r\n"
+    return warc_head(n, len(block), url=url) + block + b"\r\n\r\n"
 
 
 def repeated(piece: bytes, total: int) -> Iterator[bytes]:
