@@ -229,7 +229,7 @@ def run_tamis(base_dir: Path, cpus: int, keep_files: bool = False) -> dict:
     """Resume run_dedup after signatures (their markers written here); per-stage costs and the check."""
     import pyarrow.parquet as pq
 
-    from tamis.dedup.stage import choose_ranges, run_dedup
+    from tamis.dedup.stage import choose_ranges, dedup_fingerprint, run_dedup
     from tamis.io.storage import filesystem, write_json
 
     meta = json.loads((base_dir / "meta.json").read_text())
@@ -243,7 +243,7 @@ def run_tamis(base_dir: Path, cpus: int, keep_files: bool = False) -> dict:
     rows = [pq.ParquetFile(p).metadata.num_rows for p in shards]
     ranges = choose_ranges(sum(rows), options)
     assert ranges == meta["ranges"], "signature files were written for another memory_per_task"
-    fingerprint = options.fingerprint(shards, rows, ranges, [])
+    fingerprint = dedup_fingerprint(options, shards, rows, ranges, [])
     fs, _ = filesystem(str(work))
     for i, (path, entry) in enumerate(zip(shards, meta["signature_entries"], strict=True)):
         summary = {"shard": i, "input": path, "rows": rows[i], "with_signature": rows[i], "ranges": ranges,

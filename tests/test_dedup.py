@@ -17,6 +17,7 @@ from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_
 from tamis.dedup.partition import signature_task
 from tamis.dedup.shingles import normalize
 from tamis.dedup.signatures import MinHasher
+from tamis.io.storage import filesystem
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dedup_corpus import make_corpus  # noqa: E402
@@ -98,8 +99,6 @@ def test_star_edges_link_equal_keys_to_their_smallest_node():
 
 def _components(edges: list[tuple[int, int]], partitions: int, work: str) -> dict[int, tuple[int, int]]:
     """Run the component rounds in-process (as the driver does on Ray): node -> (representative, size)."""
-    from tamis.io.storage import filesystem
-
     fs, _ = filesystem(work)
     u = np.array([e[0] for e in edges], dtype=np.uint64)
     v = np.array([e[1] for e in edges], dtype=np.uint64)
@@ -176,8 +175,6 @@ def test_bucket_spills_to_disk_when_over_memory_and_gives_the_same_pairs(tmp_pat
 
 def _bucket_pairs(summary: dict, root: str) -> set[tuple[int, int]]:
     """The (u, v) edges a bucket task wrote, whatever pieces it wrote them in."""
-    from tamis.io.storage import filesystem
-
     fs, _ = filesystem(root)
     found = set()
     for name in summary["file"]["groups"]:
@@ -199,8 +196,9 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
     work = str(tmp_path / "work")
     entries = [signature_task(p, i, 1, options, work)["file"] for i, p in enumerate(new)]
     index = [IndexSource(previous, 2, len(new))]
-    assert index[0].expected_rows(0, 0, 1) == 360
-    assert index[0].expected_rows(0, 0, 2) + index[0].expected_rows(0, 1, 2) == 360
+    fs, _ = filesystem(work)
+    assert index[0].locate(fs, 0, 0, 1)[1] == 360
+    assert index[0].locate(fs, 0, 0, 2)[1] + index[0].locate(fs, 0, 1, 2)[1] == 360
     whole = bucket_task(0, 0, 1, entries, index, options, work)
     assert whole["pieces"] == 1 and whole["largest_piece"] == 370
 
@@ -217,8 +215,6 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
 
 
 def test_corrupt_or_partial_intermediate_is_detected(tmp_path):
-    from tamis.io.storage import filesystem
-
     fs, _ = filesystem(str(tmp_path))
     arrays = {"u": np.arange(1000, dtype=np.uint64), "v": np.arange(1000, dtype=np.uint64) * 3}
     entry = write_groups(fs, str(tmp_path / "f.parquet"), [("all", arrays)])
@@ -259,7 +255,7 @@ def test_dedup_stage_end_to_end_on_ray(ray_session, tmp_path):
 
     # a corrupted intermediate is detected and recomputed, and the output is the same
     edge_file = next((tmp_path / "work" / "edges").glob("*.parquet"))
-    sig_file = sorted((tmp_path / "work" / "signatures").glob("*.parquet"))[0]
+    sig_file = sorted((tmp_path / "work" / "signatures").glob("*.sig"))[0]
     data = bytearray(sig_file.read_bytes())
     middle = len(data) // 2
     data[middle:middle + 256] = bytes(256)  # same size, damaged content: only the checksums can tell

@@ -9,18 +9,21 @@ in the same sub-bucket), and each is sorted in turn.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from tamis.dedup.intermediate import TaskMeter, read_group, write_groups
+from tamis.dedup.intermediate import TaskMeter, write_groups
 from tamis.dedup.options import DedupOptions
-from tamis.dedup.partition import DOC_MASK, SHARD_SHIFT, group_name, range_interval, range_of
+from tamis.dedup.partition import DOC_MASK, SHARD_SHIFT, range_interval, range_of
+from tamis.dedup.signature_file import GroupLocation, group_index, locate_groups, read_located
 from tamis.io.storage import filesystem
 
 #: bytes of memory per row while sorting: 3 uint64 columns, their sorted copies, lexsort's index, slack
@@ -80,11 +83,6 @@ def _star_edges(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return u[distinct], v[distinct]
 
 
-def group_rows(entries: list[dict[str, Any]], name: str) -> int:
-    """Rows of the named row group in all these files, as their producers recorded them."""
-    return sum(e["groups"].get(name, [0, 0])[1] for e in entries)
-
-
 class IndexSource:
     """Signature files of a previous run, read by hash interval and renumbered as priority-0 documents."""
 
@@ -93,35 +91,28 @@ class IndexSource:
         self.ranges = ranges
         self.shard_offset = shard_offset
 
-    def expected_rows(self, band: int, rng: int, ranges: int) -> int:
-        """About how many of the index's rows `read` returns: each of its own ranges' row count, times the
-        share of that range inside this one (the hashes are uniform), so the bucket's pieces are sized for
-        them too."""
+    def locate(self, fs: Any, band: int, rng: int, ranges: int) -> tuple[list[GroupLocation], int]:
+        """Where the index's blocks that overlap range `rng` of `ranges` are, and about how many of their rows
+        fall in it: each block's rows times the share of its range inside this one (the hashes are uniform),
+        so that the bucket's pieces are sized for them too (an index can hold many times a run's rows)."""
         low, high = range_interval(rng, ranges)
+        locations: list[GroupLocation] = []
         rows = 0.0
         for their in range(self.ranges):
             t_low, t_high = range_interval(their, self.ranges)
             overlap = min(high, t_high) - max(low, t_low)
             if overlap > 0:
-                rows += group_rows(self.entries, group_name(band, their)) * overlap / (t_high - t_low)
-        return math.ceil(rows)
+                found = locate_groups(fs, self.entries, group_index(band, their, self.ranges))
+                rows += sum(loc.rows for loc in found) * overlap / (t_high - t_low)
+                locations += found
+        return locations, math.ceil(rows)
 
-    def read(self, fs: Any, band: int, rng: int, ranges: int) -> list[dict[str, np.ndarray]]:
-        low, high = range_interval(rng, ranges)
-        parts = []
-        for their in range(self.ranges):
-            t_low, t_high = range_interval(their, self.ranges)
-            if t_high <= low or t_low >= high:
-                continue
-            for entry in self.entries:
-                arrays = read_group(fs, entry, group_name(band, their), COLUMNS)
-                if not len(arrays["node"]):
-                    continue
-                keep = range_of(arrays["h2"], ranges) == rng
-                node = arrays["node"][keep] & DOC_MASK
-                node = node + (np.uint64(self.shard_offset) << SHARD_SHIFT)
-                parts.append({"h1": arrays["h1"][keep], "h2": arrays["h2"][keep], "node": node})
-        return parts
+    def read(self, fs: Any, locations: list[GroupLocation], rng: int, ranges: int) -> Iterator[dict[str, np.ndarray]]:
+        """The rows of the located blocks that fall in range `rng` of `ranges`, renumbered."""
+        for arrays in read_located(fs, locations):
+            keep = range_of(arrays["h2"], ranges) == rng
+            node = (arrays["node"][keep] & DOC_MASK) + (np.uint64(self.shard_offset) << SHARD_SHIFT)
+            yield {"h1": arrays["h1"][keep], "h2": arrays["h2"][keep], "node": node}
 
 
 def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[str, Any]],
@@ -130,28 +121,29 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     """Candidate pairs of one (band, range), written as one edge file; returns its entry and counters."""
     meter = TaskMeter()
     fs, root = filesystem(work)
-    name = group_name(band, rng)
-    expected = group_rows(signature_entries, name)
-    # a previous index can hold many times this run's rows: its share of this range counts as well
-    indexed = sum(source.expected_rows(band, rng, ranges) for source in index_sources)
+    locations = locate_groups(fs, signature_entries, group_index(band, rng, ranges))
+    expected = sum(loc.rows for loc in locations)
+    located_index = [source.locate(fs, band, rng, ranges) for source in index_sources]
+    indexed = sum(rows for _, rows in located_index)
     limit = rows_in_memory(options.memory_per_task)
     pieces = max(1, math.ceil((expected + indexed) / limit))
-    if pieces == 1 and not index_sources:
-        parts = [read_group(fs, e, name, COLUMNS) for e in signature_entries if name in e["groups"]]
-        u, v = star_edges_of_parts(parts)
-        spilled, largest = 0, expected
+    parts = itertools.chain(read_located(fs, locations),
+                            *(source.read(fs, found, rng, ranges)
+                              for source, (found, _) in zip(index_sources, located_index, strict=True)))
+    if pieces == 1:
+        held = list(parts)
+        spilled, largest = 0, sum(len(p["node"]) for p in held)
+        u, v = star_edges_of_parts(held)
         edge_groups = [("all", {"u": u, "v": v})]
     else:
-        edge_groups, spilled, largest = _spilled_buckets(fs, name, band, rng, ranges, signature_entries,
-                                                         index_sources, pieces, limit, spill_dir)
+        edge_groups, spilled, largest = _spilled_buckets(f"b{band}-r{rng}", parts, pieces, spill_dir)
     entry = write_groups(fs, edges_path(root, band, rng), edge_groups)
     edges = sum(g[1] for g in entry["groups"].values())
     return {"band": band, "range": rng, "rows": expected, "index_rows": indexed, "edges": edges, "pieces": pieces,
             "spilled_rows": spilled, "largest_piece": largest, "file": entry, "meter": meter.result()}
 
 
-def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entries: list[dict[str, Any]],
-                     index_sources: list[IndexSource], pieces: int, limit: int,
+def _spilled_buckets(name: str, parts: Iterable[dict[str, np.ndarray]], pieces: int,
                      spill_dir: str | None) -> tuple[list[tuple[str, dict[str, np.ndarray]]], int, int]:
     """Split the bucket's rows by h1 into `pieces` files on local disk, then sort each piece alone; returns
     the edges, the rows spilled and the rows of the largest piece (the most held in memory at once)."""
@@ -160,8 +152,7 @@ def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entri
     try:
         handles = [open(os.path.join(directory, f"{i}.bin"), "wb") for i in range(pieces)]
         try:
-            def spill(part: dict[str, np.ndarray]) -> None:
-                nonlocal spilled
+            for part in parts:
                 piece = part["h1"] % np.uint64(pieces)
                 rows = np.stack([part[c] for c in COLUMNS], axis=1)
                 for i in range(pieces):
@@ -169,13 +160,6 @@ def _spilled_buckets(fs: Any, name: str, band: int, rng: int, ranges: int, entri
                     if len(chosen):
                         handles[i].write(chosen.tobytes())
                 spilled += len(rows)
-
-            for entry in entries:
-                if name in entry["groups"]:
-                    spill(read_group(fs, entry, name, COLUMNS))
-            for source in index_sources:
-                for part in source.read(fs, band, rng, ranges):
-                    spill(part)
         finally:
             for handle in handles:
                 handle.close()

@@ -5,9 +5,10 @@ in the sorted input list and `row` its row in that shard. The smallest id of a d
 document kept, so the priority (the keep rule, quantised to 20 bits) decides first and input order breaks
 ties. Priority 0 is reserved for the documents of a previous index, which therefore always win.
 
-Each shard's output is one file with one row group per (band, range): the bucket task of (band, range)
-reads exactly its row group from every shard's file. A range is an interval of the high 32 bits of the
-band key's second lane, so indexes written with another number of ranges can still be read by interval.
+Each shard's output is one signature file (tamis.dedup.signature_file) with a block per (band, range): the
+bucket task of (band, range) reads exactly its block from every shard's file. A range is an interval of the
+high 32 bits of the band key's second lane, so indexes written with another number of ranges can still be
+read by interval.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from tamis.dedup.intermediate import TaskMeter, write_groups
+from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
+from tamis.dedup.signature_file import write_signature_groups
 from tamis.dedup.signatures import MinHasher, content_keys, keyed_by_label, label_keys
 from tamis.io.storage import filesystem
 
@@ -33,10 +35,6 @@ PRIORITY_SHIFT = np.uint64(ROW_BITS + SHARD_BITS)
 #: hours since 2000-01-01 for the `oldest` rule (2**20 hours is 119 years)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BATCH_ROWS = 2048
-
-
-def group_name(band: int, rng: int) -> str:
-    return f"b{band}-r{rng}"
 
 
 def range_of(h2: np.ndarray, ranges: int) -> np.ndarray:
@@ -85,7 +83,7 @@ def language_labels(batch: Any, names: list[str]) -> list[str]:
 
 
 def signature_path(work: str, shard: int) -> str:
-    return posixpath.join(work, "signatures", f"part-{shard:06d}.parquet")
+    return posixpath.join(work, "signatures", f"part-{shard:06d}.sig")
 
 
 def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptions, work: str) -> dict[str, Any]:
@@ -143,8 +141,8 @@ def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptio
 def write_signature_file(work: str, shard: int, h1: np.ndarray, h2: np.ndarray, nodes: np.ndarray,
                          ranges: int) -> dict[str, Any]:
     """One shard's band keys ((documents, bands) lanes h1, h2 and their node ids) as the signature file the
-    bucket tasks read, one row group per (band, range); returns its entry. Separate from signature_task so
-    that a benchmark can write signatures it made itself in exactly this format."""
+    bucket tasks read, a block per (band, range) in that order; returns its entry. Separate from
+    signature_task so that a benchmark can write signatures it made itself in exactly this format."""
     groups = []
     for band in range(h1.shape[1]):
         band_ranges = range_of(h2[:, band], ranges)
@@ -152,6 +150,6 @@ def write_signature_file(work: str, shard: int, h1: np.ndarray, h2: np.ndarray, 
         bounds = np.searchsorted(band_ranges[order], np.arange(ranges + 1))
         for rng in range(ranges):
             sel = order[bounds[rng]:bounds[rng + 1]]
-            groups.append((group_name(band, rng), {"h1": h1[sel, band], "h2": h2[sel, band], "node": nodes[sel]}))
+            groups.append({"h1": h1[sel, band], "h2": h2[sel, band], "node": nodes[sel]})
     fs, root = filesystem(work)
-    return write_groups(fs, signature_path(root, shard), groups)
+    return write_signature_groups(fs, signature_path(root, shard), groups)

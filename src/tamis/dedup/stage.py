@@ -35,7 +35,8 @@ from tamis.dedup.components import large_star_task, partitions_for, scatter_task
 from tamis.dedup.finalize import finalize_task
 from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
-from tamis.dedup.partition import MAX_SHARDS, group_name, signature_task
+from tamis.dedup.partition import MAX_SHARDS, signature_task
+from tamis.dedup.signature_file import MAGIC
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
@@ -48,6 +49,8 @@ MAX_TASK_RETRIES = 3
 MAX_REPLANS = 3
 MAX_ROUNDS = 200
 INDEX_FILE = "index.json"
+#: the signature files' format, in the index and in every fingerprint: work of another format is not reused
+SIGNATURE_FORMAT = MAGIC.decode()
 
 
 class DedupError(RuntimeError):
@@ -104,16 +107,18 @@ class _Driver:
             return None
         return summary
 
-    def run(self, tasks: list[_Task]) -> list[dict[str, Any]]:
-        results: list[dict[str, Any] | None] = [None] * len(tasks)
+    def run(self, tasks: list[_Task], keep: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+        """Each task's summary, in task order, committed or computed now; with `keep`, what `keep` returns for
+        it instead (called once per task, in the order results arrive), so the driver holds only that."""
+        results: list[Any] = [None] * len(tasks)
         todo = []
         for i, task in enumerate(tasks):
             summary = self._committed(task)
             if summary is None:
                 todo.append(i)
             else:
-                results[i] = summary
                 self._record(task, summary, reused=True)
+                results[i] = keep(summary) if keep else summary
         pending: dict[ray.ObjectRef, int] = {}
         queue = list(reversed(todo))
         limit = self.max_in_flight or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -141,8 +146,8 @@ class _Driver:
                         raise CorruptIntermediateError(cause.path, cause.reason) from None
                     raise DedupError(f"dedup task {task.stage}/{task.name} failed: {exc}") from None
                 write_json(self.fs, self.marker(task), {"fingerprint": self.fingerprint, "summary": summary})
-                results[i] = summary
                 self._record(task, summary, reused=False)
+                results[i] = keep(summary) if keep else summary
             if self.progress is not None:
                 self.progress(tasks[0].stage if tasks else "", sum(r is not None for r in results), len(tasks))
         return results  # type: ignore[return-value]
@@ -185,6 +190,12 @@ def choose_ranges(total_docs: int, options: DedupOptions) -> int:
     return max(1, math.ceil(total_docs * BYTES_PER_ROW / options.memory_per_task))
 
 
+def dedup_fingerprint(options: DedupOptions, shards: list[str], rows: list[int], ranges: int,
+                      index_fingerprints: list[str]) -> str:
+    """What the signature, bucket and component tasks' outputs depend on (their commit markers hold it)."""
+    return options.fingerprint(shards, rows, ranges, index_fingerprints, SIGNATURE_FORMAT)
+
+
 def _shard_rows(path: str) -> int:
     fs, inner = filesystem(path)
     with fs.open(inner, "rb") as handle:
@@ -197,6 +208,10 @@ def _load_index(directory: str, options: DedupOptions) -> dict[str, Any]:
     if not fs.exists(path):
         raise DedupError(f"previous index {directory}: no {INDEX_FILE} (not a finished dedup work directory)")
     index = read_json(fs, path)
+    if index.get("signature_format") != SIGNATURE_FORMAT:
+        raise DedupError(f"previous index {directory} was written by an older tamis, whose signature files this "
+                         f"version does not read (format {index.get('signature_format', 'Parquet')}, this version "
+                         f"reads {SIGNATURE_FORMAT}): run the dedup stage of that output again to rebuild it")
     if index["signature_params"] != options.signature_params():
         raise DedupError(f"previous index {directory} was built with {index['signature_params']}, this run uses "
                          f"{options.signature_params()}: signatures are not comparable")
@@ -225,7 +240,7 @@ def run_dedup(input_shards: list[str], work_dir: str, output_root: str, options:
     fs, root = filesystem(work_dir)
     rows = [_shard_rows(s) for s in shards]
     ranges = choose_ranges(sum(rows), options)
-    fingerprint = options.fingerprint(shards, rows, ranges, [i["fingerprint"] for i in indexes])
+    fingerprint = dedup_fingerprint(options, shards, rows, ranges, [i["fingerprint"] for i in indexes])
     driver = _Driver(fs, root, fingerprint, options.max_in_flight or (workers or 0), progress)
     started_ray = connect(address, num_cpus=workers)
     try:
@@ -258,20 +273,18 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
                  for i, path in enumerate(shards)]
     signatures = driver.run(sig_tasks)
 
-    # 2. buckets, one task per (band, range)
+    # 2. buckets, one task per (band, range). The signature entries (a path, size and table digest per shard)
+    # and the index sources go to the object store once: every bucket task reads from every file, and the
+    # driver holds one copy of them, not one per task.
     sources, offset = [], len(shards)
     for index in indexes:
         sources.append(IndexSource(index["signature_files"], index["ranges"], offset))
         offset += len(index["shards"])
-    bucket_tasks = []
-    for band in range(options.bands):
-        for rng in range(ranges):
-            name = group_name(band, rng)
-            entries = [_only(s["file"], [name]) for s in signatures if name in s["file"]["groups"]]
-            task_sources = [IndexSource([_only(e, [f"b{band}-r{r}" for r in range(src.ranges)])
-                                         for e in src.entries], src.ranges, src.shard_offset) for src in sources]
-            bucket_tasks.append(_Task("buckets", f"b{band:03d}-r{rng:05d}", bucket_task,
-                                      (band, rng, ranges, entries, task_sources, options, work_dir), memory))
+    entries_ref = ray.put([s["file"] for s in signatures])
+    sources_ref = ray.put(sources)
+    bucket_tasks = [_Task("buckets", f"b{band:03d}-r{rng:05d}", bucket_task,
+                          (band, rng, ranges, entries_ref, sources_ref, options, work_dir), memory)
+                    for band in range(options.bands) for rng in range(ranges)]
     buckets = driver.run(bucket_tasks)
 
     # 3. connected components
@@ -303,25 +316,23 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         else:
             raise DedupError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
-    # 4. finalize, one task per shard
-    final_tasks = []
-    for i, path in enumerate(shards):
-        mine = [_only(m, [f"g{i % partitions}"]) if m else None for m in members]
-        final_tasks.append(_Task("finalize", f"{i:06d}", finalize_task,
-                                 (path, i, mine, partitions, options, output_root, removed, steps, writer),
-                                 files=_output_entries))
+    # 4. finalize, one task per shard; each reads its own group from every members file (one copy of their
+    # entries in the object store, not a copy per task in the driver)
+    members_ref = ray.put(members)
+    final_tasks = [_Task("finalize", f"{i:06d}", finalize_task,
+                         (path, i, members_ref, partitions, options, output_root, removed, steps, writer),
+                         files=_output_entries)
+                   for i, path in enumerate(shards)]
     # the finalize steps and writer are part of what finalize's outputs depend on (none given: as before)
     after = ([[s.to_dict() for s in steps], writer.to_dict() if writer else None]
              if steps is not None or writer is not None else [])
-    finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root, *after)).run(final_tasks)
-    counters = TaskCounters()
-    by_language = LanguageBreakdown()
-    for final in finals:
-        counters.merge(TaskCounters.from_dict(final.get("counters", {})))
-        by_language.merge(LanguageBreakdown.from_dict(final.get("by_language")))
+    totals = _FinalizeTotals()
+    finals = driver.with_fingerprint(options.fingerprint(fingerprint, output_root, *after)).run(final_tasks,
+                                                                                               keep=totals.add)
 
-    index = {"fingerprint": fingerprint, "signature_params": options.signature_params(), "ranges": ranges,
-             "shards": shards, "signature_files": [s["file"] for s in signatures]}
+    index = {"fingerprint": fingerprint, "signature_params": options.signature_params(),
+             "signature_format": SIGNATURE_FORMAT, "ranges": ranges, "shards": shards,
+             "signature_files": [s["file"] for s in signatures]}
     write_json(fs, posixpath.join(root, INDEX_FILE), index)
     summary = {
         "fingerprint": fingerprint,
@@ -331,7 +342,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         "with_signature": sum(s["with_signature"] for s in signatures),
         "kept": sum(f["kept"] for f in finals),
         "removed": sum(f["removed"] for f in finals),
-        "unique": sum(f.get("unique", f["docs"] - f["removed"]) for f in finals),
+        "unique": sum(f["unique"] for f in finals),
         "ranges_per_band": ranges,
         "bucket_tasks": len(bucket_tasks),
         "spilled_buckets": sum(1 for b in buckets if b["pieces"] > 1),
@@ -343,14 +354,14 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         "removed_shards": [f["removed_outputs"][DEDUP_STEP] for f in finals
                            if DEDUP_STEP in f.get("removed_outputs", {})],
         # the steps after dedup: their counters and removed documents, by step, like the process stage's
-        "counters": counters.to_dict(),
-        "by_language": by_language.to_dict(),
+        "counters": totals.counters.to_dict(),
+        "by_language": totals.by_language.to_dict(),
         "steps_removed_shards": {step: [f["removed_outputs"][step] for f in finals
                                         if step in f.get("removed_outputs", {})]
                                  for step in sorted({k for f in finals for k in f.get("removed_outputs", {})}
                                                     - {DEDUP_STEP})},
-        "languages": dict(sum((Counter(f.get("languages", {})) for f in finals), Counter())),
-        "histograms": _merged_histograms(finals),
+        "languages": dict(sorted((+totals.languages).items())),
+        "histograms": totals.histograms.to_dict(),
         "tasks": driver.meters,
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -358,11 +369,27 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
     return summary
 
 
-def _merged_histograms(finals: list[dict[str, Any]]) -> dict[str, Any]:
-    merged = HistogramSet()
-    for final in finals:
-        merged.merge(HistogramSet.from_dict(final.get("histograms", {})))
-    return merged.to_dict()
+class _FinalizeTotals:
+    """What the summary needs from the finalize tasks, merged as each arrives: the driver keeps each shard's
+    counts and output entries, not its counters, languages and histograms (about 15 KB a shard, measured with
+    benchmarks/bench_dedup_driver.py)."""
+
+    KEPT = ("docs", "kept", "removed", "outputs", "removed_outputs")
+
+    def __init__(self) -> None:
+        self.counters = TaskCounters()
+        self.by_language = LanguageBreakdown()
+        self.histograms = HistogramSet()
+        self.languages: Counter[str] = Counter()
+
+    def add(self, final: dict[str, Any]) -> dict[str, Any]:
+        self.counters.merge(TaskCounters.from_dict(final.get("counters", {})))
+        self.by_language.merge(LanguageBreakdown.from_dict(final.get("by_language")))
+        self.histograms.merge(HistogramSet.from_dict(final.get("histograms", {})))
+        self.languages.update(final.get("languages", {}))
+        kept = {key: final[key] for key in self.KEPT if key in final}
+        kept["unique"] = final.get("unique", final["docs"] - final["removed"])
+        return kept
 
 
 def _output_entries(summary: dict[str, Any]) -> list[dict[str, Any]]:
