@@ -1,11 +1,13 @@
 """The dedup driver's memory against the number of shards: it must not grow with shards × bands × ranges.
 
-    python benchmarks/bench_dedup_driver.py [--shards 25 --shards 100] [--ranges 32] [--docs 20] [--cpus 2]
+    python benchmarks/bench_dedup_driver.py [--shards 20 --shards 80] [--ranges 32] [--docs 200] [--partitions P]
+        [--cpus 2]
 
 For each shard count S, in a fresh child process with a fresh embedded Ray: S small FineWeb-schema shards
 (`--docs` documents each, a few words of real text from ../shared/data/extraction, some repeated so that
 there are duplicates), then `run_dedup` with `ranges_per_band=--ranges` (14 bands: 14 × R bucket tasks, and
-14 × R groups per signature file) under tracemalloc. Reports the driver's Python peak (tracemalloc), its
+14 × R groups per signature file, and `--partitions` component partitions: P tasks per round reading
+from P files each) under tracemalloc. Reports the driver's Python peak (tracemalloc), its
 peak RSS, and per stage the tasks and CPU seconds of the tasks (their meters). The growth per shard between
 two shard counts is what the driver keeps per shard; if it changes with `--ranges`, part of it is kept per
 (band, range), which a dump (8,000 shards × 14 × 149 groups, docs/dedup.md) multiplies.
@@ -68,7 +70,7 @@ def _shards(directory: Path, shards: int, docs: int) -> list[str]:
     return paths
 
 
-def child(shards: int, ranges: int, docs: int, cpus: int) -> dict:
+def child(shards: int, ranges: int, docs: int, cpus: int, partitions: int | None) -> dict:
     import tracemalloc
 
     from tamis.dedup.options import DedupOptions
@@ -78,7 +80,8 @@ def child(shards: int, ranges: int, docs: int, cpus: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="tamis-dedup-driver-") as tmp:
         root = Path(tmp)
         paths = _shards(root / "in", shards, docs)
-        options = DedupOptions(pii=False, token_count=False, ranges_per_band=ranges, memory_per_task=64 * 2**20)
+        options = DedupOptions(pii=False, token_count=False, ranges_per_band=ranges, memory_per_task=64 * 2**20,
+                               partitions=partitions)
         connect(num_cpus=cpus)
         try:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -94,7 +97,8 @@ def child(shards: int, ranges: int, docs: int, cpus: int) -> dict:
     for meter in summary["tasks"]:
         stages[meter["stage"]]["tasks"] += 1
         stages[meter["stage"]]["cpu_seconds"] += meter["cpu_seconds"]
-    return {"shards": shards, "ranges": ranges, "groups_per_file": options.bands * ranges, "docs": summary["docs"],
+    return {"shards": shards, "ranges": ranges, "groups_per_file": options.bands * ranges,
+            "partitions": summary["partitions"], "rounds": summary["rounds"], "docs": summary["docs"],
             "kept": summary["kept"], "wall_seconds": round(wall, 2), "driver_python_peak": peak,
             "driver_rss_before": rss_before,
             "driver_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -106,18 +110,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shards", type=int, action="append")
     parser.add_argument("--ranges", type=int, default=32)
-    parser.add_argument("--docs", type=int, default=20)
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--partitions", type=int, default=None, help="component partitions (default: planned)")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    counts = args.shards or [25, 100]
+    counts = args.shards or [20, 80]
     if args.child:
-        print(RESULT + json.dumps(child(counts[0], args.ranges, args.docs, args.cpus)), flush=True)
+        print(RESULT + json.dumps(child(counts[0], args.ranges, args.docs, args.cpus, args.partitions)), flush=True)
         return
     results = []
     for shards in counts:
         command = [sys.executable, __file__, "--child", "--shards", str(shards), "--ranges", str(args.ranges),
                    "--docs", str(args.docs), "--cpus", str(args.cpus)]
+        if args.partitions:
+            command += ["--partitions", str(args.partitions)]
         out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "RAY_DEDUP_LOGS": "0"})
         line = next((x for x in out.stdout.splitlines() if x.startswith(RESULT)), None)
         if line is None:

@@ -152,19 +152,23 @@ def check_tamis(base_dir: Path, meta: dict, summary: dict) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from tamis.dedup.block_file import all_blocks, entry_of, read_located
+    from tamis.dedup.components import MEMBER_COLUMNS
     from tamis.dedup.partition import ROW_MASK, shard_of
+    from tamis.io.storage import filesystem
 
     truth = np.load(base_dir / "truth.npy")
     sizes = np.bincount(truth)
     per = meta["docs_per_shard"]
     nodes, reps, member_sizes = [], [], []
     folder = base_dir / "work" / "components" / f"members-{summary['rounds']:03d}"
-    for path in sorted(folder.glob("*.parquet")) if summary["rounds"] else []:
-        if path.stat().st_size:
-            table = pq.read_table(path)
-            nodes.append(table.column("node").to_numpy())
-            reps.append(table.column("rep").to_numpy())
-            member_sizes.append(table.column("size").to_numpy())
+    fs, _ = filesystem(str(folder))
+    for path in sorted(folder.glob("*.blocks")) if summary["rounds"] else []:
+        entry = entry_of(fs, str(path))
+        for block in read_located(fs, all_blocks(fs, entry, MEMBER_COLUMNS), MEMBER_COLUMNS):
+            nodes.append(block["node"])
+            reps.append(block["rep"])
+            member_sizes.append(block["size"])
 
     def position(ids: np.ndarray) -> np.ndarray:
         return shard_of(ids).astype(np.int64) * per + (ids & ROW_MASK).astype(np.int64)

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tamis.dedup.block_file import all_blocks, read_located, write_blocks
 from tamis.dedup.buckets import bucket_task, star_edges
-from tamis.dedup.components import large_star_task, scatter_task, small_star_task
-from tamis.dedup.intermediate import CorruptIntermediateError, read_group, write_groups
+from tamis.dedup.components import MEMBER_COLUMNS, PAIR_COLUMNS, large_star_task, scatter_task, small_star_task
 from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
 from tamis.dedup.partition import signature_task
 from tamis.dedup.shingles import normalize
@@ -102,7 +102,7 @@ def _components(edges: list[tuple[int, int]], partitions: int, work: str) -> dic
     fs, _ = filesystem(work)
     u = np.array([e[0] for e in edges], dtype=np.uint64)
     v = np.array([e[1] for e in edges], dtype=np.uint64)
-    entry = write_groups(fs, f"{work}/edges/in.parquet", [("all", {"u": u, "v": v})])
+    entry = write_blocks(fs, f"{work}/edges/in.blocks", [{"u": u, "v": v}], PAIR_COLUMNS)
     current = [scatter_task(0, [entry], partitions, work)["file"]]
     for round_no in range(1, 100):
         large = [large_star_task(round_no, p, current, partitions, work) for p in range(partitions)]
@@ -112,8 +112,7 @@ def _components(edges: list[tuple[int, int]], partitions: int, work: str) -> dic
                    for p in range(partitions)]
     found = {}
     for task in large:
-        for name in task["members"]["groups"]:
-            arrays = read_group(fs, task["members"], name, ["node", "rep", "size"])
+        for arrays in read_located(fs, all_blocks(fs, task["members"], MEMBER_COLUMNS), MEMBER_COLUMNS):
             for node, rep, size in zip(*(arrays[c].tolist() for c in ("node", "rep", "size")), strict=True):
                 assert node not in found
                 found[node] = (rep, size)
@@ -177,8 +176,7 @@ def _bucket_pairs(summary: dict, root: str) -> set[tuple[int, int]]:
     """The (u, v) edges a bucket task wrote, whatever pieces it wrote them in."""
     fs, _ = filesystem(root)
     found = set()
-    for name in summary["file"]["groups"]:
-        arrays = read_group(fs, summary["file"], name, ["u", "v"])
+    for arrays in read_located(fs, all_blocks(fs, summary["file"], PAIR_COLUMNS), PAIR_COLUMNS):
         found |= set(zip(arrays["u"].tolist(), arrays["v"].tolist(), strict=True))
     return found
 
@@ -214,21 +212,6 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
     assert _bucket_pairs(small, work) == _bucket_pairs(whole, work) and len(_bucket_pairs(whole, work)) >= 60
 
 
-def test_corrupt_or_partial_intermediate_is_detected(tmp_path):
-    fs, _ = filesystem(str(tmp_path))
-    arrays = {"u": np.arange(1000, dtype=np.uint64), "v": np.arange(1000, dtype=np.uint64) * 3}
-    entry = write_groups(fs, str(tmp_path / "f.parquet"), [("all", arrays)])
-    assert np.array_equal(read_group(fs, entry, "all", ["u", "v"])["v"], arrays["v"])
-    data = bytearray((tmp_path / "f.parquet").read_bytes())
-    (tmp_path / "f.parquet").write_bytes(bytes(data[: len(data) // 2]))
-    with pytest.raises(CorruptIntermediateError, match="bytes"):
-        read_group(fs, entry, "all", ["u", "v"])
-    data[len(data) // 3] ^= 0xFF
-    (tmp_path / "f.parquet").write_bytes(bytes(data))
-    with pytest.raises(CorruptIntermediateError):
-        read_group(fs, entry, "all", ["u", "v"])
-
-
 def _kept(output: Path) -> list[dict]:
     return pq.read_table(str(output / "data")).to_pylist()
 
@@ -249,13 +232,17 @@ def test_dedup_stage_end_to_end_on_ray(ray_session, tmp_path):
         assert row["minhash_cluster_size"] >= 1 and row["token_count"] > 0
     assert sum(1 for r in kept if r["minhash_cluster_size"] > 1) >= 30
 
+    # no commit marker (what the driver reads back and holds) has a record per block of a file
+    markers = list((tmp_path / "work" / "_commits").rglob("*.json"))
+    assert len(markers) > 30 and not any('"groups"' in m.read_text() for m in markers)
+
     # a rerun reuses every committed task
     again = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
     assert again["tasks"] == [] and again["kept"] == summary["kept"]
 
     # a corrupted intermediate is detected and recomputed, and the output is the same
-    edge_file = next((tmp_path / "work" / "edges").glob("*.parquet"))
-    sig_file = sorted((tmp_path / "work" / "signatures").glob("*.sig"))[0]
+    edge_file = next((tmp_path / "work" / "edges").glob("*.blocks"))
+    sig_file = sorted((tmp_path / "work" / "signatures").glob("*.blocks"))[0]
     data = bytearray(sig_file.read_bytes())
     middle = len(data) // 2
     data[middle:middle + 256] = bytes(256)  # same size, damaged content: only the checksums can tell

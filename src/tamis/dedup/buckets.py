@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from tamis.dedup.intermediate import TaskMeter, write_groups
+from tamis.dedup.block_file import BlockLocation, locate_blocks, read_located, write_blocks
+from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
-from tamis.dedup.partition import DOC_MASK, SHARD_SHIFT, range_interval, range_of
-from tamis.dedup.signature_file import GroupLocation, group_index, locate_groups, read_located
+from tamis.dedup.partition import DOC_MASK, SHARD_SHIFT, SIGNATURE_COLUMNS, range_interval, range_of, signature_block
 from tamis.io.storage import filesystem
 
 #: bytes of memory per row while sorting: 3 uint64 columns, their sorted copies, lexsort's index, slack
 BYTES_PER_ROW = 128
-COLUMNS = ["h1", "h2", "node"]
+COLUMNS = SIGNATURE_COLUMNS
+EDGE_COLUMNS = ("u", "v")
 
 
 def rows_in_memory(memory: int) -> int:
@@ -36,7 +37,7 @@ def rows_in_memory(memory: int) -> int:
 
 
 def edges_path(work: str, band: int, rng: int) -> str:
-    return posixpath.join(work, "edges", f"b{band:03d}-r{rng:05d}.parquet")
+    return posixpath.join(work, "edges", f"b{band:03d}-r{rng:05d}.blocks")
 
 
 def star_edges(h1: np.ndarray, h2: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,25 +92,25 @@ class IndexSource:
         self.ranges = ranges
         self.shard_offset = shard_offset
 
-    def locate(self, fs: Any, band: int, rng: int, ranges: int) -> tuple[list[GroupLocation], int]:
+    def locate(self, fs: Any, band: int, rng: int, ranges: int) -> tuple[list[BlockLocation], int]:
         """Where the index's blocks that overlap range `rng` of `ranges` are, and about how many of their rows
         fall in it: each block's rows times the share of its range inside this one (the hashes are uniform),
         so that the bucket's pieces are sized for them too (an index can hold many times a run's rows)."""
         low, high = range_interval(rng, ranges)
-        locations: list[GroupLocation] = []
+        locations: list[BlockLocation] = []
         rows = 0.0
         for their in range(self.ranges):
             t_low, t_high = range_interval(their, self.ranges)
             overlap = min(high, t_high) - max(low, t_low)
             if overlap > 0:
-                found = locate_groups(fs, self.entries, group_index(band, their, self.ranges))
+                found = locate_blocks(fs, self.entries, signature_block(band, their, self.ranges), COLUMNS)
                 rows += sum(loc.rows for loc in found) * overlap / (t_high - t_low)
                 locations += found
         return locations, math.ceil(rows)
 
-    def read(self, fs: Any, locations: list[GroupLocation], rng: int, ranges: int) -> Iterator[dict[str, np.ndarray]]:
+    def read(self, fs: Any, locations: list[BlockLocation], rng: int, ranges: int) -> Iterator[dict[str, np.ndarray]]:
         """The rows of the located blocks that fall in range `rng` of `ranges`, renumbered."""
-        for arrays in read_located(fs, locations):
+        for arrays in read_located(fs, locations, COLUMNS):
             keep = range_of(arrays["h2"], ranges) == rng
             node = (arrays["node"][keep] & DOC_MASK) + (np.uint64(self.shard_offset) << SHARD_SHIFT)
             yield {"h1": arrays["h1"][keep], "h2": arrays["h2"][keep], "node": node}
@@ -121,30 +122,30 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     """Candidate pairs of one (band, range), written as one edge file; returns its entry and counters."""
     meter = TaskMeter()
     fs, root = filesystem(work)
-    locations = locate_groups(fs, signature_entries, group_index(band, rng, ranges))
+    locations = locate_blocks(fs, signature_entries, signature_block(band, rng, ranges), COLUMNS)
     expected = sum(loc.rows for loc in locations)
     located_index = [source.locate(fs, band, rng, ranges) for source in index_sources]
     indexed = sum(rows for _, rows in located_index)
     limit = rows_in_memory(options.memory_per_task)
     pieces = max(1, math.ceil((expected + indexed) / limit))
-    parts = itertools.chain(read_located(fs, locations),
+    parts = itertools.chain(read_located(fs, locations, COLUMNS),
                             *(source.read(fs, found, rng, ranges)
                               for source, (found, _) in zip(index_sources, located_index, strict=True)))
     if pieces == 1:
         held = list(parts)
         spilled, largest = 0, sum(len(p["node"]) for p in held)
         u, v = star_edges_of_parts(held)
-        edge_groups = [("all", {"u": u, "v": v})]
+        edge_blocks = [{"u": u, "v": v}]
     else:
-        edge_groups, spilled, largest = _spilled_buckets(f"b{band}-r{rng}", parts, pieces, spill_dir)
-    entry = write_groups(fs, edges_path(root, band, rng), edge_groups)
-    edges = sum(g[1] for g in entry["groups"].values())
+        edge_blocks, spilled, largest = _spilled_buckets(f"b{band}-r{rng}", parts, pieces, spill_dir)
+    entry = write_blocks(fs, edges_path(root, band, rng), edge_blocks, EDGE_COLUMNS)
+    edges = sum(len(block["u"]) for block in edge_blocks)
     return {"band": band, "range": rng, "rows": expected, "index_rows": indexed, "edges": edges, "pieces": pieces,
             "spilled_rows": spilled, "largest_piece": largest, "file": entry, "meter": meter.result()}
 
 
 def _spilled_buckets(name: str, parts: Iterable[dict[str, np.ndarray]], pieces: int,
-                     spill_dir: str | None) -> tuple[list[tuple[str, dict[str, np.ndarray]]], int, int]:
+                     spill_dir: str | None) -> tuple[list[dict[str, np.ndarray]], int, int]:
     """Split the bucket's rows by h1 into `pieces` files on local disk, then sort each piece alone; returns
     the edges, the rows spilled and the rows of the largest piece (the most held in memory at once)."""
     directory = tempfile.mkdtemp(prefix=f"tamis-{name}-", dir=spill_dir)
@@ -163,7 +164,7 @@ def _spilled_buckets(name: str, parts: Iterable[dict[str, np.ndarray]], pieces: 
         finally:
             for handle in handles:
                 handle.close()
-        groups = []
+        blocks = []
         largest = 0
         for i in range(pieces):
             rows = np.fromfile(os.path.join(directory, f"{i}.bin"), dtype=np.uint64).reshape(-1, 3)
@@ -172,7 +173,7 @@ def _spilled_buckets(name: str, parts: Iterable[dict[str, np.ndarray]], pieces: 
             columns = [rows[:, c].copy() for c in range(3)]
             del rows
             u, v = _star_edges(columns)
-            groups.append((f"piece-{i}", {"u": u, "v": v}))
-        return groups, spilled, largest
+            blocks.append({"u": u, "v": v})
+        return blocks, spilled, largest
     finally:
         shutil.rmtree(directory, ignore_errors=True)

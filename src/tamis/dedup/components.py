@@ -1,4 +1,4 @@
-"""Connected components of the candidate-pair graph, on Ray tasks over Parquet edge lists.
+"""Connected components of the candidate-pair graph, on Ray tasks over edge lists in block files.
 
 Alternating large-star and small-star rounds (Kiveris et al., "Connected Components in MapReduce and
 Beyond", SoCC 2014). Edges are hash-partitioned by their first endpoint; a task sees all the neighbours of
@@ -12,7 +12,8 @@ The graph has converged when it is a forest of stars, each centred on its smalle
 smaller neighbours or both smaller and larger ones. Each large-star task counts such violations in its
 input; a round with none means the components are known. Because node ids put the keep rule first, the
 centre (the smallest id) is the document kept, and its partition knows every member and the cluster size.
-Memberships are written grouped by input shard (shard mod P) for the finalize tasks.
+Every round's files have a block per partition; memberships are written in a block per input shard group
+(shard mod P) for the finalize tasks.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from tamis.dedup.intermediate import TaskMeter, read_group, write_groups
+from tamis.dedup.block_file import all_blocks, read_block, read_located, write_blocks
+from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.partition import shard_of
 from tamis.dedup.signatures import mix64
 from tamis.io.storage import filesystem
 
 #: bytes of memory per directed edge in a round task: 2 uint64 columns read, sorted copies, index, output
 BYTES_PER_EDGE = 96
-EDGE_COLUMNS = ["key", "nbr"]
-MEMBER_COLUMNS = ["node", "rep", "size"]
+EDGE_COLUMNS = ("key", "nbr")
+MEMBER_COLUMNS = ("node", "rep", "size")
+PAIR_COLUMNS = ("u", "v")  # the bucket tasks' candidate pairs
 
 
 def partitions_for(edges: int, memory: int) -> int:
@@ -42,19 +45,16 @@ def partition_of(nodes: np.ndarray, partitions: int) -> np.ndarray:
     return mix64(nodes) % np.uint64(partitions)
 
 
-def part_name(p: int) -> str:
-    return f"p{p}"
-
-
 def round_path(work: str, round_no: int, kind: str, task: int) -> str:
-    return posixpath.join(work, "components", f"round-{round_no:03d}-{kind}", f"part-{task:05d}.parquet")
+    return posixpath.join(work, "components", f"round-{round_no:03d}-{kind}", f"part-{task:05d}.blocks")
 
 
-def _scatter(key: np.ndarray, nbr: np.ndarray, partitions: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+def _scatter(key: np.ndarray, nbr: np.ndarray, partitions: int) -> list[dict[str, np.ndarray]]:
+    """The directed edges in a block per partition of their key."""
     target = partition_of(key, partitions)
     order = np.argsort(target, kind="stable")
     bounds = np.searchsorted(target[order], np.arange(partitions + 1))
-    return [(part_name(p), {"key": key[order[bounds[p]:bounds[p + 1]]], "nbr": nbr[order[bounds[p]:bounds[p + 1]]]})
+    return [{"key": key[order[bounds[p]:bounds[p + 1]]], "nbr": nbr[order[bounds[p]:bounds[p + 1]]]}
             for p in range(partitions)]
 
 
@@ -64,20 +64,19 @@ def scatter_task(task: int, edge_entries: list[dict[str, Any]], partitions: int,
     fs, root = filesystem(work)
     keys, nbrs = [], []
     for entry in edge_entries:
-        for name in entry["groups"]:
-            arrays = read_group(fs, entry, name, ["u", "v"])
+        for arrays in read_located(fs, all_blocks(fs, entry, PAIR_COLUMNS), PAIR_COLUMNS):
             keys += [arrays["u"], arrays["v"]]
             nbrs += [arrays["v"], arrays["u"]]
     key = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
     nbr = np.concatenate(nbrs) if nbrs else np.empty(0, dtype=np.uint64)
-    entry = write_groups(fs, round_path(root, 0, "scatter", task), _scatter(key, nbr, partitions))
+    entry = write_blocks(fs, round_path(root, 0, "scatter", task), _scatter(key, nbr, partitions), EDGE_COLUMNS)
     return {"task": task, "edges": len(key), "file": entry, "meter": meter.result()}
 
 
 def _read_partition(fs: Any, entries: list[dict[str, Any]], p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Directed edges of partition p, sorted by (key, nbr), duplicates and self-loops removed."""
-    name = part_name(p)
-    parts = [read_group(fs, e, name, EDGE_COLUMNS) for e in entries if name in e["groups"]]
+    """Directed edges of partition p (block p of every file), sorted by (key, nbr), duplicates and self-loops
+    removed."""
+    parts = read_block(fs, entries, p, EDGE_COLUMNS)
     if not parts:
         return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)
     key = np.concatenate([a["key"] for a in parts])
@@ -114,8 +113,8 @@ def large_star_task(round_no: int, p: int, entries: list[dict[str, Any]], partit
     minimum = np.minimum(first_nbr, group_keys)
     per_edge_min = np.repeat(minimum, sizes)
     larger = nbr > key
-    out = write_groups(fs, round_path(root, round_no, "large", p),
-                       _scatter(nbr[larger], per_edge_min[larger], partitions))
+    out = write_blocks(fs, round_path(root, round_no, "large", p),
+                       _scatter(nbr[larger], per_edge_min[larger], partitions), EDGE_COLUMNS)
     members = None
     if violations == 0:
         centres = smaller == 0
@@ -124,9 +123,9 @@ def large_star_task(round_no: int, p: int, entries: list[dict[str, Any]], partit
         reps = np.concatenate((group_keys[centres], key[center_of_edge]))
         cluster_size = (sizes[centres] + 1).astype(np.uint64)
         size_col = np.concatenate((cluster_size, np.repeat(cluster_size, sizes[centres])))
-        members = write_groups(fs, posixpath.join(root, "components", f"members-{round_no:03d}",
-                                                  f"part-{p:05d}.parquet"),
-                               _by_shard_group(member_nodes, reps, size_col, partitions))
+        members = write_blocks(fs, posixpath.join(root, "components", f"members-{round_no:03d}",
+                                                  f"part-{p:05d}.blocks"),
+                               _by_shard_group(member_nodes, reps, size_col, partitions), MEMBER_COLUMNS)
     return {"round": round_no, "partition": p, "edges_in": len(key), "edges_out": int(larger.sum()),
             "violations": violations, "file": out, "members": members, "meter": meter.result()}
 
@@ -148,26 +147,27 @@ def small_star_task(round_no: int, p: int, entries: list[dict[str, Any]], partit
         m = np.concatenate((per_edge_min[others], minimum[group_keys != minimum]))
     else:
         v = m = np.empty(0, dtype=np.uint64)
-    out = write_groups(fs, round_path(root, round_no, "small", p),
-                       _scatter(np.concatenate((v, m)), np.concatenate((m, v)), partitions))
+    out = write_blocks(fs, round_path(root, round_no, "small", p),
+                       _scatter(np.concatenate((v, m)), np.concatenate((m, v)), partitions), EDGE_COLUMNS)
     return {"round": round_no, "partition": p, "edges_in": len(key), "edges_out": 2 * len(v), "file": out,
             "meter": meter.result()}
 
 
 def _by_shard_group(node: np.ndarray, rep: np.ndarray, size: np.ndarray,
-                    groups: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+                    groups: int) -> list[dict[str, np.ndarray]]:
+    """The memberships in a block per group of shards (shard mod `groups`)."""
     target = shard_of(node) % np.uint64(groups)
     order = np.argsort(target, kind="stable")
     bounds = np.searchsorted(target[order], np.arange(groups + 1))
-    return [(f"g{g}", {"node": node[order[bounds[g]:bounds[g + 1]]], "rep": rep[order[bounds[g]:bounds[g + 1]]],
-                       "size": size[order[bounds[g]:bounds[g + 1]]]}) for g in range(groups)]
+    return [{"node": node[order[bounds[g]:bounds[g + 1]]], "rep": rep[order[bounds[g]:bounds[g + 1]]],
+             "size": size[order[bounds[g]:bounds[g + 1]]]} for g in range(groups)]
 
 
-def members_of_shard(fs: Any, member_entries: list[dict[str, Any]], shard: int,
+def members_of_shard(fs: Any, member_entries: list[dict[str, Any] | None], shard: int,
                      groups: int) -> dict[str, np.ndarray]:
-    """(node, rep, size) of the documents of one shard that are in a duplicate cluster."""
-    name = f"g{shard % groups}"
-    parts = [read_group(fs, e, name, MEMBER_COLUMNS) for e in member_entries if e and name in e["groups"]]
+    """(node, rep, size) of the documents of one shard that are in a duplicate cluster (None entries: the
+    partitions that wrote no memberships)."""
+    parts = read_block(fs, member_entries, shard % groups, MEMBER_COLUMNS)
     if not parts:
         return {c: np.empty(0, dtype=np.uint64) for c in MEMBER_COLUMNS}
     arrays = {c: np.concatenate([p[c] for p in parts]) for c in MEMBER_COLUMNS}

@@ -1,27 +1,21 @@
-"""Intermediate files of the dedup stage: Parquet of uint64 columns, in named row groups, with checksums.
+"""What the dedup stage's intermediates share: the error for a damaged one, digests, the commit check, task meters.
 
-Every file is written under a temporary name and renamed into place; what was written (size, and per row
-group its rows and a BLAKE2b digest of its column data) goes into the producing task's commit marker.
-A reader checks the size before opening and the digest after decoding (Parquet page checksums catch
-most damage earlier), so a truncated, partial or corrupt intermediate raises CorruptIntermediateError
-naming the file, and the driver recomputes it: it is never silently used.
+The files themselves are block files (tamis.dedup.block_file): written under a temporary name and renamed
+into place, their size and table digest in the producing task's commit marker, every block's digest in the
+file's table. A reader that finds a truncated, partial or corrupt intermediate raises
+CorruptIntermediateError naming the file, and the driver recomputes it: it is never silently used.
 """
 
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import resource
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
-
-from tamis.io.storage import temporary_name
 
 
 class CorruptIntermediateError(RuntimeError):
@@ -42,71 +36,6 @@ def digest(arrays: dict[str, np.ndarray]) -> str:
         h.update(name.encode())
         h.update(np.ascontiguousarray(arrays[name]).view(np.uint8))
     return h.hexdigest()
-
-
-def write_groups(fs: AbstractFileSystem, path: str, groups: list[tuple[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
-    """Write named groups of equal-length uint64 columns as row groups of one file; returns its entry.
-
-    Empty groups are not written (the entry simply lacks them).
-    """
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = temporary_name(path)
-    entry: dict[str, Any] = {"path": path, "groups": {}}
-    schema = None
-    index = 0
-    try:
-        with fs.open(tmp, "wb") as handle:
-            writer = None
-            for name, arrays in groups:
-                rows = len(next(iter(arrays.values())))
-                if not rows:
-                    continue
-                table = pa.table({k: pa.array(v, type=pa.uint64()) for k, v in arrays.items()})
-                if writer is None:
-                    schema = table.schema
-                    writer = pq.ParquetWriter(handle, schema, compression="zstd", compression_level=1,
-                                              write_page_checksum=True)
-                writer.write_table(table, row_group_size=max(rows, 1))
-                entry["groups"][name] = [index, rows, digest(arrays)]
-                index += 1
-            if writer is None:  # nothing to write: an empty file with a known schema-less marker
-                handle.write(b"")
-            else:
-                writer.close()
-        fs.mv(tmp, path)
-    except BaseException:
-        try:
-            if fs.exists(tmp):
-                fs.rm(tmp)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the error
-            pass
-        raise
-    entry["bytes"] = int(fs.size(path) or 0)
-    return entry
-
-
-def read_group(fs: AbstractFileSystem, entry: dict[str, Any], name: str, columns: list[str]) -> dict[str, np.ndarray]:
-    """The named group's columns, checked against the entry; empty arrays when the file lacks the group."""
-    found = entry["groups"].get(name)
-    if not found:
-        return {c: np.empty(0, dtype=np.uint64) for c in columns}
-    index, rows, expected = found
-    path = entry["path"]
-    try:
-        size = fs.size(path)
-    except FileNotFoundError:
-        raise CorruptIntermediateError(path, "missing") from None
-    if size != entry["bytes"]:
-        raise CorruptIntermediateError(path, f"{size} bytes, its producer wrote {entry['bytes']}")
-    try:
-        with fs.open(path, "rb") as handle:
-            table = pq.ParquetFile(handle, page_checksum_verification=True).read_row_group(index)
-        arrays = {c: table.column(c).to_numpy() for c in table.column_names}
-    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
-        raise CorruptIntermediateError(path, f"unreadable row group {index}: {exc}") from None
-    if len(next(iter(arrays.values()))) != rows or digest(arrays) != expected:
-        raise CorruptIntermediateError(path, f"row group {index} ({name}) does not match its checksum")
-    return {c: arrays[c] for c in columns}
 
 
 def check_exists(fs: AbstractFileSystem, entry: dict[str, Any]) -> bool:

@@ -5,10 +5,10 @@ in the sorted input list and `row` its row in that shard. The smallest id of a d
 document kept, so the priority (the keep rule, quantised to 20 bits) decides first and input order breaks
 ties. Priority 0 is reserved for the documents of a previous index, which therefore always win.
 
-Each shard's output is one signature file (tamis.dedup.signature_file) with a block per (band, range): the
-bucket task of (band, range) reads exactly its block from every shard's file. A range is an interval of the
-high 32 bits of the band key's second lane, so indexes written with another number of ranges can still be
-read by interval.
+Each shard's output is one signature file (a block file, tamis.dedup.block_file) with a block per (band,
+range): the bucket task of (band, range) reads exactly its block from every shard's file. A range is an
+interval of the high 32 bits of the band key's second lane, so indexes written with another number of
+ranges can still be read by interval.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from tamis.dedup.block_file import write_blocks
 from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.options import DedupOptions
-from tamis.dedup.signature_file import write_signature_groups
 from tamis.dedup.signatures import MinHasher, content_keys, keyed_by_label, label_keys
 from tamis.io.storage import filesystem
 
@@ -35,6 +35,7 @@ PRIORITY_SHIFT = np.uint64(ROW_BITS + SHARD_BITS)
 #: hours since 2000-01-01 for the `oldest` rule (2**20 hours is 119 years)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BATCH_ROWS = 2048
+SIGNATURE_COLUMNS = ("h1", "h2", "node")
 
 
 def range_of(h2: np.ndarray, ranges: int) -> np.ndarray:
@@ -82,8 +83,13 @@ def language_labels(batch: Any, names: list[str]) -> list[str]:
     return [f"{lang}_{script}" if script else (lang or "") for lang, script in zip(languages, scripts, strict=True)]
 
 
+def signature_block(band: int, rng: int, ranges: int) -> int:
+    """The block of (band, range) in a signature file written with `ranges` ranges per band."""
+    return band * ranges + rng
+
+
 def signature_path(work: str, shard: int) -> str:
-    return posixpath.join(work, "signatures", f"part-{shard:06d}.sig")
+    return posixpath.join(work, "signatures", f"part-{shard:06d}.blocks")
 
 
 def signature_task(shard_path: str, shard: int, ranges: int, options: DedupOptions, work: str) -> dict[str, Any]:
@@ -152,4 +158,4 @@ def write_signature_file(work: str, shard: int, h1: np.ndarray, h2: np.ndarray, 
             sel = order[bounds[rng]:bounds[rng + 1]]
             groups.append({"h1": h1[sel, band], "h2": h2[sel, band], "node": nodes[sel]})
     fs, root = filesystem(work)
-    return write_signature_groups(fs, signature_path(root, shard), groups)
+    return write_blocks(fs, signature_path(root, shard), groups, SIGNATURE_COLUMNS)

@@ -8,7 +8,8 @@ final shards go to `<output_root>/data/<dump>/part-<ident>.parquet`. The driver 
 bounded number in flight and receives only file entries and counters, never documents.
 
 Every task's outputs are committed by a marker holding the options' fingerprint and each file's size and
-checksums; a rerun skips tasks whose marker matches and whose files are present with their recorded size.
+table digest (intermediates are block files, tamis.dedup.block_file); a rerun skips tasks whose marker
+matches and whose files are present with their recorded size.
 A reader that finds a corrupt or partial intermediate raises CorruptIntermediateError: the driver deletes
 the producer's marker and plans again (at most MAX_REPLANS times), so the file is recomputed, never used.
 Tasks lost with a node are retried by Ray; every task is deterministic and writes only its own files, so a
@@ -30,13 +31,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import ray
 
+from tamis.dedup.block_file import MAGIC
 from tamis.dedup.buckets import BYTES_PER_ROW, IndexSource, bucket_task
 from tamis.dedup.components import large_star_task, partitions_for, scatter_task, small_star_task
 from tamis.dedup.finalize import finalize_task
 from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import MAX_SHARDS, signature_task
-from tamis.dedup.signature_file import MAGIC
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
@@ -49,8 +50,8 @@ MAX_TASK_RETRIES = 3
 MAX_REPLANS = 3
 MAX_ROUNDS = 200
 INDEX_FILE = "index.json"
-#: the signature files' format, in the index and in every fingerprint: work of another format is not reused
-SIGNATURE_FORMAT = MAGIC.decode()
+#: the intermediates' format, in the index and in every fingerprint: work of another format is not reused
+BLOCK_FORMAT = MAGIC.decode()
 
 
 class DedupError(RuntimeError):
@@ -193,7 +194,7 @@ def choose_ranges(total_docs: int, options: DedupOptions) -> int:
 def dedup_fingerprint(options: DedupOptions, shards: list[str], rows: list[int], ranges: int,
                       index_fingerprints: list[str]) -> str:
     """What the signature, bucket and component tasks' outputs depend on (their commit markers hold it)."""
-    return options.fingerprint(shards, rows, ranges, index_fingerprints, SIGNATURE_FORMAT)
+    return options.fingerprint(shards, rows, ranges, index_fingerprints, BLOCK_FORMAT)
 
 
 def _shard_rows(path: str) -> int:
@@ -208,10 +209,10 @@ def _load_index(directory: str, options: DedupOptions) -> dict[str, Any]:
     if not fs.exists(path):
         raise DedupError(f"previous index {directory}: no {INDEX_FILE} (not a finished dedup work directory)")
     index = read_json(fs, path)
-    if index.get("signature_format") != SIGNATURE_FORMAT:
+    if index.get("signature_format") != BLOCK_FORMAT:
         raise DedupError(f"previous index {directory} was written by an older tamis, whose signature files this "
                          f"version does not read (format {index.get('signature_format', 'Parquet')}, this version "
-                         f"reads {SIGNATURE_FORMAT}): run the dedup stage of that output again to rebuild it")
+                         f"reads {BLOCK_FORMAT}): run the dedup stage of that output again to rebuild it")
     if index["signature_params"] != options.signature_params():
         raise DedupError(f"previous index {directory} was built with {index['signature_params']}, this run uses "
                          f"{options.signature_params()}: signatures are not comparable")
@@ -287,7 +288,8 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
                     for band in range(options.bands) for rng in range(ranges)]
     buckets = driver.run(bucket_tasks)
 
-    # 3. connected components
+    # 3. connected components: a round's P tasks each read their block of every file of the round before, whose
+    # entries go to the object store once per round
     total_edges = sum(b["edges"] for b in buckets)
     partitions = options.partitions or partitions_for(total_edges, memory)
     members: list[dict[str, Any] | None] = []
@@ -299,24 +301,24 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         scattered = driver.run([_Task("components", f"scatter-{t:05d}", scatter_task, (t, chunk, partitions,
                                                                                       work_dir), memory)
                                 for t, chunk in enumerate(chunks)])
-        current = [s["file"] for s in scattered]
+        current = ray.put([s["file"] for s in scattered])
         for rounds in range(1, MAX_ROUNDS + 1):
             large = driver.run([_Task("components", f"large-{rounds:03d}-{p:05d}", large_star_task,
-                                      (rounds, p, _only_parts(current, p), partitions, work_dir), memory,
+                                      (rounds, p, current, partitions, work_dir), memory,
                                       files=lambda s: [s["file"], s["members"]])
                                 for p in range(partitions)])
             if sum(t["violations"] for t in large) == 0:
                 members = [t["members"] for t in large]
                 break
+            large_files = ray.put([t["file"] for t in large])
             small = driver.run([_Task("components", f"small-{rounds:03d}-{p:05d}", small_star_task,
-                                      (rounds, p, _only_parts([t["file"] for t in large], p), partitions,
-                                       work_dir), memory)
+                                      (rounds, p, large_files, partitions, work_dir), memory)
                                 for p in range(partitions)])
-            current = [t["file"] for t in small]
+            current = ray.put([t["file"] for t in small])
         else:
             raise DedupError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
-    # 4. finalize, one task per shard; each reads its own group from every members file (one copy of their
+    # 4. finalize, one task per shard; each reads its own block from every members file (one copy of their
     # entries in the object store, not a copy per task in the driver)
     members_ref = ray.put(members)
     final_tasks = [_Task("finalize", f"{i:06d}", finalize_task,
@@ -331,7 +333,7 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
                                                                                                keep=totals.add)
 
     index = {"fingerprint": fingerprint, "signature_params": options.signature_params(),
-             "signature_format": SIGNATURE_FORMAT, "ranges": ranges, "shards": shards,
+             "signature_format": BLOCK_FORMAT, "ranges": ranges, "shards": shards,
              "signature_files": [s["file"] for s in signatures]}
     write_json(fs, posixpath.join(root, INDEX_FILE), index)
     summary = {
@@ -394,14 +396,3 @@ class _FinalizeTotals:
 
 def _output_entries(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"path": out["path"], "bytes": out["file_bytes"]} for out in summary.get("outputs", [])]
-
-
-def _only(entry: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """The entry restricted to some row groups: what one task needs to know, and no more."""
-    return {"path": entry["path"], "bytes": entry["bytes"],
-            "groups": {n: entry["groups"][n] for n in names if n in entry["groups"]}}
-
-
-def _only_parts(entries: list[dict[str, Any]], p: int) -> list[dict[str, Any]]:
-    name = f"p{p}"
-    return [_only(e, [name]) for e in entries if name in e["groups"]]
