@@ -185,8 +185,9 @@ def read_located(fs: AbstractFileSystem, locations: Sequence[BlockLocation], col
                 raise CorruptIntermediateError(loc.path, f"unreadable: {blob}")
             if len(blob) != width * loc.rows:
                 raise CorruptIntermediateError(loc.path, "block cut short (truncated file)")
-            values = np.frombuffer(blob, dtype="<u8").reshape(len(columns), loc.rows).astype(np.uint64)
-            arrays = {c: values[k] for k, c in enumerate(columns)}
+            # a copy per column, so that a consumer that frees columns one by one frees their memory
+            arrays = {c: np.frombuffer(blob, dtype="<u8", count=loc.rows, offset=8 * k * loc.rows).astype(np.uint64)
+                      for k, c in enumerate(columns)}
             if bytes.fromhex(digest(arrays)) != loc.digest:
                 raise CorruptIntermediateError(loc.path, f"the block at byte {loc.offset} does not match its "
                                                "checksum")
