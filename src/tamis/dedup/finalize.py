@@ -88,10 +88,13 @@ def _labels_only(table: pa.Table) -> DocBatch:
     return DocBatch({n: table.column(n).to_pylist() for n in names})
 
 
-def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any]], groups: int,
-                  options: DedupOptions, output: str, removed_output: dict[str, Any] | None = None,
+def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, Any] | None], groups: int,
+                  options: DedupOptions, work: str, output: str, removed_output: dict[str, Any] | None = None,
                   steps: tuple[StepSpec, ...] | None = None, writer: StepSpec | None = None) -> dict[str, Any]:
     """Write one input shard's final shards (one per folder under data/); returns counts and the files written.
+
+    `member_entries` are the membership files of the work directory `work` (their paths are inside its
+    filesystem, so it is `work` that says which filesystem: s3://, gs://, local).
 
     `steps` are the pipeline's steps after dedup (None: `default_steps(options)`), `writer` its writer step
     (None: FineWeb's Parquet writer). With `removed_output` ({mode, rate} as in a pipeline's `removed:`), the
@@ -104,8 +107,7 @@ def finalize_task(shard_path: str, shard: int, member_entries: list[dict[str, An
         step.start_input()
     meter = TaskMeter()
     fs_out, root = filesystem(output)
-    fs_work = filesystem(member_entries[0]["path"])[0] if member_entries and member_entries[0] else fs_out
-    members = members_of_shard(fs_work, [e for e in member_entries if e], shard, groups)
+    members = members_of_shard(filesystem(work)[0], member_entries, shard, groups)
     rows = (members["node"] & ROW_MASK).astype(np.int64)
     removed_rows = rows[members["node"] != members["rep"]]
     writer_step = writer.build() if writer is not None else ParquetWriter()

@@ -322,7 +322,8 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
     # entries in the object store, not a copy per task in the driver)
     members_ref = ray.put(members)
     final_tasks = [_Task("finalize", f"{i:06d}", finalize_task,
-                         (path, i, members_ref, partitions, options, output_root, removed, steps, writer),
+                         (path, i, members_ref, partitions, options, work_dir, output_root, removed, steps,
+                          writer),
                          files=_output_entries)
                    for i, path in enumerate(shards)]
     # the finalize steps and writer are part of what finalize's outputs depend on (none given: as before)
