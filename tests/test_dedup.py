@@ -193,10 +193,9 @@ def test_bucket_pieces_are_sized_for_a_previous_index_too(tmp_path):
     previous = [signature_task(p, i, 2, options, str(tmp_path / "old-work"))["file"] for i, p in enumerate(old)]
     work = str(tmp_path / "work")
     entries = [signature_task(p, i, 1, options, work)["file"] for i, p in enumerate(new)]
-    index = [IndexSource(previous, 2, len(new))]
-    fs, _ = filesystem(work)
-    assert index[0].locate(fs, 0, 0, 1)[1] == 360
-    assert index[0].locate(fs, 0, 0, 2)[1] + index[0].locate(fs, 0, 1, 2)[1] == 360
+    index = [IndexSource(previous, 2, len(new), str(tmp_path / "old-work"))]
+    assert index[0].locate(0, 0, 1)[1] == 360
+    assert index[0].locate(0, 0, 2)[1] + index[0].locate(0, 1, 2)[1] == 360
     whole = bucket_task(0, 0, 1, entries, index, options, work)
     assert whole["pieces"] == 1 and whole["largest_piece"] == 370
 

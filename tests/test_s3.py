@@ -136,3 +136,12 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
     assert again.returncode == 0, again.stderr[-3000:]
     assert "recomputing" in again.stderr and signatures[0].split("/")[-1] in again.stderr
     assert kept_ids() == kept
+
+    # a later dump on local disk, deduplicated against the S3 run's index: the index's files are read from S3
+    later, _ = make_corpus(tmp_path / "later", originals=40, exact=0, near=0, words=200, shards=1)
+    fresh, _ = make_corpus(tmp_path / "fresh", originals=10, exact=0, near=0, words=200, shards=1, seed=7)
+    indexed = subprocess.run([sys.executable, "-m", "tamis.cli.main", "dedup", *later, *fresh, "--output",
+                              str(tmp_path / "out2"), "--workers", "2", "--previous-index", "s3://dedup-s3/out/dedup"],
+                             env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert indexed.returncode == 0, indexed.stderr[-3000:]
+    assert pq.read_table(str(tmp_path / "out2" / "data")).num_rows == 10  # the 40 copies of indexed documents go

@@ -85,17 +85,22 @@ def _star_edges(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class IndexSource:
-    """Signature files of a previous run, read by hash interval and renumbered as priority-0 documents."""
+    """Signature files of a previous run, read by hash interval and renumbered as priority-0 documents.
 
-    def __init__(self, entries: list[dict[str, Any]], ranges: int, shard_offset: int):
+    `directory` is that run's work directory: its entries' paths are inside its filesystem, which need not be
+    this run's (an index on S3, this run on local disk)."""
+
+    def __init__(self, entries: list[dict[str, Any]], ranges: int, shard_offset: int, directory: str):
         self.entries = entries
         self.ranges = ranges
         self.shard_offset = shard_offset
+        self.directory = directory
 
-    def locate(self, fs: Any, band: int, rng: int, ranges: int) -> tuple[list[BlockLocation], int]:
+    def locate(self, band: int, rng: int, ranges: int) -> tuple[list[BlockLocation], int]:
         """Where the index's blocks that overlap range `rng` of `ranges` are, and about how many of their rows
         fall in it: each block's rows times the share of its range inside this one (the hashes are uniform),
         so that the bucket's pieces are sized for them too (an index can hold many times a run's rows)."""
+        fs = filesystem(self.directory)[0]
         low, high = range_interval(rng, ranges)
         locations: list[BlockLocation] = []
         rows = 0.0
@@ -108,9 +113,9 @@ class IndexSource:
                 locations += found
         return locations, math.ceil(rows)
 
-    def read(self, fs: Any, locations: list[BlockLocation], rng: int, ranges: int) -> Iterator[dict[str, np.ndarray]]:
+    def read(self, locations: list[BlockLocation], rng: int, ranges: int) -> Iterator[dict[str, np.ndarray]]:
         """The rows of the located blocks that fall in range `rng` of `ranges`, renumbered."""
-        for arrays in read_located(fs, locations, COLUMNS):
+        for arrays in read_located(filesystem(self.directory)[0], locations, COLUMNS):
             keep = range_of(arrays["h2"], ranges) == rng
             node = (arrays["node"][keep] & DOC_MASK) + (np.uint64(self.shard_offset) << SHARD_SHIFT)
             yield {"h1": arrays["h1"][keep], "h2": arrays["h2"][keep], "node": node}
@@ -124,12 +129,12 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
     fs, root = filesystem(work)
     locations = locate_blocks(fs, signature_entries, signature_block(band, rng, ranges), COLUMNS)
     expected = sum(loc.rows for loc in locations)
-    located_index = [source.locate(fs, band, rng, ranges) for source in index_sources]
+    located_index = [source.locate(band, rng, ranges) for source in index_sources]
     indexed = sum(rows for _, rows in located_index)
     limit = rows_in_memory(options.memory_per_task)
     pieces = max(1, math.ceil((expected + indexed) / limit))
     parts = itertools.chain(read_located(fs, locations, COLUMNS),
-                            *(source.read(fs, found, rng, ranges)
+                            *(source.read(found, rng, ranges)
                               for source, (found, _) in zip(index_sources, located_index, strict=True)))
     if pieces == 1:
         held = list(parts)

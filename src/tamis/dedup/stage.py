@@ -278,8 +278,8 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
     # and the index sources go to the object store once: every bucket task reads from every file, and the
     # driver holds one copy of them, not one per task.
     sources, offset = [], len(shards)
-    for index in indexes:
-        sources.append(IndexSource(index["signature_files"], index["ranges"], offset))
+    for directory, index in zip(options.previous_index, indexes, strict=True):
+        sources.append(IndexSource(index["signature_files"], index["ranges"], offset, directory))
         offset += len(index["shards"])
     entries_ref = ray.put([s["file"] for s in signatures])
     sources_ref = ray.put(sources)
