@@ -14,6 +14,7 @@ from tamis.dedup.block_file import (
     ENTRY_BYTES,
     HEADER_BYTES,
     all_blocks,
+    block_digest,
     locate_blocks,
     read_block,
     read_located,
@@ -64,15 +65,13 @@ def test_every_block_reads_back_exactly_and_empty_blocks_are_skipped(tmp_path):
 def test_digests_with_zero_bytes_at_either_end_read_back(tmp_path):
     """A digest is 16 raw bytes in the table; one that ends (or starts) with a zero byte must come back whole
     (a numpy bytes field drops trailing zeros: 1 block in 256 then read as corrupt)."""
-    from tamis.dedup.intermediate import digest
-
     fs, _ = filesystem(str(tmp_path))
     chosen = {}
     for seed in range(5000):
         block = _blocks([2], seed)[0]
-        value = bytes.fromhex(digest(block))
-        for end, byte in (("last", value[-1]), ("first", value[0])):
-            if byte == 0 and end not in chosen:
+        # written as block 0 ("last": its digest ends with a zero byte) or block 1 ("first")
+        for index, end, position in ((0, "last", -1), (1, "first", 0)):
+            if block_digest(index, COLUMNS, block)[position] == 0 and end not in chosen:
                 chosen[end] = block
         if len(chosen) == 2:
             break
@@ -134,6 +133,59 @@ def test_a_missing_or_swapped_file_is_detected(tmp_path):
         _read(fs, other, 2)
     with pytest.raises(CorruptIntermediateError, match="2 columns, 3 expected"):
         _read(fs, write_blocks(fs, str(tmp_path / "u.blocks"), _blocks([4], columns=("u", "v")), ("u", "v")), 0)
+
+
+@pytest.mark.parametrize("move", ["swap 0 and 2", "copy 2 onto 0", "copy empty 1 onto 0"])
+def test_a_table_entry_moved_to_another_place_does_not_match(tmp_path, move):
+    """Every entry is intact, only in the wrong place: reading block 0 alone (which does not read the whole
+    table) must not return block 2's rows, or none."""
+    fs, _ = filesystem(str(tmp_path))
+    path = tmp_path / "m.blocks"
+    entry = write_blocks(fs, str(path), _blocks([5, 0, 7]), COLUMNS)
+    data = bytearray(path.read_bytes())
+    table = [bytes(data[HEADER_BYTES + ENTRY_BYTES * i:HEADER_BYTES + ENTRY_BYTES * (i + 1)]) for i in range(3)]
+    new = {"swap 0 and 2": [table[2], table[1], table[0]], "copy 2 onto 0": [table[2], table[1], table[2]],
+           "copy empty 1 onto 0": [table[1], table[1], table[2]]}[move]
+    data[HEADER_BYTES:HEADER_BYTES + 3 * ENTRY_BYTES] = b"".join(new)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptIntermediateError, match="checksum"):
+        _read(fs, entry, 0)
+
+
+def test_a_failed_read_condemns_the_file_only_when_its_size_is_wrong(tmp_path):
+    """A read error on a file that still has its recorded size (throttling, a network error) is raised as it
+    is, so the driver does not delete a good file; a missing file or one of another size is corrupt."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    class Failing(LocalFileSystem):
+        def cat_file(self, path, start=None, end=None, **kwargs):
+            raise ConnectionError("SlowDown: please reduce your request rate")
+
+    fs, _ = filesystem(str(tmp_path))
+    entry = write_blocks(fs, str(tmp_path / "f.blocks"), _blocks([6, 6]), COLUMNS)
+    failing = Failing(skip_instance_cache=True)
+    with pytest.raises(ConnectionError, match="SlowDown"):
+        read_block(failing, [entry], 1, COLUMNS)
+    with pytest.raises(ConnectionError, match="SlowDown"):
+        all_blocks(failing, entry, COLUMNS)
+    (tmp_path / "f.blocks").write_bytes((tmp_path / "f.blocks").read_bytes()[:-40])
+    with pytest.raises(CorruptIntermediateError, match="its producer wrote"):
+        read_block(failing, [entry], 1, COLUMNS)
+    (tmp_path / "f.blocks").unlink()
+    with pytest.raises(CorruptIntermediateError, match="missing"):
+        read_block(failing, [entry], 1, COLUMNS)
+
+
+def test_no_blocks_and_narrow_columns(tmp_path):
+    """A file of no blocks reads as nothing (no empty range is requested); columns given as uint32 are stored
+    and checked as the uint64 values they are."""
+    fs, _ = filesystem(str(tmp_path))
+    empty = write_blocks(fs, str(tmp_path / "e.blocks"), [], ("u", "v"))
+    assert all_blocks(fs, empty, ("u", "v")) == []
+    narrow = {"u": np.arange(9, dtype=np.uint32), "v": np.arange(9, dtype=">u8")}
+    entry = write_blocks(fs, str(tmp_path / "n.blocks"), [narrow], ("u", "v"))
+    [block] = read_block(fs, [entry], 0, ("u", "v"))
+    assert block["u"].dtype == np.uint64 and block["u"].tolist() == block["v"].tolist() == list(range(9))
 
 
 def test_reading_every_block_checks_the_whole_table(tmp_path):

@@ -9,14 +9,18 @@ P² (about 1 KB per row group measured, 17 GB for a dump's signatures; benchmark
 This format needs neither:
 
     header  32 bytes   MAGIC (8), blocks G (uint32), columns C (uint32), BLAKE2b-128 of the table (16)
-    table   G × 32     per block, in order: byte offset, rows (uint64 each), BLAKE2b-128 of its columns (16)
+    table   G × 32     per block, in order: byte offset, rows (uint64 each), BLAKE2b-128 of the block (16)
     data               per block: its C columns, `rows` uint64 each, in the order the writer named them
 
-All integers are little-endian. The driver records a file's size and table digest only. A reader checks the
-header against that record (a stale or swapped file differs there), reads its block's table entry, then the
-block's columns, and checks them against the entry's digest: damage to the entry or to the columns is a
-mismatch, a truncated file a short read; each raises CorruptIntermediateError naming the file, and the
-driver recomputes it. Columns are stored raw: they are hashes and node ids, which zstd hardly shrinks.
+All integers are little-endian. A block's digest covers its number and row count as well as its columns, so
+a table entry copied or moved onto another's place does not match. The driver records a file's size and
+table digest only. A reader checks the header against that record (a stale or swapped file differs there),
+reads its block's table entry, then the block's columns, and checks them against the entry's digest: damage
+to the entry or to the columns is a mismatch, a truncated file a short read or a size that is not the one
+recorded; each raises CorruptIntermediateError naming the file, and the driver recomputes it. A read that
+fails while the file still has its recorded size (a network error, throttling, a permission) is raised as it
+is: the file is not condemned for it. Columns are stored raw: they are hashes and node ids, which zstd
+hardly shrinks.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 from fsspec import AbstractFileSystem
 
-from tamis.dedup.intermediate import CorruptIntermediateError, digest
+from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.io.storage import temporary_name
 
 MAGIC = b"TAMISBK1"
@@ -44,23 +48,53 @@ _ENTRY = np.dtype([("offset", "<u8"), ("rows", "<u8"), ("digest", "u1", (16,))])
 
 @dataclass(frozen=True)
 class BlockLocation:
-    """Where one block's columns are in one file, and the digest they must have."""
+    """Where one block's columns are in one file (of `file_bytes` bytes), and the digest they must have."""
 
     path: str
+    file_bytes: int
+    block: int
     offset: int
     rows: int
     digest: bytes
+
+
+def block_digest(block: int, columns: Sequence[str], arrays: dict[str, np.ndarray]) -> bytes:
+    """BLAKE2b-128 of a block: its number, its rows, and each column's name and little-endian bytes."""
+    rows = len(arrays[columns[0]])
+    h = hashlib.blake2b(np.array([block, rows], dtype="<u8").tobytes(), digest_size=16)
+    for column in columns:
+        h.update(column.encode() + b"\0")
+        h.update(np.ascontiguousarray(arrays[column], dtype="<u8").view(np.uint8))
+    return h.digest()
+
+
+def _failed_read(fs: AbstractFileSystem, path: str, recorded_bytes: int, error: BaseException) -> BaseException:
+    """What a failed read means: a missing file, or one whose size is not the recorded one, is corrupt (the
+    driver recomputes it); otherwise the error itself (network, throttling, permissions), which must not make
+    the driver delete a good file."""
+    if isinstance(error, FileNotFoundError):
+        return CorruptIntermediateError(path, "missing")
+    try:
+        size = fs.size(path)
+    except FileNotFoundError:
+        return CorruptIntermediateError(path, "missing")
+    except Exception:  # noqa: BLE001 - the file cannot be judged: report the first error
+        return error
+    if size != recorded_bytes:
+        return CorruptIntermediateError(path, f"{size} bytes, its producer wrote {recorded_bytes}")
+    return error
 
 
 def write_blocks(fs: AbstractFileSystem, path: str, blocks: Sequence[dict[str, np.ndarray]],
                  columns: Sequence[str]) -> dict[str, Any]:
     """Write `blocks` (each the named columns, of equal length) as one block file, under a temporary name
     renamed into place; returns its entry: path, bytes and table digest."""
+    blocks = [{c: np.ascontiguousarray(block[c], dtype="<u8") for c in columns} for block in blocks]
     table = np.zeros(len(blocks), dtype=_ENTRY)
     offset = HEADER_BYTES + ENTRY_BYTES * len(blocks)
     for i, block in enumerate(blocks):
         rows = len(block[columns[0]])
-        table[i] = (offset, rows, np.frombuffer(bytes.fromhex(digest({c: block[c] for c in columns})), np.uint8))
+        table[i] = (offset, rows, np.frombuffer(block_digest(i, columns, block), np.uint8))
         offset += 8 * len(columns) * rows
     table_bytes = table.tobytes()
     table_digest = hashlib.blake2b(table_bytes, digest_size=16).digest()
@@ -73,7 +107,7 @@ def write_blocks(fs: AbstractFileSystem, path: str, blocks: Sequence[dict[str, n
             handle.write(table_bytes)
             for block in blocks:
                 for column in columns:
-                    handle.write(np.ascontiguousarray(block[column], dtype="<u8").tobytes())
+                    handle.write(block[column].tobytes())
         fs.mv(tmp, path)
     except BaseException:
         try:
@@ -85,13 +119,11 @@ def write_blocks(fs: AbstractFileSystem, path: str, blocks: Sequence[dict[str, n
     return {"path": path, "bytes": int(fs.size(path) or 0), "table": table_digest.hex()}
 
 
-def _check_header(entry: dict[str, Any], header: Any, columns: Sequence[str]) -> int:
+def _check_header(fs: AbstractFileSystem, entry: dict[str, Any], header: Any, columns: Sequence[str]) -> int:
     """The file's block count, after checking its header against the entry; raises if it does not match."""
     path = entry["path"]
-    if isinstance(header, FileNotFoundError):
-        raise CorruptIntermediateError(path, "missing")
     if isinstance(header, BaseException):
-        raise CorruptIntermediateError(path, f"unreadable: {header}")
+        raise _failed_read(fs, path, entry["bytes"], header)
     if len(header) != HEADER_BYTES or header[:8] != MAGIC:
         raise CorruptIntermediateError(path, "not a block file (bad header)")
     blocks, width = np.frombuffer(header, dtype="<u4", count=2, offset=8).tolist()
@@ -118,12 +150,12 @@ def locate_blocks(fs: AbstractFileSystem, entries: Sequence[dict[str, Any] | Non
     found = []
     for i, entry in enumerate(entries):
         path = entry["path"]
-        blocks = _check_header(entry, blobs[2 * i], columns)
+        blocks = _check_header(fs, entry, blobs[2 * i], columns)
         if block >= blocks:
             raise CorruptIntermediateError(path, f"block {block} asked, the file has {blocks}")
         raw = blobs[2 * i + 1]
         if isinstance(raw, BaseException):
-            raise CorruptIntermediateError(path, f"unreadable: {raw}")
+            raise _failed_read(fs, path, entry["bytes"], raw)
         if len(raw) != ENTRY_BYTES:
             raise CorruptIntermediateError(path, f"table entry {block} cut short (truncated file)")
         location = _location(entry, np.frombuffer(raw, dtype=_ENTRY)[0], block, blocks, columns)
@@ -140,8 +172,8 @@ def _location(entry: dict[str, Any], record: Any, block: int, blocks: int,
     if offset < HEADER_BYTES + ENTRY_BYTES * blocks or offset + 8 * len(columns) * rows > entry["bytes"]:
         raise CorruptIntermediateError(path, f"table entry {block} points outside the file")
     if rows:
-        return BlockLocation(path, offset, rows, expected)
-    if expected.hex() != digest({c: np.empty(0, dtype=np.uint64) for c in columns}):
+        return BlockLocation(path, entry["bytes"], block, offset, rows, expected)
+    if expected != block_digest(block, columns, {c: np.empty(0, dtype=np.uint64) for c in columns}):
         raise CorruptIntermediateError(path, f"table entry {block} does not match its checksum")
     return None
 
@@ -149,10 +181,12 @@ def _location(entry: dict[str, Any], record: Any, block: int, blocks: int,
 def all_blocks(fs: AbstractFileSystem, entry: dict[str, Any], columns: Sequence[str]) -> list[BlockLocation]:
     """The locations of every non-empty block of one file (its header and whole table read)."""
     header = fs.cat_ranges([entry["path"]], [0], [HEADER_BYTES], on_error="return")[0]
-    blocks = _check_header(entry, header, columns)
+    blocks = _check_header(fs, entry, header, columns)
+    if not blocks:  # no table to read (an empty range is not a valid request on every object store)
+        return []
     raw = fs.cat_ranges([entry["path"]], [HEADER_BYTES], [HEADER_BYTES + ENTRY_BYTES * blocks], on_error="return")[0]
     if isinstance(raw, BaseException):
-        raise CorruptIntermediateError(entry["path"], f"unreadable: {raw}")
+        raise _failed_read(fs, entry["path"], entry["bytes"], raw)
     if len(raw) != ENTRY_BYTES * blocks:
         raise CorruptIntermediateError(entry["path"], "table cut short (truncated file)")
     if hashlib.blake2b(raw, digest_size=16).hexdigest() != entry["table"]:
@@ -182,13 +216,13 @@ def read_located(fs: AbstractFileSystem, locations: Sequence[BlockLocation], col
                               [loc.offset + width * loc.rows for loc in chunk], on_error="return")
         for loc, blob in zip(chunk, blobs, strict=True):
             if isinstance(blob, BaseException):
-                raise CorruptIntermediateError(loc.path, f"unreadable: {blob}")
+                raise _failed_read(fs, loc.path, loc.file_bytes, blob)
             if len(blob) != width * loc.rows:
                 raise CorruptIntermediateError(loc.path, "block cut short (truncated file)")
             # a copy per column, so that a consumer that frees columns one by one frees their memory
             arrays = {c: np.frombuffer(blob, dtype="<u8", count=loc.rows, offset=8 * k * loc.rows).astype(np.uint64)
                       for k, c in enumerate(columns)}
-            if bytes.fromhex(digest(arrays)) != loc.digest:
+            if block_digest(loc.block, columns, arrays) != loc.digest:
                 raise CorruptIntermediateError(loc.path, f"the block at byte {loc.offset} does not match its "
                                                "checksum")
             yield arrays
