@@ -426,3 +426,12 @@ def test_parquet_input_reads_every_row_once_across_byte_ranges(tmp_path: Path) -
     limited = [b for b in reader.iter_batches(str(path), counters, 10)]
     assert sum(len(b) for b in limited) == 10 == counters.docs_out
     assert limited[0]["dump"][0] == "CC-MAIN-2024-22" and "html" not in limited[0]
+
+
+def test_an_ablation_file_with_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "ablation-gopher-quality.yaml").read_text()
+    assert "\nbase:" in text
+    path = tmp_path / "twice.yaml"
+    path.write_text(text + "\nbase: pipelines/fineweb.yaml\n")  # the top-level `base` a second time
+    with pytest.raises(AblationError, match=r"key 'base' is given twice \(first on line \d+\)"):
+        load_ablation(path)

@@ -38,6 +38,11 @@ def write(tmp_path: Path, text: str) -> Path:
         ("steps: {a: 1}\n", r"steps: expected a list"),
         ("steps:\n  - {name: x}\n", r"steps\[0\]: missing the 'step' key"),
         ("steps: [\n", r"not valid YAML"),
+        # a key given twice: YAML would keep the last one silently
+        ("steps:\n  - step: trafilatura\n    timeout: fast\n    deduplicate: true\n    timeout: 1.0\n",
+         r"line 5: key 'timeout' is given twice \(first on line 3\)"),
+        ("steps:\n  - step: trafilatura\nsteps:\n  - step: language_id\n",
+         r"line 3: key 'steps' is given twice \(first on line 1\)"),
     ],
 )
 def test_bad_pipeline_names_the_field(tmp_path: Path, yaml_text: str, expected: str) -> None:
@@ -45,6 +50,16 @@ def test_bad_pipeline_names_the_field(tmp_path: Path, yaml_text: str, expected: 
     with pytest.raises(PipelineError, match=expected) as info:
         load_pipeline(path)
     assert str(path) in str(info.value)
+
+
+def test_equal_keys_in_different_mappings_and_merge_keys_are_fine(tmp_path: Path) -> None:
+    """Only a key repeated within one mapping is refused: a merge key's mapping may be overridden."""
+    path = write(tmp_path, "steps:\n  - step: trafilatura\n    timeout: 2.0\n"
+                           "  - &lid {step: language_id, name: lid_en, languages: [en], threshold: 0.5}\n"
+                           "  - {<<: *lid, name: lid_fr, languages: [fr], threshold: 0.7}\n")
+    spec = load_pipeline(path)
+    assert [s.params["threshold"] for s in spec.steps[1:]] == [0.5, 0.7]
+    assert spec.steps[0].params["timeout"] == 2.0
 
 
 def test_defaults_are_filled_and_fingerprint_tracks_parameters() -> None:

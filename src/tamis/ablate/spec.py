@@ -35,6 +35,7 @@ import yaml
 from tamis.ablate.evaluator import Evaluator, UnknownEvaluatorError, get_evaluator_class
 from tamis.pipeline.spec import PipelineError, PipelineSpec, parse_pipeline
 from tamis.pipeline.validation import ParameterError, validate_params
+from tamis.pipeline.yaml_strict import load_yaml
 from tamis.steps.registry import load_plugin_dir
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "input", "variants", "token_budget", "seeds", "holdout",
@@ -330,7 +331,7 @@ def parse_ablation(data: Any, source: str = "<memory>", base_dir: str | Path | N
         if not base_path.is_file():
             raise AblationError(f"{source}: base: pipeline file {raw_base!r} not found (looked at {base_path})")
         try:
-            base_map = yaml.safe_load(base_path.read_text())
+            base_map = load_yaml(base_path.read_text())
         except yaml.YAMLError as exc:
             raise AblationError(f"{source}: base: {base_path} is not valid YAML: {exc}") from None
         base_source, base_root = str(base_path), base_path.parent
@@ -385,7 +386,7 @@ def load_ablation(path: str | Path, allow_plugins: bool = True) -> AblationSpec:
     if not path.is_file():
         raise AblationError(f"{path}: ablation file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise AblationError(f"{path}: not valid YAML: {exc}") from None
     return parse_ablation(data, str(path), path.parent, allow_plugins)

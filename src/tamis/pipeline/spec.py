@@ -19,6 +19,7 @@ import yaml
 import tamis
 from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
 from tamis.pipeline.validation import ParameterError, validate_params
+from tamis.pipeline.yaml_strict import load_yaml
 from tamis.steps.base import Step
 from tamis.steps.registry import UnknownStepError, get_step_class, load_plugin_dir, record_plugin_module
 
@@ -198,7 +199,7 @@ def load_pipeline(path: str | Path, plugin_dirs: list[str] | None = None, allow_
     if not path.is_file():
         raise PipelineError(f"{path}: pipeline file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
     return parse_pipeline(data, str(path), plugin_dirs, allow_plugins)
