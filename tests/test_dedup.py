@@ -269,3 +269,27 @@ def test_exact_dedup_and_previous_index(ray_session, tmp_path):
     with_index = DedupOptions(kind="exact", pii=False, token_count=False, previous_index=(str(tmp_path / "work"),))
     summary = run_dedup(later + fresh, str(tmp_path / "work2"), str(tmp_path / "out2"), with_index)
     assert summary["removed"] == 40 and summary["kept"] == 10
+
+
+def test_a_task_that_meets_a_network_error_is_run_again_and_a_bug_is_not(ray_session, tmp_path):
+    """Storage and network errors (after the filesystem's own retries) are retried by Ray, as node losses
+    are; other errors fail the stage at once, naming the task."""
+    from tamis.dedup.stage import DedupError, _Driver, _Task
+
+    def _fails_first(counter: str, error: str) -> dict:
+        """Raises `error` the first time it runs (counted in a file), then succeeds. Defined here so that Ray
+        ships it by value (the tests folder is not importable on the workers)."""
+        path = Path(counter)
+        runs = int(path.read_text()) + 1 if path.exists() else 1
+        path.write_text(str(runs))
+        if runs == 1:
+            raise {"network": ConnectionError("connection reset by peer"), "bug": ValueError("a bug")}[error]
+        return {"file": None, "runs": runs}
+
+    fs, root = filesystem(str(tmp_path / "work"))
+    driver = _Driver(fs, root, "fingerprint", 2, None)
+    [done] = driver.run([_Task("t", "net", _fails_first, (str(tmp_path / "net"), "network"), files=lambda s: [])])
+    assert done["runs"] == 2
+    with pytest.raises(DedupError, match=r"(?s)dedup task t/bug failed: .*ValueError: a bug"):
+        driver.run([_Task("t", "bug", _fails_first, (str(tmp_path / "bug"), "bug"), files=lambda s: [])])
+    assert (tmp_path / "bug").read_text() == "1"

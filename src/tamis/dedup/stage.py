@@ -47,6 +47,10 @@ from tamis.stats.merge import DEDUP_STEP
 
 log = logging.getLogger(__name__)
 MAX_TASK_RETRIES = 3
+#: errors of the storage or the network (throttling, a dropped connection, a timeout) that a task meets after
+#: the filesystem's own retries: Ray runs the task again, up to MAX_TASK_RETRIES times. Damage to a file is
+#: not among them: it is a CorruptIntermediateError, and the driver recomputes the file instead.
+RETRYABLE_ERRORS = [OSError, TimeoutError]
 MAX_REPLANS = 3
 MAX_ROUNDS = 200
 INDEX_FILE = "index.json"
@@ -127,7 +131,8 @@ class _Driver:
             while queue and len(pending) < limit:
                 i = queue.pop()
                 task = tasks[i]
-                options: dict[str, Any] = {"num_cpus": 1, "max_retries": MAX_TASK_RETRIES, "retry_exceptions": False}
+                options: dict[str, Any] = {"num_cpus": 1, "max_retries": MAX_TASK_RETRIES,
+                                           "retry_exceptions": RETRYABLE_ERRORS}
                 if task.memory:
                     options["memory"] = task.memory
                 pending[_remote(task.fn).options(**options).remote(*task.args)] = i
