@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tamis.dedup.block_file import all_blocks, read_located, write_blocks
-from tamis.dedup.buckets import bucket_task, star_edges
-from tamis.dedup.components import MEMBER_COLUMNS, PAIR_COLUMNS, large_star_task, scatter_task, small_star_task
+from tamis.dedup.buckets import PAIR_COLUMNS, bucket_task, star_edges
+from tamis.dedup.components import MEMBER_COLUMNS, large_star_task, scatter_task, small_star_task
 from tamis.dedup.options import DedupOptions, DedupOptionsError, validate_dedup_section
 from tamis.dedup.partition import signature_task
 from tamis.dedup.shingles import normalize

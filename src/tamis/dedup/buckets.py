@@ -29,7 +29,8 @@ from tamis.io.storage import filesystem
 #: bytes of memory per row while sorting: 3 uint64 columns, their sorted copies, lexsort's index, slack
 BYTES_PER_ROW = 128
 COLUMNS = SIGNATURE_COLUMNS
-EDGE_COLUMNS = ("u", "v")
+#: the columns of an edge file: each candidate pair (u, v), u < v
+PAIR_COLUMNS = ("u", "v")
 
 
 def rows_in_memory(memory: int) -> int:
@@ -143,7 +144,7 @@ def bucket_task(band: int, rng: int, ranges: int, signature_entries: list[dict[s
         edge_blocks = [{"u": u, "v": v}]
     else:
         edge_blocks, spilled, largest = _spilled_buckets(f"b{band}-r{rng}", parts, pieces, spill_dir)
-    entry = write_blocks(fs, edges_path(root, band, rng), edge_blocks, EDGE_COLUMNS)
+    entry = write_blocks(fs, edges_path(root, band, rng), edge_blocks, PAIR_COLUMNS)
     edges = sum(len(block["u"]) for block in edge_blocks)
     return {"band": band, "range": rng, "rows": expected, "index_rows": indexed, "edges": edges, "pieces": pieces,
             "spilled_rows": spilled, "largest_piece": largest, "file": entry, "meter": meter.result()}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tamis.dedup.block_file import all_blocks, read_block, read_located, write_blocks
+from tamis.dedup.buckets import PAIR_COLUMNS
 from tamis.dedup.intermediate import TaskMeter
 from tamis.dedup.partition import shard_of
 from tamis.dedup.signatures import mix64
@@ -33,7 +34,6 @@ from tamis.io.storage import filesystem
 BYTES_PER_EDGE = 96
 EDGE_COLUMNS = ("key", "nbr")
 MEMBER_COLUMNS = ("node", "rep", "size")
-PAIR_COLUMNS = ("u", "v")  # the bucket tasks' candidate pairs
 
 
 def partitions_for(edges: int, memory: int) -> int:

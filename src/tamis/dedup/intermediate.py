@@ -1,4 +1,4 @@
-"""What the dedup stage's intermediates share: the error for a damaged one, digests, the commit check, task meters.
+"""What the dedup stage's intermediates share: the error for a damaged one, the commit check, task meters.
 
 The files themselves are block files (tamis.dedup.block_file): written under a temporary name and renamed
 into place, their size and table digest in the producing task's commit marker, every block's digest in the
@@ -8,13 +8,11 @@ CorruptIntermediateError naming the file, and the driver recomputes it: it is ne
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fsspec import AbstractFileSystem
 
 
@@ -28,14 +26,6 @@ class CorruptIntermediateError(RuntimeError):
 
     def __reduce__(self):
         return (CorruptIntermediateError, (self.path, self.reason))
-
-
-def digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for name in sorted(arrays):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arrays[name]).view(np.uint8))
-    return h.hexdigest()
 
 
 def check_exists(fs: AbstractFileSystem, entry: dict[str, Any]) -> bool:
