@@ -145,3 +145,50 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert indexed.returncode == 0, indexed.stderr[-3000:]
     assert pq.read_table(str(tmp_path / "out2" / "data")).num_rows == 10  # the 40 copies of indexed documents go
+
+
+_TOKENIZE_SCRIPT = """
+import sys
+from tamis.tokenize import stage
+stage.SHUFFLE_BUCKET_BYTES = 20_000  # many buckets, so each task reads block files on the object store
+result = stage.run_tokenize([sys.argv[1]], stage.TokenizeOptions(sys.argv[2], format="megatron", shuffle=True,
+                                                                 seed=4, max_tokens=30_001, shards=3),
+                            show_progress=False)
+assert result.ok, result.failed
+print(result.totals["tokens"])
+"""
+
+
+def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, tmp_path: Path) -> None:
+    """Encoded key files (block files), bucket totals and output shards on S3: the same bytes as on local disk."""
+    import pyarrow as pa
+
+    from tamis.io.parquet import FINEWEB_SCHEMA
+
+    articles = json.loads((REPO.parent / "shared" / "data" / "extraction" / "scrapinghub_aeb" /
+                           "ground-truth.json").read_text())
+    docs = [(f"<urn:aeb:{k}>", articles[k]["articleBody"]) for k in sorted(articles) if articles[k]["articleBody"]]
+    local_in = tmp_path / "in"
+    local_in.mkdir()
+    fs = _fs(s3_env)
+    fs.mkdir("tokens")
+    for i in range(3):
+        chunk = docs[i::3]
+        columns = {name: [None] * len(chunk) for name in FINEWEB_SCHEMA.names}
+        columns["id"], columns["text"] = [d for d, _ in chunk], [t for _, t in chunk]
+        pq.write_table(pa.table(columns, schema=FINEWEB_SCHEMA), local_in / f"part-{i}.parquet")
+        fs.put(str(local_in / f"part-{i}.parquet"), f"tokens/in/part-{i}.parquet")
+    env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
+    outputs = {}
+    for name, source, target in (("s3", "s3://tokens/in/*.parquet", "s3://tokens/out"),
+                                 ("local", str(local_in / "*.parquet"), str(tmp_path / "out"))):
+        run = subprocess.run([sys.executable, "-c", _TOKENIZE_SCRIPT, source, target], env=env, capture_output=True,
+                             text=True, timeout=600, cwd=REPO)
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[name] = run.stdout.split()[-1]
+    assert outputs["s3"] == outputs["local"] == "30001"
+    local_files = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.name.startswith("part-")}
+    assert len(local_files) == 6  # 3 shards, .bin and .idx
+    assert {name: fs.cat(f"tokens/out/{name}") for name in local_files} == local_files
+    assert json.loads(fs.cat("tokens/out/manifest.json"))["buckets"] > 8
+    assert not fs.exists("tokens/out/_work"), "the encoded work is deleted once complete"

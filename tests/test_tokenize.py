@@ -177,6 +177,58 @@ def test_shuffle_is_global_and_the_same_whatever_the_workers(ray_session, corpus
     assert sources == {0, 1, 2, 3}
 
 
+def sorted_reference(root: Path, seed: int, budget: int | None, shards: int) -> list[list[tuple[int, ...]]]:
+    """The documents of each output shard, from a sort of every document held in this process: keys are the
+    first 8 bytes (big-endian) of SHA-256 of "<seed>\\0<id>", ties broken by input path then row; the budget
+    and the shards' cut points follow docs/tokenize.md."""
+    import hashlib
+
+    encoding = gpt2_encoding()
+    rows = []
+    for source, path in enumerate(sorted((root / "data").glob("*/*.parquet"))):
+        table = pq.read_table(path)
+        for row, (doc_id, text) in enumerate(zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True)):
+            if text:
+                key = int.from_bytes(hashlib.sha256(f"{seed}\x00{doc_id}".encode()).digest()[:8], "big")
+                rows.append((key, source, row, tuple(encoding.encode_ordinary(text)) + (EOS,)))
+    docs = [tokens for *_, tokens in sorted(rows)]
+    if budget is not None and sum(map(len, docs)) > budget:
+        kept, written = [], 0
+        for doc in docs:
+            if written + len(doc) > budget:
+                if budget > written:
+                    kept.append(doc[:budget - written - 1] + (EOS,))
+                break
+            kept.append(doc)
+            written += len(doc)
+        docs = kept
+    ends = np.cumsum([len(d) for d in docs])
+    cuts = [0] + [min(int(np.sum(ends < ends[-1] * j / shards)) + 1, len(docs)) for j in range(1, shards)]
+    cuts.append(len(docs))
+    return [docs[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+@pytest.mark.parametrize(("bucket_bytes", "budget", "shards"), [(1 << 40, None, 3), (20_000, 30_001, 5),
+                                                                 (1, 12_345, 9)])
+def test_shuffled_shards_hold_what_a_sort_of_every_document_gives(ray_session, corpus, tmp_path, monkeypatch,
+                                                                  bucket_bytes, budget, shards) -> None:
+    """The driver sees only bucket totals (1, 32 and 65,536 buckets here); the shards are still exactly those of
+    a sort of all documents, budget and cut points included."""
+    from tamis.tokenize import stage
+
+    monkeypatch.setattr(stage, "SHUFFLE_BUCKET_BYTES", bucket_bytes)
+    root, _ = corpus
+    result = run_tokenize([str(root)], TokenizeOptions(str(tmp_path), format="numpy", shuffle=True, seed=11,
+                                                       max_tokens=budget, shards=shards), show_progress=False)
+    got = [[tuple(d) for d in np.split(stream, np.flatnonzero(stream == EOS)[:-1] + 1)]
+           for stream in (np.fromfile(p, dtype=np.uint16) for p in sorted(tmp_path.glob("*.bin")))]
+    assert got == sorted_reference(root, 11, budget, shards)
+    buckets = json.loads((tmp_path / "manifest.json").read_text())["buckets"]
+    assert buckets == min(65_536, 1 << (-(-sum(p.stat().st_size for p in root.glob("data/*/*.parquet")) //
+                                        bucket_bytes) - 1).bit_length())
+    assert result.totals["tokens"] == sum(len(d) for shard in got for d in shard)
+
+
 @pytest.mark.parametrize("budget", [5_000, 5_001])
 def test_budget_is_token_exact(ray_session, corpus, tmp_path, budget) -> None:
     root, texts = corpus

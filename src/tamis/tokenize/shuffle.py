@@ -1,11 +1,18 @@
-"""The global document order of a tokenize run, and how it is cut into output shards and a token budget.
+"""The global document order of a tokenize run, as segments that a task can list on its own.
 
 The order depends only on the documents, never on which worker encoded what: without shuffling it is the
 input order (shards sorted by path, rows in file order); with `--shuffle`, documents are sorted by a 64-bit
-hash of (seed, document id), ties broken by input position. A budget (`--max-tokens N`) keeps documents
-in that order until N tokens, end-of-text tokens included, are reached: the last one is cut so that the
-total is exactly N (its first N - written - 1 tokens, then its end-of-text). The kept documents are then
-cut into output shards of about equal token counts, in order.
+hash of (seed, document id), ties broken by input position (input, then row).
+
+Why segments: the driver must not hold a record per document (a dump has billions), so the order is cut
+into segments whose documents one task can list without the others:
+- in input order, a segment is an input shard: its documents are its rows, in order;
+- shuffled, a segment is a *bucket*, the documents whose key starts with the same bits. Keys are uniform,
+  so buckets are about equal; every document of bucket b sorts before every document of bucket b + 1, so
+  the order is bucket after bucket, each bucket sorted by (key, input, row). Each encode task writes its
+  rows bucket by bucket (a block file, `KEY_COLUMNS`), and a task lists bucket b by reading block b of
+  every input's file.
+The driver keeps only each segment's documents and tokens (tamis.tokenize.plan).
 """
 
 from __future__ import annotations
@@ -15,79 +22,76 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: the columns of an input's key file (block b: its documents of bucket b, sorted by key then row)
+KEY_COLUMNS = ("key", "document", "offset", "length")
+#: buckets at most: a table of 32 bytes per bucket in each input's key file (2 MiB)
+MAX_BUCKETS = 1 << 16
+
 
 def shuffle_key(seed: int, doc_id: str) -> int:
     """A uniform 64-bit key from (seed, id)."""
     return int.from_bytes(hashlib.sha256(f"{seed}\x00{doc_id}".encode()).digest()[:8], "big")
 
 
+def bucket_count(input_bytes: int, bucket_bytes: int) -> int:
+    """How many buckets a shuffled run uses: a power of two, about one per `bucket_bytes` of input (so that a
+    bucket's rows fit a task's memory whatever the data's size), at least 1 and at most MAX_BUCKETS."""
+    wanted = max(1, -(-input_bytes // max(1, bucket_bytes)))
+    return min(MAX_BUCKETS, 1 << (wanted - 1).bit_length())
+
+
+def bucket_of(keys: np.ndarray, buckets: int) -> np.ndarray:
+    """The bucket of each key: its first log2(buckets) bits."""
+    bits = buckets.bit_length() - 1
+    if bits == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    return (keys.astype(np.uint64) >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def key_blocks(keys: np.ndarray, lengths: np.ndarray, buckets: int) -> list[dict[str, np.ndarray]]:
+    """One input's documents as `buckets` blocks of KEY_COLUMNS, each sorted by (key, row): what its encode
+    task writes. `offset` is where the document's tokens start in the input's token file."""
+    document = np.arange(len(keys), dtype=np.uint64)
+    offset = np.concatenate([[0], np.cumsum(lengths, dtype=np.uint64)[:-1]]).astype(np.uint64) if len(keys) \
+        else np.empty(0, np.uint64)
+    order = np.lexsort((document, keys))
+    columns = {"key": keys[order].astype(np.uint64), "document": document[order], "offset": offset[order],
+               "length": lengths[order].astype(np.uint64)}
+    # sorted by key, so sorted by bucket: bucket b is one contiguous run
+    edges = np.searchsorted(bucket_of(columns["key"], buckets), np.arange(buckets + 1), side="left")
+    return [{name: column[edges[b]:edges[b + 1]] for name, column in columns.items()} for b in range(buckets)]
+
+
 @dataclass
-class Plan:
-    """Documents in output order: which input, which document of it, and how many of its tokens to write."""
+class Segment:
+    """A segment's documents in output order: input index, row in it, where its tokens start, tokens."""
 
-    source: np.ndarray  # int32: index of the input shard
-    document: np.ndarray  # int64: document number within that input
-    take: np.ndarray  # int64: tokens written (its full length, end-of-text included, or fewer for the cut one)
-    bounds: list[tuple[int, int]]  # per output shard, [start, end) into the arrays above
-    truncated: int  # documents cut by the budget (0 or 1)
-    available: int  # tokens the inputs held
+    source: np.ndarray  # int64
+    document: np.ndarray  # int64
+    offset: np.ndarray  # int64
+    length: np.ndarray  # int64
 
-    @property
-    def tokens(self) -> int:
-        return int(self.take.sum())
-
-    @property
-    def documents(self) -> int:
-        return len(self.take)
+    def __len__(self) -> int:
+        return len(self.length)
 
 
-def global_order(lengths: list[np.ndarray], keys: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """(source, document) of every document in output order; `keys` None: input order."""
-    source = np.concatenate([np.full(len(x), i, dtype=np.int32) for i, x in enumerate(lengths)] or
-                            [np.empty(0, np.int32)])
-    document = np.concatenate([np.arange(len(x), dtype=np.int64) for x in lengths] or [np.empty(0, np.int64)])
-    if keys is not None:
-        flat = np.concatenate(keys or [np.empty(0, np.uint64)])
-        # lexsort: last key is primary; input position (source, document) breaks ties
-        order = np.lexsort((document, source, flat))
-        source, document = source[order], document[order]
-    return source, document
+def input_segment(source: int, lengths: np.ndarray) -> Segment:
+    """An input shard's documents, in row order (the unshuffled order)."""
+    lengths = lengths.astype(np.int64)
+    offset = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+    return Segment(np.full(len(lengths), source, dtype=np.int64), np.arange(len(lengths), dtype=np.int64), offset,
+                   lengths)
 
 
-def make_plan(lengths: list[np.ndarray], keys: list[np.ndarray] | None, max_tokens: int | None,
-              shards: int) -> Plan:
-    """The plan for documents of `lengths` (tokens per document, end-of-text included) per input."""
-    source, document = global_order(lengths, keys)
-    take = _gather(lengths, source, document)
-    available = int(take.sum())
-    truncated = 0
-    if max_tokens is not None and available > max_tokens:
-        ends = np.cumsum(take)
-        full = int(np.searchsorted(ends, max_tokens, side="right"))  # documents that fit whole
-        written = int(ends[full - 1]) if full else 0
-        room = max_tokens - written
-        keep = full + (1 if room > 0 else 0)
-        source, document, take = source[:keep], document[:keep], take[:keep].copy()
-        if room > 0:
-            take[-1] = room
-            truncated = 1
-    return Plan(source, document, take, split_bounds(take, shards), truncated, available)
-
-
-def _gather(lengths: list[np.ndarray], source: np.ndarray, document: np.ndarray) -> np.ndarray:
-    if not len(source):
-        return np.empty(0, np.int64)
-    offsets = np.cumsum([0] + [len(x) for x in lengths])
-    flat = np.concatenate(lengths).astype(np.int64)
-    return flat[offsets[source] + document]
-
-
-def split_bounds(take: np.ndarray, shards: int) -> list[tuple[int, int]]:
-    """Contiguous [start, end) ranges of about equal tokens; empty ranges dropped."""
-    if not len(take):
-        return []
-    ends = np.cumsum(take)
-    total = int(ends[-1])
-    cuts = [0] + [int(np.searchsorted(ends, total * j / shards, side="left")) + 1 for j in range(1, shards)]
-    cuts = [min(c, len(take)) for c in cuts] + [len(take)]
-    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+def bucket_segment(blocks: list[tuple[int, dict[str, np.ndarray]]]) -> Segment:
+    """A bucket's documents from each input's block of it, (input, block), sorted by (key, input, row)."""
+    if not blocks:
+        empty = np.empty(0, np.int64)
+        return Segment(empty, empty, empty, empty)
+    key = np.concatenate([block["key"] for _, block in blocks])
+    source = np.concatenate([np.full(len(block["key"]), s, dtype=np.int64) for s, block in blocks])
+    document = np.concatenate([block["document"] for _, block in blocks]).astype(np.int64)
+    order = np.lexsort((document, source, key))  # last is primary
+    return Segment(source[order], document[order],
+                   np.concatenate([block["offset"] for _, block in blocks]).astype(np.int64)[order],
+                   np.concatenate([block["length"] for _, block in blocks]).astype(np.int64)[order])

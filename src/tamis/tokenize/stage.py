@@ -7,16 +7,21 @@
       manifest.json                             options, fingerprint, tokenizer, totals, status
       _commits/encode/<input-id>.json           encode commit markers (removed when the run completes)
       _commits/write/part-00000.json            output shard commit markers
-      _work/encoded/<input-id>.tokens, .npz     each input's tokens (uint32) and per-document lengths and keys
+      _work/encoded/<input-id>.tokens, .npz     each input's tokens (uint32) and per-document lengths
+      _work/encoded/<input-id>.keys, .hist      shuffled runs: its documents by bucket (a block file), and
+                                                its documents and tokens per bucket (int64)
 
-Two kinds of Ray tasks. An encode task streams one input shard in row batches, tokenizes it, appends
-end-of-text after every document and writes the tokens with each document's length and shuffle key; it
-returns counts only. The driver then orders all documents (see tamis.tokenize.shuffle: input order, or a
-seeded hash of the id), applies the token budget and cuts the order into output shards; a write task
-copies its documents' tokens from the encoded files into one output shard of the chosen format. Every task
-commits by a marker written last: a rerun with the same options redoes only unfinished tasks, and
-different options into the same output are refused (`--overwrite` starts over). The output does not depend
-on the number of workers.
+Three kinds of Ray tasks. An encode task streams one input shard in row batches, tokenizes it, appends
+end-of-text after every document and writes the tokens with each document's length (and, shuffled, its
+documents sorted by key in buckets); it returns counts only. The global order (tamis.tokenize.shuffle: input
+order, or a seeded hash of the id) is a sequence of segments, inputs or buckets, of which the driver knows
+only the documents and tokens: locate tasks list the segments where the token budget and the shards' cut
+points fall and return those ranks (tamis.tokenize.plan), so the driver's memory does not grow with the
+documents. A write task lists the segments of its shard and copies their documents' tokens from the encoded
+files into one output shard of the chosen format. Every task commits by a marker written last: a rerun
+with the same options redoes only unfinished tasks, and different options into the same output are refused
+(`--overwrite` starts over). The output does not depend on the number of workers, nor on the number of
+buckets.
 """
 
 from __future__ import annotations
@@ -37,12 +42,22 @@ import pyarrow.parquet as pq
 import ray
 from rich.console import Console
 
+from tamis.dedup.block_file import locate_blocks, read_located, write_blocks
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.tokenize.formats import EXTENSIONS, FORMATS, ShardTokenWriter
-from tamis.tokenize.shuffle import Plan, make_plan, shuffle_key
+from tamis.tokenize.plan import Plan, locate, make_plan, prefixes, queries
+from tamis.tokenize.shuffle import (
+    KEY_COLUMNS,
+    Segment,
+    bucket_count,
+    bucket_segment,
+    input_segment,
+    key_blocks,
+    shuffle_key,
+)
 from tamis.tokenize.tokenizers import Tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -50,6 +65,14 @@ MAX_TASK_RETRIES = 3
 BATCH_ROWS = 512
 WORK_DIR = "_work"
 COMMITS = "_commits"
+#: the layout of `_work/` (in the fingerprint: a run left unfinished by another layout is not resumed)
+WORK_FORMAT = 2
+#: input Parquet bytes per shuffle bucket (a write or locate task holds a bucket: about 32 bytes a document)
+SHUFFLE_BUCKET_BYTES = 256 << 20
+#: files whose bucket totals the driver reads per request
+HIST_READ_BATCH = 64
+#: encoded token files a write task keeps open at once (the least recently read is closed first)
+MAX_OPEN_INPUTS = 256
 
 
 class TokenizeError(ValueError):
@@ -104,9 +127,44 @@ def _encoded_paths(root: str, ident: str) -> tuple[str, str]:
     return base + ".tokens", base + ".npz"
 
 
+def _bucket_paths(root: str, ident: str) -> tuple[str, str]:
+    base = posixpath.join(root, WORK_DIR, "encoded", ident)
+    return base + ".keys", base + ".hist"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a locate or write task needs to list a segment: the inputs' ids, and for a shuffled run the number of
+    buckets and each input's key file entry (path, size, table digest). O(inputs), put in Ray's store once."""
+
+    idents: list[str]
+    buckets: int  # 0: input order, a segment per input
+    key_entries: list[dict[str, Any]] | None = None
+
+
+def load_segment(fs: Any, root: str, layout: Layout, segment: int) -> Segment:
+    """The documents of segment `segment` in output order: an input's rows, or a bucket's from every input."""
+    if not layout.buckets:
+        with fs.open(_encoded_paths(root, layout.idents[segment])[1], "rb") as handle:
+            return input_segment(segment, np.load(io.BytesIO(handle.read()))["lengths"])
+    assert layout.key_entries is not None
+    source_of = {entry["path"]: i for i, entry in enumerate(layout.key_entries)}
+    locations = locate_blocks(fs, layout.key_entries, segment, KEY_COLUMNS)
+    blocks = zip(locations, read_located(fs, locations, KEY_COLUMNS), strict=True)
+    return bucket_segment([(source_of[location.path], arrays) for location, arrays in blocks])
+
+
+def locate_task(segment: int, asked: list[tuple[float, str]], documents_before: int, tokens_before: int,
+                layout: Layout, root: str) -> list[tuple[int, int]]:
+    """Ranks in the global order that fall in one segment (tamis.tokenize.plan.locate)."""
+    fs, root_path = filesystem(root)
+    return locate(load_segment(fs, root_path, layout, segment).length, documents_before, tokens_before, asked)
+
+
 def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_spec: str, eos: str | None,
-                 seed: int, fingerprint: str, counter: Any = None) -> dict[str, Any]:
-    """Tokenize one input shard into `_work/encoded/` and commit it; returns its counts."""
+                 seed: int, fingerprint: str, counter: Any = None, buckets: int = 0) -> dict[str, Any]:
+    """Tokenize one input shard into `_work/encoded/` and commit it; returns its counts (and, with `buckets`, the
+    entry of its key file)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     tokenizer = load_tokenizer(tokenizer_spec, eos)
     fs, root_path = filesystem(root)
@@ -136,52 +194,65 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
             for tokens in encoded:
                 tokens.append(tokenizer.eos_id)
                 lengths.append(len(tokens))
-            keys += [shuffle_key(seed, doc_id) for _, doc_id in kept]
+            if buckets:
+                keys += [shuffle_key(seed, doc_id) for _, doc_id in kept]
             batch_bytes = sum(len(t.encode("utf-8")) for t, _ in kept)
             text_bytes += batch_bytes
             out.write(np.concatenate([np.asarray(t, dtype="<u4") for t in encoded]).tobytes())
             if counter is not None:
                 counter.add.remote(len(kept), batch_bytes)
+    length_array = np.asarray(lengths, dtype=np.int64)
     buffer = io.BytesIO()
-    np.savez(buffer, lengths=np.asarray(lengths, dtype=np.int64), keys=np.asarray(keys, dtype=np.uint64))
+    np.savez(buffer, lengths=length_array)
     with fs.open(docs_path, "wb") as handle:
         handle.write(buffer.getvalue())
+    key_entry = None
+    if buckets:
+        blocks = key_blocks(np.asarray(keys, dtype=np.uint64), length_array, buckets)
+        keys_path, hist_path = _bucket_paths(root_path, ident)
+        key_entry = write_blocks(fs, keys_path, blocks, KEY_COLUMNS)
+        totals = np.array([[len(b["length"]) for b in blocks], [int(b["length"].sum()) for b in blocks]], "<i8")
+        with fs.open(hist_path, "wb") as handle:
+            handle.write(totals.tobytes())
     fs.mv(tokens_path + ".tmp", tokens_path)
     summary = {"input": path, "input_id": ident, "source_index": source_index, "fingerprint": fingerprint,
                "documents": len(lengths), "tokens": int(sum(lengths)), "text_bytes": text_bytes,
                "skipped_empty": skipped_empty, "cpu_seconds": round(time.process_time() - cpu_started, 3),
-               "wall_seconds": round(time.perf_counter() - started, 3)}
+               "wall_seconds": round(time.perf_counter() - started, 3), "keys": key_entry}
     write_json(fs, posixpath.join(root_path, COMMITS, "encode", f"{ident}.json"), summary)
     return summary
 
 
-def write_shard(name: str, plan_ref: Any, start: int, end: int, idents: list[str], root: str,
+def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any, root: str,
                 options: TokenizeOptions, fingerprint: str) -> dict[str, Any]:
-    """Copy documents [start, end) of the plan, in order, into output shard `name`, and commit it."""
+    """Copy documents [start, end) of the global order into output shard `name`, and commit it: the segments
+    that hold them are listed one at a time, so the task holds one segment's rows, not the whole order."""
     started, cpu_started = time.perf_counter(), time.process_time()
     plan: Plan = plan_ref
+    layout: Layout = layout_ref
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     fs, root_path = filesystem(root)
-    offsets: dict[int, np.ndarray] = {}
     handles: dict[int, Any] = {}
     writer = ShardTokenWriter(fs, posixpath.join(root_path, name), options.format, tokenizer)
     try:
-        for source, document, take in zip(plan.source[start:end], plan.document[start:end], plan.take[start:end],
-                                          strict=True):
-            source = int(source)
-            if source not in offsets:
-                tokens_path, docs_path = _encoded_paths(root_path, idents[source])
-                with fs.open(docs_path, "rb") as handle:
-                    lengths = np.load(io.BytesIO(handle.read()))["lengths"]
-                offsets[source] = np.concatenate([[0], np.cumsum(lengths)])
-                handles[source] = fs.open(tokens_path, "rb")
-            handle = handles[source]
-            begin, full = int(offsets[source][document]), int(offsets[source][document + 1] - offsets[source][document])
-            handle.seek(4 * begin)
-            tokens = np.frombuffer(handle.read(4 * int(take)), dtype="<u4")
-            if take < full:  # cut by the budget: its first take - 1 tokens, then end-of-text
-                tokens = np.concatenate([tokens[:-1], np.array([tokenizer.eos_id], dtype="<u4")])
-            writer.add(tokens)
+        for segment in plan.segments_of(start, end):
+            rows = load_segment(fs, root_path, layout, segment)
+            first = int(plan.documents_before[segment])
+            lo, hi = max(start - first, 0), min(end - first, len(rows))
+            takes = plan.take(np.arange(first + lo, first + hi), rows.length[lo:hi])
+            for source, offset, take, full in zip(rows.source[lo:hi].tolist(), rows.offset[lo:hi].tolist(),
+                                                  takes.tolist(), rows.length[lo:hi].tolist(), strict=True):
+                handle = handles.pop(source, None)  # re-inserted below: the dict is in order of last use
+                if handle is None:
+                    if len(handles) >= MAX_OPEN_INPUTS:  # a shuffled shard reads from every input
+                        handles.pop(next(iter(handles))).close()
+                    handle = fs.open(_encoded_paths(root_path, layout.idents[source])[0], "rb")
+                handles[source] = handle
+                handle.seek(4 * offset)
+                tokens = np.frombuffer(handle.read(4 * take), dtype="<u4")
+                if take < full:  # cut by the budget: its first take - 1 tokens, then end-of-text
+                    tokens = np.concatenate([tokens[:-1], np.array([tokenizer.eos_id], dtype="<u4")])
+                writer.add(tokens)
         written = writer.commit()
     except BaseException:
         writer.abort()
@@ -221,11 +292,12 @@ def find_shards(inputs: list[str]) -> list[str]:
     return sorted(dict.fromkeys(found))
 
 
-def fingerprint_of(options: TokenizeOptions, tokenizer: Tokenizer, shards: list[str], sizes: list[int]) -> str:
+def fingerprint_of(options: TokenizeOptions, tokenizer: Tokenizer, shards: list[str], sizes: list[int],
+                   buckets: int = 0) -> str:
     identity = {"tokenizer": tokenizer.describe(), "format": options.format, "shuffle": options.shuffle,
                 "seed": options.seed if options.shuffle else None, "max_tokens": options.max_tokens,
                 "shards": options.shards, "prefix": options.prefix, "inputs": list(zip(shards, sizes, strict=True)),
-                "input_id_hex_digits": INPUT_ID_HEX_DIGITS}
+                "input_id_hex_digits": INPUT_ID_HEX_DIGITS, "work_format": WORK_FORMAT, "buckets": buckets}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -297,7 +369,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     for shard in shards:
         fs_in, path_in = filesystem(shard)
         sizes.append(int(fs_in.size(path_in) or 0))
-    fingerprint = fingerprint_of(options, tokenizer, shards, sizes)
+    buckets = bucket_count(sum(sizes), SHUFFLE_BUCKET_BYTES) if options.shuffle else 0
+    fingerprint = fingerprint_of(options, tokenizer, shards, sizes, buckets)
     fs, root = filesystem(output)
     manifest_path = posixpath.join(root, "manifest.json")
     if fs.exists(manifest_path):
@@ -318,7 +391,7 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         _remove(fs, root, options.prefix)
     idents = [input_id(s) for s in shards]
     manifest = {"fingerprint": fingerprint, "options": {k: v for k, v in options.__dict__.items() if k != "output"},
-                "tokenizer": tokenizer.describe(), "inputs": dict(zip(shards, sizes, strict=True))}
+                "tokenizer": tokenizer.describe(), "buckets": buckets, "inputs": dict(zip(shards, sizes, strict=True))}
     write_json(fs, manifest_path, {**manifest, "status": "running"})
     result = TokenizeResult(output, fingerprint, options.format)
     started_ray = connect(address, num_cpus=workers)
@@ -330,7 +403,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         counter = ProgressCounter.remote()
         encode = ray.remote(encode_shard).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
         calls = [(s, (lambda i=i, s=s: encode.remote(s, idents[i], i, output, options.tokenizer, options.eos,
-                                                       options.seed, fingerprint, counter))) for i, s in todo]
+                                                       options.seed, fingerprint, counter, buckets)))
+                 for i, s in todo]
         console.print(f"tokenize: {len(shards)} input shard(s), {len(todo)} to encode, {options.format} format, "
                       f"tokenizer {tokenizer.name} (vocabulary {tokenizer.vocab_size:,}, eos {tokenizer.eos_id})")
         with ProgressDisplay(console, len(todo), enabled=show_progress, label="encode") as display:
@@ -342,13 +416,15 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
             result.totals = {"seconds": round(time.perf_counter() - started, 3), "input_shards": len(shards),
                              "encoded_shards": len(encoded)}
             return result
-        plan = _plan(fs, root, idents, options)
+        layout = Layout(idents, buckets, [encoded[i]["keys"] for i in idents] if buckets else None)
+        layout_ref = ray.put(layout)
+        plan = _plan(fs, root, layout, layout_ref, encoded, options, limit, output)
         names = [f"{options.prefix}-{j:05d}" for j in range(len(plan.bounds))]
         written = _committed(fs, posixpath.join(root, COMMITS, "write"), fingerprint)
         plan_ref = ray.put(plan)
         write = ray.remote(write_shard).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
-        calls = [(name, (lambda name=name, b=b: write.remote(name, plan_ref, b[0], b[1], idents, output, options,
-                                                              fingerprint)))
+        calls = [(name, (lambda name=name, b=b: write.remote(name, plan_ref, b[0], b[1], layout_ref, output,
+                                                              options, fingerprint)))
                  for name, b in zip(names, plan.bounds, strict=True) if name not in written]
         with ProgressDisplay(console, len(calls), enabled=show_progress, label="write") as display:
             for summary in _run_bounded(calls, limit, display, None, result, console):
@@ -383,15 +459,54 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     return result
 
 
-def _plan(fs: Any, root: str, idents: list[str], options: TokenizeOptions) -> Plan:
-    lengths, keys = [], []
-    for ident in idents:
-        with fs.open(_encoded_paths(root, ident)[1], "rb") as handle:
-            arrays = np.load(io.BytesIO(handle.read()))
-            lengths.append(arrays["lengths"])
-            keys.append(arrays["keys"])
-    return make_plan(lengths, keys if options.shuffle else None, options.max_tokens,
-                     options.shards or len(idents))
+def _plan(fs: Any, root: str, layout: Layout, layout_ref: Any, encoded: dict[str, dict[str, Any]],
+          options: TokenizeOptions, limit: int, output: str) -> Plan:
+    """The run's plan from each segment's documents and tokens, and the ranks that locate tasks find."""
+    if layout.buckets:
+        documents, tokens = _bucket_totals(fs, root, layout)
+    else:
+        documents = [encoded[ident]["documents"] for ident in layout.idents]
+        tokens = [encoded[ident]["tokens"] for ident in layout.idents]
+    documents_before, tokens_before = prefixes(documents), prefixes(tokens)
+    shards = options.shards or len(layout.idents)
+    asked = queries(tokens_before, options.max_tokens, shards)
+    by_segment: dict[int, list[int]] = {}
+    for i, query in enumerate(asked):
+        by_segment.setdefault(query.segment, []).append(i)
+    task = ray.remote(locate_task).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
+    answers: list[tuple[int, int]] = [(0, 0)] * len(asked)
+    pending: dict[Any, list[int]] = {}
+    segments = list(by_segment.items())
+    while segments or pending:
+        while segments and len(pending) < limit:
+            segment, indices = segments.pop()
+            ref = task.remote(segment, [(asked[i].threshold, asked[i].side) for i in indices],
+                              int(documents_before[segment]), int(tokens_before[segment]), layout_ref, output)
+            pending[ref] = indices
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            for i, answer in zip(pending.pop(ref), ray.get(ref), strict=True):
+                answers[i] = answer
+    return make_plan(documents_before, tokens_before, options.max_tokens, shards, answers)
+
+
+def _bucket_totals(fs: Any, root: str, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Documents and tokens per bucket over all inputs, summed as the inputs' totals are read (O(buckets))."""
+    documents = np.zeros(layout.buckets, dtype=np.int64)
+    tokens = np.zeros(layout.buckets, dtype=np.int64)
+    size = 16 * layout.buckets
+    paths = [_bucket_paths(root, ident)[1] for ident in layout.idents]
+    for first in range(0, len(paths), HIST_READ_BATCH):
+        batch = paths[first:first + HIST_READ_BATCH]
+        for path, blob in zip(batch, fs.cat_ranges(batch, [0] * len(batch), [size] * len(batch), on_error="return"),
+                              strict=True):
+            if isinstance(blob, BaseException) or len(blob) != size:
+                raise TokenizeError(f"{url_of(fs, path)}: missing or damaged ({blob!r:.100}); run again with "
+                                    "--overwrite to encode the inputs again")
+            totals = np.frombuffer(blob, dtype="<i8").reshape(2, layout.buckets)
+            documents += totals[0]
+            tokens += totals[1]
+    return documents, tokens
 
 
 def tokenize_files(paths: list[str], base: str, format_name: str, tokenizer_spec: str = "gpt2",
