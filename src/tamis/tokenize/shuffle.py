@@ -48,15 +48,20 @@ def bucket_of(keys: np.ndarray, buckets: int) -> np.ndarray:
     return (keys.astype(np.uint64) >> np.uint64(64 - bits)).astype(np.int64)
 
 
-def key_blocks(keys: np.ndarray, lengths: np.ndarray, buckets: int) -> list[dict[str, np.ndarray]]:
+def key_order(keys: np.ndarray) -> np.ndarray:
+    """An input's rows sorted by (key, row): the order of its key file and of its tokens when shuffled."""
+    return np.lexsort((np.arange(len(keys)), keys))
+
+
+def key_blocks(keys: np.ndarray, lengths: np.ndarray, buckets: int, order: np.ndarray) -> list[dict[str, np.ndarray]]:
     """One input's documents as `buckets` blocks of KEY_COLUMNS, each sorted by (key, row): what its encode
-    task writes. `offset` is where the document's tokens start in the input's token file."""
-    document = np.arange(len(keys), dtype=np.uint64)
-    offset = np.concatenate([[0], np.cumsum(lengths, dtype=np.uint64)[:-1]]).astype(np.uint64) if len(keys) \
+    task writes. `order` is `key_order(keys)`; `offset` is where the document's tokens start in the input's
+    token file, which holds them in that order."""
+    sorted_lengths = lengths[order].astype(np.uint64)
+    offset = np.concatenate([[0], np.cumsum(sorted_lengths)[:-1]]).astype(np.uint64) if len(keys) \
         else np.empty(0, np.uint64)
-    order = np.lexsort((document, keys))
-    columns = {"key": keys[order].astype(np.uint64), "document": document[order], "offset": offset[order],
-               "length": lengths[order].astype(np.uint64)}
+    columns = {"key": keys[order].astype(np.uint64), "document": order.astype(np.uint64), "offset": offset,
+               "length": sorted_lengths}
     # sorted by key, so sorted by bucket: bucket b is one contiguous run
     edges = np.searchsorted(bucket_of(columns["key"], buckets), np.arange(buckets + 1), side="left")
     return [{name: column[edges[b]:edges[b + 1]] for name, column in columns.items()} for b in range(buckets)]

@@ -32,8 +32,9 @@ import json
 import logging
 import os
 import posixpath
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ from tamis.tokenize.shuffle import (
     bucket_segment,
     input_segment,
     key_blocks,
+    key_order,
     shuffle_key,
 )
 from tamis.tokenize.tokenizers import Tokenizer, load_tokenizer
@@ -71,8 +73,11 @@ WORK_FORMAT = 2
 SHUFFLE_BUCKET_BYTES = 256 << 20
 #: files whose bucket totals the driver reads per request
 HIST_READ_BATCH = 64
-#: encoded token files a write task keeps open at once (the least recently read is closed first)
-MAX_OPEN_INPUTS = 256
+#: token bytes a write task requests at once (each input's documents among them in one range)
+READ_BATCH_BYTES = 32 << 20
+#: tokens, and documents, an encode task copies at once when it puts a shuffled input's tokens in key order
+REORDER_TOKENS = 8 << 20
+REORDER_DOCUMENTS = 1 << 16
 
 
 class TokenizeError(ValueError):
@@ -161,6 +166,29 @@ def locate_task(segment: int, asked: list[tuple[float, str]], documents_before: 
     return locate(load_segment(fs, root_path, layout, segment).length, documents_before, tokens_before, asked)
 
 
+def _write_in_key_order(fs: Any, path: str, local_tokens: str, keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Write an input's tokens (in row order in `local_tokens`) to `path` in key order; returns that order.
+
+    Why: the global order is a merge of the inputs' documents by key, so with each input's tokens in key order,
+    a stretch of the global order reads one contiguous range from each input (a write task's few large
+    requests), where row order would scatter it over one request per document.
+    """
+    order = key_order(keys)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+    tokens = np.memmap(local_tokens, dtype="<u4", mode="r") if int(lengths.sum()) else np.empty(0, "<u4")
+    with fs.open(path, "wb") as out:
+        first = 0
+        while first < len(order):  # about REORDER_TOKENS tokens per write, whatever the documents' sizes
+            last = int(np.searchsorted(np.cumsum(lengths[order[first:first + REORDER_DOCUMENTS]]), REORDER_TOKENS))
+            chunk = order[first:first + max(last, 1)]
+            sizes = lengths[chunk]
+            index = np.repeat(starts[chunk] - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+            out.write(np.asarray(tokens[index]).tobytes())
+            first += len(chunk)
+    del tokens
+    return order
+
+
 def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_spec: str, eos: str | None,
                  seed: int, fingerprint: str, counter: Any = None, buckets: int = 0) -> dict[str, Any]:
     """Tokenize one input shard into `_work/encoded/` and commit it; returns its counts (and, with `buckets`, the
@@ -174,7 +202,10 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
     lengths: list[int] = []
     keys: list[int] = []
     skipped_empty, text_bytes = 0, 0
-    with in_fs.open(in_path, "rb") as handle, fs.open(tokens_path + ".tmp", "wb") as out:
+    # shuffled: tokens go to a local file first, then to the work folder in key order (see _write_in_key_order)
+    local = tempfile.TemporaryDirectory(prefix="tamis-encode-") if buckets else None
+    with in_fs.open(in_path, "rb") as handle, (open(posixpath.join(local.name, "tokens"), "wb") if local else
+                                               fs.open(tokens_path + ".tmp", "wb")) as out:
         parquet = pq.ParquetFile(handle)
         names = parquet.schema_arrow.names
         if "text" not in names:
@@ -207,8 +238,11 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
     with fs.open(docs_path, "wb") as handle:
         handle.write(buffer.getvalue())
     key_entry = None
-    if buckets:
-        blocks = key_blocks(np.asarray(keys, dtype=np.uint64), length_array, buckets)
+    if local is not None:
+        with local:
+            order = _write_in_key_order(fs, tokens_path + ".tmp", posixpath.join(local.name, "tokens"),
+                                        np.asarray(keys, dtype=np.uint64), length_array)
+        blocks = key_blocks(np.asarray(keys, dtype=np.uint64), length_array, buckets, order)
         keys_path, hist_path = _bucket_paths(root_path, ident)
         key_entry = write_blocks(fs, keys_path, blocks, KEY_COLUMNS)
         totals = np.array([[len(b["length"]) for b in blocks], [int(b["length"].sum()) for b in blocks]], "<i8")
@@ -223,6 +257,45 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
     return summary
 
 
+def _read_documents(fs: Any, root: str, idents: list[str], sources: np.ndarray, offsets: np.ndarray,
+                    takes: np.ndarray, lengths: np.ndarray) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Each document's first `take` tokens, in order, as (tokens, take, its length), for a stretch of one segment.
+
+    Why ranges, not a file handle per input: a shuffled shard reads from every input, and an object store's
+    file object reads ahead (s3fs: 50 MiB) from each position it is sent to. A stretch of one segment is, in
+    each input, one contiguous run of documents (inputs' tokens are in key order when shuffled, in row order
+    otherwise), so each batch of at most READ_BATCH_BYTES asks for one range per input it touches, all
+    requested together (object stores serve them concurrently).
+    """
+    sources, offsets, takes, fulls = sources.tolist(), offsets.tolist(), takes.tolist(), lengths.tolist()
+    first = 0
+    while first < len(sources):
+        last, size = first, 0
+        while last < len(sources) and (last == first or size + 4 * takes[last] <= READ_BATCH_BYTES):
+            size += 4 * takes[last]
+            last += 1
+        ranges: dict[int, list[int]] = {}  # source -> [first byte, end byte]
+        for i in range(first, last):
+            begin, stop = 4 * offsets[i], 4 * (offsets[i] + takes[i])
+            span = ranges.setdefault(sources[i], [begin, stop])
+            span[0], span[1] = min(span[0], begin), max(span[1], stop)
+        paths = [_encoded_paths(root, idents[source])[0] for source in ranges]
+        blobs = fs.cat_ranges(paths, [b for b, _ in ranges.values()], [e for _, e in ranges.values()],
+                              on_error="return")
+        held = {}
+        for (source, (begin, stop)), path, blob in zip(ranges.items(), paths, blobs, strict=True):
+            if isinstance(blob, BaseException):
+                raise blob
+            if len(blob) != stop - begin:
+                raise TokenizeError(f"{url_of(fs, path)}: {len(blob)} bytes at {begin}, {stop - begin} expected "
+                                    "(a damaged work file: run again with --overwrite)")
+            held[source] = (begin, blob)
+        for i in range(first, last):
+            begin, blob = held[sources[i]]
+            yield np.frombuffer(blob, dtype="<u4", count=takes[i], offset=4 * offsets[i] - begin), takes[i], fulls[i]
+        first = last
+
+
 def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any, root: str,
                 options: TokenizeOptions, fingerprint: str) -> dict[str, Any]:
     """Copy documents [start, end) of the global order into output shard `name`, and commit it: the segments
@@ -232,7 +305,6 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any,
     layout: Layout = layout_ref
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     fs, root_path = filesystem(root)
-    handles: dict[int, Any] = {}
     writer = ShardTokenWriter(fs, posixpath.join(root_path, name), options.format, tokenizer)
     try:
         for segment in plan.segments_of(start, end):
@@ -240,16 +312,8 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any,
             first = int(plan.documents_before[segment])
             lo, hi = max(start - first, 0), min(end - first, len(rows))
             takes = plan.take(np.arange(first + lo, first + hi), rows.length[lo:hi])
-            for source, offset, take, full in zip(rows.source[lo:hi].tolist(), rows.offset[lo:hi].tolist(),
-                                                  takes.tolist(), rows.length[lo:hi].tolist(), strict=True):
-                handle = handles.pop(source, None)  # re-inserted below: the dict is in order of last use
-                if handle is None:
-                    if len(handles) >= MAX_OPEN_INPUTS:  # a shuffled shard reads from every input
-                        handles.pop(next(iter(handles))).close()
-                    handle = fs.open(_encoded_paths(root_path, layout.idents[source])[0], "rb")
-                handles[source] = handle
-                handle.seek(4 * offset)
-                tokens = np.frombuffer(handle.read(4 * take), dtype="<u4")
+            for tokens, take, full in _read_documents(fs, root_path, layout.idents, rows.source[lo:hi],
+                                                      rows.offset[lo:hi], takes, rows.length[lo:hi]):
                 if take < full:  # cut by the budget: its first take - 1 tokens, then end-of-text
                     tokens = np.concatenate([tokens[:-1], np.array([tokenizer.eos_id], dtype="<u4")])
                 writer.add(tokens)
@@ -257,9 +321,6 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any,
     except BaseException:
         writer.abort()
         raise
-    finally:
-        for handle in handles.values():
-            handle.close()
     summary = {"shard": name, "fingerprint": fingerprint, **written,
                "files": [url_of(fs, p) for p in written["files"]],
                "cpu_seconds": round(time.process_time() - cpu_started, 3),
