@@ -229,6 +229,49 @@ def test_shuffled_shards_hold_what_a_sort_of_every_document_gives(ray_session, c
     assert result.totals["tokens"] == sum(len(d) for shard in got for d in shard)
 
 
+@pytest.mark.parametrize("damage", ["key block", "tokens cut short", "bucket totals missing", "lengths garbled"])
+def test_damaged_work_files_are_encoded_again(ray_session, corpus, tmp_path, monkeypatch, damage) -> None:
+    """A run stopped after encoding, a work file damaged, the rerun: the damaged input is encoded again and
+    the output is the same bytes as a clean run's."""
+    from tamis.tokenize import stage
+
+    monkeypatch.setattr(stage, "SHUFFLE_BUCKET_BYTES", 20_000)
+    root, _ = corpus
+    shuffle = damage != "lengths garbled"  # a shuffled run reads lengths from its key files instead
+
+    def options(name: str) -> TokenizeOptions:
+        return TokenizeOptions(str(tmp_path / name), format="numpy", shuffle=shuffle, seed=2, shards=3)
+
+    assert run_tokenize([str(root)], options("clean"), show_progress=False).ok
+    write_shard = stage.write_shard
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped after encoding")
+
+    monkeypatch.setattr(stage, "write_shard", stop)
+    assert not run_tokenize([str(root)], options("out"), show_progress=False).ok
+    monkeypatch.setattr(stage, "write_shard", write_shard)
+    encoded = tmp_path / "out" / "_work" / "encoded"
+    if damage == "key block":
+        victim = sorted(encoded.glob("*.keys"))[1]
+        with open(victim, "r+b") as handle:
+            handle.seek(victim.stat().st_size - 40)
+            handle.write(b"\xff" * 8)
+    elif damage == "tokens cut short":
+        victim = sorted(encoded.glob("*.tokens"))[2]
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    elif damage == "bucket totals missing":
+        victim = sorted(encoded.glob("*.hist"))[0]
+        victim.unlink()
+    else:
+        victim = sorted(encoded.glob("*.npz"))[1]
+        victim.write_bytes(b"not an npz file")
+    again = run_tokenize([str(root)], options("out"), show_progress=False)
+    assert again.ok, again.failed
+    clean = {p.name: p.read_bytes() for p in (tmp_path / "clean").glob("part-*")}
+    assert len(clean) == 6 and {p.name: p.read_bytes() for p in (tmp_path / "out").glob("part-*")} == clean
+
+
 @pytest.mark.parametrize("budget", [5_000, 5_001])
 def test_budget_is_token_exact(ray_session, corpus, tmp_path, budget) -> None:
     root, texts = corpus

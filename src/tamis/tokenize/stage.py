@@ -44,6 +44,7 @@ import ray
 from rich.console import Console
 
 from tamis.dedup.block_file import locate_blocks, read_located, write_blocks
+from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
@@ -73,6 +74,10 @@ WORK_FORMAT = 2
 SHUFFLE_BUCKET_BYTES = 256 << 20
 #: files whose bucket totals the driver reads per request
 HIST_READ_BATCH = 64
+#: the work files of one input, `_work/encoded/<input-id><suffix>`
+ENCODED_SUFFIXES = (".tokens", ".npz", ".keys", ".hist")
+#: times an input whose work files were found damaged is encoded again in one run
+MAX_RECOMPUTE = 2
 #: token bytes a write task requests at once (each input's documents among them in one range)
 READ_BATCH_BYTES = 32 << 20
 #: tokens, and documents, an encode task copies at once when it puts a shuffled input's tokens in key order
@@ -150,8 +155,17 @@ class Layout:
 def load_segment(fs: Any, root: str, layout: Layout, segment: int) -> Segment:
     """The documents of segment `segment` in output order: an input's rows, or a bucket's from every input."""
     if not layout.buckets:
-        with fs.open(_encoded_paths(root, layout.idents[segment])[1], "rb") as handle:
-            return input_segment(segment, np.load(io.BytesIO(handle.read()))["lengths"])
+        path = _encoded_paths(root, layout.idents[segment])[1]
+        try:
+            with fs.open(path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            raise CorruptIntermediateError(path, "missing") from None
+        try:
+            lengths = np.load(io.BytesIO(raw))["lengths"]
+        except Exception as exc:  # noqa: BLE001 - whatever np.load makes of damaged bytes
+            raise CorruptIntermediateError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+        return input_segment(segment, lengths)
     assert layout.key_entries is not None
     source_of = {entry["path"]: i for i, entry in enumerate(layout.key_entries)}
     locations = locate_blocks(fs, layout.key_entries, segment, KEY_COLUMNS)
@@ -287,8 +301,7 @@ def _read_documents(fs: Any, root: str, idents: list[str], sources: np.ndarray, 
             if isinstance(blob, BaseException):
                 raise blob
             if len(blob) != stop - begin:
-                raise TokenizeError(f"{url_of(fs, path)}: {len(blob)} bytes at {begin}, {stop - begin} expected "
-                                    "(a damaged work file: run again with --overwrite)")
+                raise CorruptIntermediateError(path, f"{len(blob)} bytes at {begin}, {stop - begin} expected")
             held[source] = (begin, blob)
         for i in range(first, last):
             begin, blob = held[sources[i]]
@@ -383,9 +396,21 @@ def _remove(fs: Any, root: str, prefix: str) -> None:
             fs.rm(name, recursive=True)
 
 
+def damaged_input(exc: BaseException) -> str | None:
+    """The input id whose encoded work file a task found damaged (a CorruptIntermediateError on a file of
+    `_work/encoded/`), or None for any other error."""
+    cause = exc.as_instanceof_cause() if isinstance(exc, ray.exceptions.RayTaskError) else exc
+    if not isinstance(cause, CorruptIntermediateError):
+        return None
+    name = posixpath.basename(cause.path)
+    return next((name[: -len(suffix)] for suffix in ENCODED_SUFFIXES if name.endswith(suffix)), None)
+
+
 def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: int, display: ProgressDisplay,
-                 counter: Any, result: TokenizeResult, console: Console) -> list[dict[str, Any]]:
-    """Submit `calls` (label, submit) with at most `limit` in flight; collect summaries and failures."""
+                 counter: Any, result: TokenizeResult, console: Console,
+                 damaged: set[str] | None = None) -> list[dict[str, Any]]:
+    """Submit `calls` (label, submit) with at most `limit` in flight; collect summaries and failures (with
+    `damaged`, the inputs whose work files a task found damaged are added there instead)."""
     queue = list(reversed(calls))
     pending: dict[ray.ObjectRef, str] = {}
     done: list[dict[str, Any]] = []
@@ -399,6 +424,12 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
             try:
                 summary = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - one shard's failure must not stop the others
+                ident = damaged_input(exc) if damaged is not None else None
+                if ident is not None:
+                    assert damaged is not None
+                    damaged.add(ident)
+                    display.update(len(done) + len(result.failed), display.docs, display.bytes, {})
+                    continue
                 lines = [line for line in str(exc).strip().splitlines() if line.strip()]
                 result.failed[label] = lines[-1] if lines else repr(exc)
                 console.print(f"[red]failed[/red] {label}: {result.failed[label]}")
@@ -461,35 +492,60 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         encoded = _committed(fs, posixpath.join(root, COMMITS, "encode"), fingerprint)
         todo = [(i, s) for i, s in enumerate(shards) if idents[i] not in encoded]
         result.skipped = len(shards) - len(todo)
-        counter = ProgressCounter.remote()
         encode = ray.remote(encode_shard).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
-        calls = [(s, (lambda i=i, s=s: encode.remote(s, idents[i], i, output, options.tokenizer, options.eos,
-                                                       options.seed, fingerprint, counter, buckets)))
-                 for i, s in todo]
+
+        def encode_inputs(todo: list[tuple[int, str]]) -> None:
+            counter = ProgressCounter.remote()
+            calls = [(s, (lambda i=i, s=s: encode.remote(s, idents[i], i, output, options.tokenizer, options.eos,
+                                                           options.seed, fingerprint, counter, buckets)))
+                     for i, s in todo]
+            with ProgressDisplay(console, len(todo), enabled=show_progress, label="encode") as display:
+                for summary in _run_bounded(calls, limit, display, counter, result, console):
+                    encoded[summary["input_id"]] = summary
+            ray.kill(counter)
+
         console.print(f"tokenize: {len(shards)} input shard(s), {len(todo)} to encode, {options.format} format, "
                       f"tokenizer {tokenizer.name} (vocabulary {tokenizer.vocab_size:,}, eos {tokenizer.eos_id})")
-        with ProgressDisplay(console, len(todo), enabled=show_progress, label="encode") as display:
-            for summary in _run_bounded(calls, limit, display, counter, result, console):
-                encoded[summary["input_id"]] = summary
-        ray.kill(counter)
-        if result.failed:
+        encode_inputs(todo)
+        plan, written, names = None, {}, []
+        for attempt in range(MAX_RECOMPUTE + 1):
+            if result.failed:
+                break
+            damaged: set[str] = set()
+            layout = Layout(idents, buckets, [encoded[i]["keys"] for i in idents] if buckets else None)
+            layout_ref = ray.put(layout)
+            plan = _plan(fs, root, layout, layout_ref, encoded, options, limit, output, damaged)
+            if plan is not None:
+                names = [f"{options.prefix}-{j:05d}" for j in range(len(plan.bounds))]
+                written = _committed(fs, posixpath.join(root, COMMITS, "write"), fingerprint)
+                plan_ref = ray.put(plan)
+                write = ray.remote(write_shard).options(num_cpus=1, max_retries=MAX_TASK_RETRIES,
+                                                        retry_exceptions=False)
+                calls = [(name, (lambda name=name, b=b, write=write, plan_ref=plan_ref, layout_ref=layout_ref:
+                                 write.remote(name, plan_ref, b[0], b[1], layout_ref, output, options, fingerprint)))
+                         for name, b in zip(names, plan.bounds, strict=True) if name not in written]
+                with ProgressDisplay(console, len(calls), enabled=show_progress, label="write") as display:
+                    for summary in _run_bounded(calls, limit, display, None, result, console, damaged):
+                        written[summary["shard"]] = summary
+            if not damaged:
+                break
+            again = [(i, s) for i, s in enumerate(shards) if idents[i] in damaged]
+            if attempt == MAX_RECOMPUTE:
+                for _, shard in again:
+                    result.failed[shard] = f"its encoded work files were still damaged after {MAX_RECOMPUTE} " \
+                                           "encodings"
+                break
+            console.print(f"[yellow]tokenize:[/yellow] damaged work files of {len(again)} input(s) "
+                          f"({', '.join(s for _, s in again)[:300]}): encoding them again")
+            for i, _ in again:
+                _forget_encoded(fs, root, idents[i])
+                encoded.pop(idents[i], None)
+            encode_inputs(again)
+        if result.failed or plan is None:
             write_json(fs, manifest_path, {**manifest, "status": "incomplete", "failed": result.failed})
             result.totals = {"seconds": round(time.perf_counter() - started, 3), "input_shards": len(shards),
                              "encoded_shards": len(encoded)}
             return result
-        layout = Layout(idents, buckets, [encoded[i]["keys"] for i in idents] if buckets else None)
-        layout_ref = ray.put(layout)
-        plan = _plan(fs, root, layout, layout_ref, encoded, options, limit, output)
-        names = [f"{options.prefix}-{j:05d}" for j in range(len(plan.bounds))]
-        written = _committed(fs, posixpath.join(root, COMMITS, "write"), fingerprint)
-        plan_ref = ray.put(plan)
-        write = ray.remote(write_shard).options(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)
-        calls = [(name, (lambda name=name, b=b: write.remote(name, plan_ref, b[0], b[1], layout_ref, output,
-                                                              options, fingerprint)))
-                 for name, b in zip(names, plan.bounds, strict=True) if name not in written]
-        with ProgressDisplay(console, len(calls), enabled=show_progress, label="write") as display:
-            for summary in _run_bounded(calls, limit, display, None, result, console):
-                written[summary["shard"]] = summary
     finally:
         if started_ray:
             ray.shutdown()
@@ -520,11 +576,24 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     return result
 
 
+def _forget_encoded(fs: Any, root: str, ident: str) -> None:
+    """Delete an input's encode marker, then its work files: it is encoded again."""
+    marker = posixpath.join(root, COMMITS, "encode", f"{ident}.json")
+    for path in [marker, *(_encoded_paths(root, ident)), *(_bucket_paths(root, ident))]:
+        if fs.exists(path):
+            fs.rm(path)
+
+
 def _plan(fs: Any, root: str, layout: Layout, layout_ref: Any, encoded: dict[str, dict[str, Any]],
-          options: TokenizeOptions, limit: int, output: str) -> Plan:
-    """The run's plan from each segment's documents and tokens, and the ranks that locate tasks find."""
+          options: TokenizeOptions, limit: int, output: str, damaged: set[str]) -> Plan | None:
+    """The run's plan from each segment's documents and tokens, and the ranks that locate tasks find; None,
+    with the inputs added to `damaged`, if some of their work files are damaged."""
     if layout.buckets:
-        documents, tokens = _bucket_totals(fs, root, layout)
+        try:
+            documents, tokens = _bucket_totals(fs, root, layout)
+        except CorruptIntermediateError as exc:
+            damaged.add(damaged_input(exc) or "")
+            return None
     else:
         documents = [encoded[ident]["documents"] for ident in layout.idents]
         tokens = [encoded[ident]["tokens"] for ident in layout.idents]
@@ -546,8 +615,19 @@ def _plan(fs: Any, root: str, layout: Layout, layout_ref: Any, encoded: dict[str
             pending[ref] = indices
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            for i, answer in zip(pending.pop(ref), ray.get(ref), strict=True):
+            indices = pending.pop(ref)
+            try:
+                found = ray.get(ref)
+            except Exception as exc:
+                ident = damaged_input(exc)
+                if ident is None:
+                    raise
+                damaged.add(ident)
+                continue
+            for i, answer in zip(indices, found, strict=True):
                 answers[i] = answer
+    if damaged:
+        return None
     return make_plan(documents_before, tokens_before, options.max_tokens, shards, answers)
 
 
@@ -561,9 +641,11 @@ def _bucket_totals(fs: Any, root: str, layout: Layout) -> tuple[np.ndarray, np.n
         batch = paths[first:first + HIST_READ_BATCH]
         for path, blob in zip(batch, fs.cat_ranges(batch, [0] * len(batch), [size] * len(batch), on_error="return"),
                               strict=True):
-            if isinstance(blob, BaseException) or len(blob) != size:
-                raise TokenizeError(f"{url_of(fs, path)}: missing or damaged ({blob!r:.100}); run again with "
-                                    "--overwrite to encode the inputs again")
+            if isinstance(blob, FileNotFoundError) or (not isinstance(blob, BaseException) and len(blob) != size):
+                raise CorruptIntermediateError(path, "missing" if isinstance(blob, BaseException) else
+                                               f"{len(blob)} bytes, {size} expected")
+            if isinstance(blob, BaseException):
+                raise blob
             totals = np.frombuffer(blob, dtype="<i8").reshape(2, layout.buckets)
             documents += totals[0]
             tokens += totals[1]
