@@ -93,6 +93,21 @@ def test_run_reads_and_writes_s3(s3_env, tmp_path: Path) -> None:
     assert str(len(rows)) in stats_cli.stdout
 
 
+_CLI_SCRIPT = """
+import json, logging, sys
+logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="LOG %(name)s %(message)s")
+from click.testing import CliRunner
+from tamis.cli.main import cli
+from tamis.engine.ray_runtime import connect, disconnect
+connect(num_cpus=2)  # one embedded Ray for every command: the commands join it and leave it running
+for args in json.loads(sys.argv[1]):
+    result = CliRunner().invoke(cli, args)
+    print(result.output)
+    print("EXIT", result.exit_code)
+disconnect()
+"""
+
+
 def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, tmp_path: Path) -> None:
     """`tamis dedup` with shards and work directory on S3: block files are written and read through s3fs
     (ranged reads), the result is the same as on local disk, and a damaged signature file is recomputed."""
@@ -105,14 +120,15 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
         fs.put(path, f"dedup-s3/in/{Path(path).name}")
     env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
 
-    def dedup(inputs: str, output: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tamis.cli.main", "dedup", inputs, "--output", output,
-                               "--workers", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    def dedup(*runs: list[str]) -> str:
+        """`tamis dedup ARGS` for each of `runs`, in one process on one embedded Ray; its output and logs."""
+        done = subprocess.run([sys.executable, "-c", _CLI_SCRIPT, json.dumps([["dedup", *run] for run in runs])],
+                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert done.returncode == 0 and done.stdout.count("EXIT 0") == len(runs), (done.stdout + done.stderr)[-3000:]
+        return done.stdout
 
-    local = dedup(str(tmp_path / "in" / "*.parquet"), str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr[-3000:]
-    remote = dedup("s3://dedup-s3/in/*.parquet", "s3://dedup-s3/out")
-    assert remote.returncode == 0, remote.stderr[-3000:]
+    dedup([str(tmp_path / "in" / "*.parquet"), "--output", str(tmp_path / "local"), "--workers", "2"],
+          ["s3://dedup-s3/in/*.parquet", "--output", "s3://dedup-s3/out", "--workers", "2"])
 
     def kept_ids() -> list[str]:
         ids = []
@@ -132,18 +148,14 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
     fs.pipe(signatures[0], bytes(data))
     for marker in fs.glob("dedup-s3/out/dedup/_commits/buckets/*.json"):
         fs.rm(marker)
-    again = dedup("s3://dedup-s3/in/*.parquet", "s3://dedup-s3/out")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "recomputing" in again.stderr and signatures[0].split("/")[-1] in again.stderr
-    assert kept_ids() == kept
-
     # a later dump on local disk, deduplicated against the S3 run's index: the index's files are read from S3
     later, _ = make_corpus(tmp_path / "later", originals=40, exact=0, near=0, words=200, shards=1)
     fresh, _ = make_corpus(tmp_path / "fresh", originals=10, exact=0, near=0, words=200, shards=1, seed=7)
-    indexed = subprocess.run([sys.executable, "-m", "tamis.cli.main", "dedup", *later, *fresh, "--output",
-                              str(tmp_path / "out2"), "--workers", "2", "--previous-index", "s3://dedup-s3/out/dedup"],
-                             env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert indexed.returncode == 0, indexed.stderr[-3000:]
+    again = dedup(["s3://dedup-s3/in/*.parquet", "--output", "s3://dedup-s3/out", "--workers", "2"],
+                  [*later, *fresh, "--output", str(tmp_path / "out2"), "--workers", "2", "--previous-index",
+                   "s3://dedup-s3/out/dedup"])
+    assert "recomputing" in again and signatures[0].split("/")[-1] in again
+    assert kept_ids() == kept
     assert pq.read_table(str(tmp_path / "out2" / "data")).num_rows == 10  # the 40 copies of indexed documents go
 
 
