@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tamis.tokenize.plan import prefixes
+
 #: the columns of an input's key file (block b: its documents of bucket b, sorted by key then row)
 KEY_COLUMNS = ("key", "document", "offset", "length")
 #: buckets at most: a table of 32 bytes per bucket in each input's key file (2 MiB)
@@ -58,10 +60,8 @@ def key_blocks(keys: np.ndarray, lengths: np.ndarray, buckets: int, order: np.nd
     task writes. `order` is `key_order(keys)`; `offset` is where the document's tokens start in the input's
     token file, which holds them in that order."""
     sorted_lengths = lengths[order].astype(np.uint64)
-    offset = np.concatenate([[0], np.cumsum(sorted_lengths)[:-1]]).astype(np.uint64) if len(keys) \
-        else np.empty(0, np.uint64)
-    columns = {"key": keys[order].astype(np.uint64), "document": order.astype(np.uint64), "offset": offset,
-               "length": sorted_lengths}
+    columns = {"key": keys[order].astype(np.uint64), "document": order.astype(np.uint64),
+               "offset": prefixes(sorted_lengths)[:-1].astype(np.uint64), "length": sorted_lengths}
     # sorted by key, so sorted by bucket: bucket b is one contiguous run
     edges = np.searchsorted(bucket_of(columns["key"], buckets), np.arange(buckets + 1), side="left")
     return [{name: column[edges[b]:edges[b + 1]] for name, column in columns.items()} for b in range(buckets)]
@@ -83,9 +83,8 @@ class Segment:
 def input_segment(source: int, lengths: np.ndarray) -> Segment:
     """An input shard's documents, in row order (the unshuffled order)."""
     lengths = lengths.astype(np.int64)
-    offset = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
-    return Segment(np.full(len(lengths), source, dtype=np.int64), np.arange(len(lengths), dtype=np.int64), offset,
-                   lengths)
+    return Segment(np.full(len(lengths), source, dtype=np.int64), np.arange(len(lengths), dtype=np.int64),
+                   prefixes(lengths)[:-1], lengths)
 
 
 def bucket_segment(blocks: list[tuple[int, dict[str, np.ndarray]]]) -> Segment:

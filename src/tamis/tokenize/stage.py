@@ -132,13 +132,18 @@ class TokenizeResult:
 # -- tasks ---------------------------------------------------------------------------------------------------------
 
 
+def _encoded_base(root: str, ident: str) -> str:
+    """An input's work files are this path plus each of ENCODED_SUFFIXES."""
+    return posixpath.join(root, WORK_DIR, "encoded", ident)
+
+
 def _encoded_paths(root: str, ident: str) -> tuple[str, str]:
-    base = posixpath.join(root, WORK_DIR, "encoded", ident)
+    base = _encoded_base(root, ident)
     return base + ".tokens", base + ".npz"
 
 
 def _bucket_paths(root: str, ident: str) -> tuple[str, str]:
-    base = posixpath.join(root, WORK_DIR, "encoded", ident)
+    base = _encoded_base(root, ident)
     return base + ".keys", base + ".hist"
 
 
@@ -188,7 +193,7 @@ def _write_in_key_order(fs: Any, path: str, local_tokens: str, keys: np.ndarray,
     requests), where row order would scatter it over one request per document.
     """
     order = key_order(keys)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+    starts = prefixes(lengths)[:-1]
     tokens = np.memmap(local_tokens, dtype="<u4", mode="r") if int(lengths.sum()) else np.empty(0, "<u4")
     with fs.open(path, "wb") as out:
         first = 0
@@ -253,10 +258,11 @@ def encode_shard(path: str, ident: str, source_index: int, root: str, tokenizer_
         handle.write(buffer.getvalue())
     key_entry = None
     if local is not None:
+        key_array = np.asarray(keys, dtype=np.uint64)
         with local:
-            order = _write_in_key_order(fs, tokens_path + ".tmp", posixpath.join(local.name, "tokens"),
-                                        np.asarray(keys, dtype=np.uint64), length_array)
-        blocks = key_blocks(np.asarray(keys, dtype=np.uint64), length_array, buckets, order)
+            order = _write_in_key_order(fs, tokens_path + ".tmp", posixpath.join(local.name, "tokens"), key_array,
+                                        length_array)
+        blocks = key_blocks(key_array, length_array, buckets, order)
         keys_path, hist_path = _bucket_paths(root_path, ident)
         key_entry = write_blocks(fs, keys_path, blocks, KEY_COLUMNS)
         totals = np.array([[len(b["length"]) for b in blocks], [int(b["length"].sum()) for b in blocks]], "<i8")
@@ -424,9 +430,7 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
             try:
                 summary = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - one shard's failure must not stop the others
-                ident = damaged_input(exc) if damaged is not None else None
-                if ident is not None:
-                    assert damaged is not None
+                if damaged is not None and (ident := damaged_input(exc)) is not None:
                     damaged.add(ident)
                     display.update(len(done) + len(result.failed), display.docs, display.bytes, {})
                     continue
@@ -578,8 +582,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
 
 def _forget_encoded(fs: Any, root: str, ident: str) -> None:
     """Delete an input's encode marker, then its work files: it is encoded again."""
-    marker = posixpath.join(root, COMMITS, "encode", f"{ident}.json")
-    for path in [marker, *(_encoded_paths(root, ident)), *(_bucket_paths(root, ident))]:
+    base = _encoded_base(root, ident)
+    for path in [posixpath.join(root, COMMITS, "encode", f"{ident}.json"), *(base + s for s in ENCODED_SUFFIXES)]:
         if fs.exists(path):
             fs.rm(path)
 
@@ -641,11 +645,12 @@ def _bucket_totals(fs: Any, root: str, layout: Layout) -> tuple[np.ndarray, np.n
         batch = paths[first:first + HIST_READ_BATCH]
         for path, blob in zip(batch, fs.cat_ranges(batch, [0] * len(batch), [size] * len(batch), on_error="return"),
                               strict=True):
-            if isinstance(blob, FileNotFoundError) or (not isinstance(blob, BaseException) and len(blob) != size):
-                raise CorruptIntermediateError(path, "missing" if isinstance(blob, BaseException) else
-                                               f"{len(blob)} bytes, {size} expected")
+            if isinstance(blob, FileNotFoundError):
+                raise CorruptIntermediateError(path, "missing")
             if isinstance(blob, BaseException):
-                raise blob
+                raise blob  # a storage error, not damage
+            if len(blob) != size:
+                raise CorruptIntermediateError(path, f"{len(blob)} bytes, {size} expected")
             totals = np.frombuffer(blob, dtype="<i8").reshape(2, layout.buckets)
             documents += totals[0]
             tokens += totals[1]
