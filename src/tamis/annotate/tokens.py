@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
 from tamis.batch import DocBatch
 from tamis.resources import resource_path
@@ -18,10 +20,37 @@ GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+
 END_OF_TEXT = "<|endoftext|>"
 
 
+def parse_ranks(data: bytes, source: str) -> dict[bytes, int]:
+    """The ranks of a tiktoken ranks file's bytes: one `<base64 token> <rank>` per line, blank lines skipped.
+
+    Why not tiktoken's `load_tiktoken_bpe`: it keeps a copy of every file it reads in the system temp folder
+    (`data-gym-cache`, named after the file's path) and reads that copy instead of the file from then on,
+    without a check unless given a digest. On a shared machine any other user can write that copy first and
+    so choose tamis's token counts and the tokens of `tamis tokenize`. This reads only the file given.
+    """
+    ranks: dict[bytes, int] = {}
+    for number, line in enumerate(data.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            token, rank = fields
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except (ValueError, binascii.Error):
+            raise ValueError(f"{source}, line {number}: expected a base64 token and a rank, got "
+                             f"{line[:80]!r}") from None
+    return ranks
+
+
+def read_ranks(path: str) -> dict[bytes, int]:
+    """`parse_ranks` of the file at `path`."""
+    return parse_ranks(Path(path).read_bytes(), path)
+
+
 @lru_cache(maxsize=2)
 def gpt2_encoding(ranks_path: str | None = None) -> tiktoken.Encoding:
     """The GPT-2 encoding, loaded offline (tiktoken.get_encoding("gpt2") would download the ranks)."""
-    ranks = load_tiktoken_bpe(ranks_path or str(resource_path("gpt2.tiktoken")))
+    ranks = read_ranks(ranks_path or str(resource_path("gpt2.tiktoken")))
     return tiktoken.Encoding(
         name="gpt2",
         explicit_n_vocab=50257,

@@ -22,6 +22,7 @@ import numpy as np
 import tldextract
 
 from tamis.batch import DocBatch
+from tamis.cache import user_cache_dir
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 
@@ -109,8 +110,7 @@ def _cache_file(archive: Path) -> Path:
     """Where the parsed domain hashes of `archive` are cached: keyed by the archive's path, size and mtime."""
     stat = archive.stat()
     key = hashlib.sha1(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    base = Path(os.environ.get("TAMIS_CACHE_DIR") or Path.home() / ".cache" / "tamis")
-    return base / f"url-domains-{key}.npy"
+    return user_cache_dir() / f"url-domains-{key}.npy"
 
 
 def _load_domains(archive_path: Path) -> tuple[HashSet, set[str]]:

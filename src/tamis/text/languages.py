@@ -23,6 +23,7 @@ Fallbacks, where datatrove's tokenizer cannot run offline (see docs/fineweb2.md,
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tamis.text.library_files import release_crf_model_file, use_private_jieba_cache
 from tamis.text.spacy_import import import_spacy
 from tamis.text.words import memoise_chunk_tokens, split_words
 
@@ -151,8 +153,14 @@ _SPACY_CONFIGS: dict[str, dict] = {"zh": {"nlp": {"tokenizer": {"segmenter": "ji
 @cache
 def _spacy_blank(code: str) -> Any:
     spacy = import_spacy()
+    if code == "zh":
+        use_private_jieba_cache()
     config = _SPACY_CONFIGS.get(code)
     nlp = spacy.blank(code) if config is None else spacy.blank(code, config=config)
+    if code == "vi":
+        from pyvi import ViTokenizer  # the module spaCy's Vietnamese tokenizer imported
+
+        release_crf_model_file(ViTokenizer.ViTokenizer.model)
     # lexical attributes are computed for every new word and never read here (as for English)
     nlp.vocab.lex_attr_getters = {}
     return nlp
@@ -301,6 +309,8 @@ def _khmer_splitter() -> Callable[[str], list[str]]:
     from khmernltk import word_tokenize
 
     logging.getLogger("khmer-nltk").setLevel(logging.WARNING)
+    word_tokenize("\u1780")  # khmer-nltk loads its model on first use: load it now, to delete its temp file
+    release_crf_model_file(importlib.import_module("khmernltk.word_tokenize").crf_model)
     return lambda text: _strip(word_tokenize(text, return_tokens=True))
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tamis.annotate.tokens import END_OF_TEXT, GPT2_PATTERN, gpt2_encoding
+from tamis.annotate.tokens import END_OF_TEXT, GPT2_PATTERN, gpt2_encoding, parse_ranks, read_ranks
 
 INSTALL_HINT = "a tokenizer.json needs the `tokenizers` library: pip install 'tamis[tokenize]'"
 
@@ -58,7 +58,6 @@ def _file_digest(path: Path) -> str:
 
 def _tiktoken(path: Path | None, eos: str) -> Tokenizer:
     import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
 
     if path is None:
         encoding = gpt2_encoding()
@@ -69,14 +68,16 @@ def _tiktoken(path: Path | None, eos: str) -> Tokenizer:
         source = str(resource_path("gpt2.tiktoken"))
         return Tokenizer("gpt2", "tiktoken", encoding.n_vocab, encoding.eot_token, eos, "tamis:gpt2.tiktoken",
                          _file_digest(Path(source)), encoding)
+    data = path.read_bytes()  # once: the digest recorded is that of the ranks used
     try:
-        ranks = load_tiktoken_bpe(str(path))
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad tokenizer file
+        ranks = parse_ranks(data, str(path))
+    except ValueError as exc:
         raise TokenizerError(f"{path}: not a tiktoken ranks file ({exc})") from None
     eos_id = len(ranks)
     encoding = tiktoken.Encoding(name=path.stem, pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
                                  special_tokens={eos: eos_id})
-    return Tokenizer(path.stem, "tiktoken", encoding.n_vocab, eos_id, eos, str(path), _file_digest(path), encoding)
+    return Tokenizer(path.stem, "tiktoken", encoding.n_vocab, eos_id, eos, str(path),
+                     hashlib.sha256(data).hexdigest(), encoding)
 
 
 def _gpt2_cut(vocab_size: int, eos: str) -> Tokenizer:
@@ -99,13 +100,12 @@ def gpt2_cut_encoding(vocab_size: int):
     """GPT-2's BPE cut to its first `vocab_size - 1` ranks plus end-of-text (ranks 0-255 are the bytes, so any
     text still encodes, into more tokens; a smaller output layer makes a tiny model several times cheaper)."""
     import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
 
     from tamis.resources import resource_path
 
     if vocab_size >= 50257:
         return gpt2_encoding()
-    ranks = load_tiktoken_bpe(str(resource_path("gpt2.tiktoken")))
+    ranks = read_ranks(str(resource_path("gpt2.tiktoken")))
     kept = {token: rank for token, rank in ranks.items() if rank < vocab_size - 1}
     return tiktoken.Encoding(name=f"gpt2-{vocab_size}", explicit_n_vocab=vocab_size, pat_str=GPT2_PATTERN,
                              mergeable_ranks=kept, special_tokens={END_OF_TEXT: vocab_size - 1})
