@@ -53,3 +53,26 @@ def test_soft_threshold_is_a_parameter(lists_path):
         Reasons.SOFT_BLACKLISTED,
         None,
     ]
+
+
+
+def test_domain_cache_is_shared_by_copies_of_the_lists(lists_path, tmp_path, monkeypatch):
+    """Each virtual environment has its own copy of datatrove's archive: copies share one cache entry, so
+    the cache no longer grows by 36 MB with every new environment; other content gets its own entry."""
+    import shutil
+    from pathlib import Path
+
+    from tamis.filters import url
+
+    monkeypatch.setenv("TAMIS_CACHE_DIR", str(tmp_path / "cache"))
+    original = Path(lists_path) / url.BLOCKLIST_ARCHIVE
+    copy = Path(shutil.copytree(lists_path, tmp_path / "copy")) / url.BLOCKLIST_ARCHIVE
+    url.load_block_lists.cache_clear()  # once per process: earlier tests loaded these lists already
+    first = url.load_block_lists(lists_path)
+    monkeypatch.setattr(url, "_read_archive", lambda path: pytest.fail(f"{path} parsed again"))
+    assert url.load_block_lists(str(copy.parent)).urls == first.urls == frozenset({"spam.net/page"})
+    entry = url._cache_file(copy)
+    assert entry == url._cache_file(original)
+    assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, entry.with_suffix(".urls.txt").name])
+    copy.write_bytes(original.read_bytes() + b"\0")
+    assert url._cache_file(copy) != entry

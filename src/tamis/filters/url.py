@@ -107,9 +107,13 @@ def _lines(path: Path) -> list[str]:
 
 
 def _cache_file(archive: Path) -> Path:
-    """Where the parsed domain hashes of `archive` are cached: keyed by the archive's path, size and mtime."""
-    stat = archive.stat()
-    key = hashlib.sha1(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    """Where the parsed domain hashes of `archive` are cached: keyed by the archive's content.
+
+    Why the content (about 30 ms for datatrove's 18 MB archive) and not its path and mtime: every virtual
+    environment has its own copy of the archive, so a path key left another 36 MB entry in the cache for each
+    new environment (and each test run's own small archive another file), never removed.
+    """
+    key = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
     return user_cache_dir() / f"url-domains-{key}.npy"
 
 
