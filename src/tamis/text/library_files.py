@@ -4,7 +4,7 @@
   dictionary, loads that file back with `marshal` without any check. On a shared machine another user can write
   that file first and so decide how every tamis run there splits Chinese (FineWeb-2's filters and dedup
   shingles), or crash it. `use_private_jieba_cache` points jieba at tamis's per-user cache folder, in a
-  subfolder named after jieba's version and its dictionary file, and quiets its progress messages.
+  subfolder named after jieba's version and its dictionary's content, and quiets its progress messages.
 - **sklearn-crfsuite** models unpickled by pyvi (Vietnamese, 0.6 MB) and khmer-nltk (Khmer, 17.7 MB) write
   their model to a new temp file and delete it only when the object is collected, which module-level models
   never are before the process ends: every process that split either language left its files in /tmp.
@@ -31,8 +31,8 @@ def use_private_jieba_cache() -> None:
     import jieba
 
     dictionary = Path(jieba.__file__).parent / jieba.DEFAULT_DICT_NAME  # the one tamis uses, spaCy's default
-    stat = dictionary.stat()
-    key = hashlib.sha1(f"{jieba.__version__}:{dictionary}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    # named after jieba's version and the dictionary's content (not its path): one entry for every environment
+    key = hashlib.sha256(jieba.__version__.encode() + b"\0" + dictionary.read_bytes()).hexdigest()
     jieba.dt.tmp_dir = str(private_cache_folder(f"jieba-{key[:16]}"))
     jieba.setLogLevel(logging.WARNING)
 
