@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,19 @@ def shared_warcs() -> list[Path]:
     if not files:
         pytest.skip(f"shared WARC data not found at {WARC_DIR}")
     return files
+
+
+@pytest.fixture
+def short_private_dir() -> Path:
+    """A new owner-only folder with a short path (mkdtemp under /tmp), removed after the test.
+
+    For an embedded Ray in a subprocess (`TAMIS_RAY_TEMP_DIR`) or a fault script's work: Ray's Unix socket
+    paths must stay under 107 bytes, which a pytest tmp_path can exceed; and a fixed name such as
+    /tmp/ts-<pid> could be made in advance by another user, and was left behind by every run.
+    """
+    path = Path(tempfile.mkdtemp(prefix="tamis-t", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

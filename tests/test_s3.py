@@ -49,17 +49,23 @@ def s3_env():
     server.wait(timeout=10)
 
 
+@pytest.fixture
+def cli_env(s3_env, short_private_dir):
+    """A tamis subprocess's environment: the S3 server's, and a private folder of its own for the embedded Ray."""
+    return {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": str(short_private_dir)}
+
+
 def _fs(env: dict[str, str]):
     return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
                              endpoint_url=env["AWS_ENDPOINT_URL"], use_listings_cache=False)
 
 
-def test_run_reads_and_writes_s3(s3_env, tmp_path: Path) -> None:
+def test_run_reads_and_writes_s3(s3_env, cli_env, tmp_path: Path) -> None:
     fs = _fs(s3_env)
     fs.mkdir("crawl")
     for path in sorted(SAMPLE_DIR.glob("dolma*.warc.gz")):
         fs.put(str(path), f"crawl/in/{path.name}")
-    env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
+    env = cli_env
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text("steps:\n  - step: trafilatura\n  - step: language_id\n    languages: [en]\n"
                         "  - step: token_count\nremoved: {mode: full}\n")
@@ -108,7 +114,7 @@ disconnect()
 """
 
 
-def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, tmp_path: Path) -> None:
+def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, cli_env, tmp_path: Path) -> None:
     """`tamis dedup` with shards and work directory on S3: block files are written and read through s3fs
     (ranged reads), the result is the same as on local disk, and a damaged signature file is recomputed."""
     from dedup_corpus import make_corpus
@@ -118,7 +124,7 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
     paths, origin = make_corpus(tmp_path / "in", originals=40, exact=15, near=10, words=200, shards=2)
     for path in paths:
         fs.put(path, f"dedup-s3/in/{Path(path).name}")
-    env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
+    env = cli_env
 
     def dedup(*runs: list[str]) -> str:
         """`tamis dedup ARGS` for each of `runs`, in one process on one embedded Ray; its output and logs."""
@@ -174,7 +180,7 @@ disconnect()
 """
 
 
-def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, tmp_path: Path) -> None:
+def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, cli_env, tmp_path: Path) -> None:
     """Encoded key files (block files), bucket totals and output shards on S3: the same bytes as on local disk."""
     import pyarrow as pa
 
@@ -193,7 +199,7 @@ def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, tmp_path:
         columns["id"], columns["text"] = [d for d, _ in chunk], [t for _, t in chunk]
         pq.write_table(pa.table(columns, schema=FINEWEB_SCHEMA), local_in / f"part-{i}.parquet")
         fs.put(str(local_in / f"part-{i}.parquet"), f"tokens/in/part-{i}.parquet")
-    env = {**os.environ, **s3_env, "TAMIS_RAY_TEMP_DIR": f"/tmp/ts-{os.getpid()}"}
+    env = cli_env
     run = subprocess.run([sys.executable, "-c", _TOKENIZE_SCRIPT, "s3://tokens/in/*.parquet", "s3://tokens/out",
                           str(local_in / "*.parquet"), str(tmp_path / "out")], env=env, capture_output=True, text=True,
                          timeout=600, cwd=REPO)
