@@ -116,3 +116,23 @@ def test_every_builtin_step_named_in_the_readme_is_registered() -> None:
     assert named and named <= set(available_steps()), named - set(available_steps())
     spec = parse_pipeline({"reader": {"step": "parquet_input"}, "steps": ["token_count"]})
     assert spec.reader.step == "parquet_input"
+
+
+@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+@pytest.mark.parametrize("below", [False, True])
+def test_every_output_option_refuses_a_file_before_starting(tmp_path: Path, no_ray, command: str,
+                                                             below: bool) -> None:
+    """A file where the output folder (or a folder on its way) should be: exit 2 naming it, nothing written;
+    `run` and `tokenize` used to end in a FileExistsError traceback after planning the run."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    output = blocker / "out" if below else blocker
+    pipeline = write(tmp_path, "steps:\n  - step: trafilatura\n")
+    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
+            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
+            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    result = CliRunner().invoke(cli, [*args, "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "is a file, not a folder" in result.output and "Traceback" not in result.output
+    assert (str(blocker) in result.output) if below else ("it is a file" in result.output)
+    assert blocker.read_text() == "not a folder"

@@ -11,7 +11,7 @@ from rich.table import Table
 from tamis.ablate.report import difference_table, summary_table
 from tamis.ablate.runner import run_ablation
 from tamis.ablate.spec import AblationError, load_ablation, with_overrides
-from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, user_errors
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, user_errors
 from tamis.display import line
 
 
@@ -26,7 +26,8 @@ def _seeds(value: str | None) -> list[int] | None:
 
 @click.command()
 @click.argument("ablation", type=click.Path(dir_okay=False))
-@click.option("--output", "-o", required=True, help="Output directory (pipeline stages, samples, results, report).")
+@click.option("--output", "-o", required=True, help="Output directory (pipeline stages, samples, results, report).",
+              callback=output_folder_option)
 @click.option("--input", "-i", "inputs", multiple=True,
               help="Input file or glob (repeatable), replacing the file's `input:`; relative to the current directory.")
 @click.option("--seeds", default=None, help="Comma-separated seeds, replacing the file's `seeds:` (e.g. 0,1,2).")

@@ -9,6 +9,7 @@ import sys
 import click
 from rich.console import Console
 
+from tamis.cli.errors import output_folder_option
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
@@ -29,7 +30,8 @@ def expand_shards(patterns: tuple[str, ...]) -> list[str]:
 
 @click.command("dedup")
 @click.argument("shards", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, help="Directory for the final shards (data/<dump>/part-*.parquet).")
+@click.option("--output", "-o", required=True, help="Directory for the final shards (data/<dump>/part-*.parquet).",
+              callback=output_folder_option)
 @click.option("--work-dir", help="Directory for intermediates and commit markers [default: OUTPUT/dedup].")
 @click.option("--kind", type=click.Choice(["minhash", "exact"]), default="minhash", show_default=True)
 @click.option("--n-grams", default=5, show_default=True, help="Words per shingle.")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import click
 from rich.console import Console
 
 from tamis.display import line
@@ -33,3 +35,21 @@ def user_errors(console: Console, *usage_errors: type[Exception]) -> Iterator[No
         fail(console, exc, EXIT_FAILED)
     except (PipelineError, OutputConflictError, InputIdClash, *usage_errors) as exc:
         fail(console, exc, EXIT_USAGE)
+
+
+def output_folder_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of every `--output`: a local path blocked by a file (the path itself or a folder on the way)
+    is refused before anything starts (exit 2), where the first write deep in the run used to end in a
+    FileExistsError traceback. fsspec URLs (s3://...) are left to their store."""
+    if value is None or "://" in value:
+        return value
+    current = os.path.abspath(value)
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return value
+        current = parent
+    if not os.path.isdir(current):
+        shown = "it" if current == os.path.abspath(value) else repr(current)
+        raise click.BadParameter(f"{value!r}: {shown} is a file, not a folder", ctx=ctx, param=param)
+    return value

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, user_errors
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, output_folder_option, user_errors
 from tamis.cli.plugins import plugin_dirs
 from tamis.cli.summary import print_summary
 from tamis.display import line, plain, plugins_line
@@ -31,7 +31,8 @@ def _task_memory_option(ctx: click.Context, param: click.Parameter, value: str) 
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, required=True,
               help="Input file, glob or fsspec URL (repeatable), e.g. 'data/*.warc.gz'.")
-@click.option("--output", "-o", required=True, help="Output directory or fsspec URL (s3://bucket/prefix).")
+@click.option("--output", "-o", required=True, help="Output directory or fsspec URL (s3://bucket/prefix).",
+              callback=output_folder_option)
 @click.option("--address", default=None, help="Ray cluster address; default RAY_ADDRESS, else an embedded local Ray.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Tasks running at once (default: every CPU of the cluster).")

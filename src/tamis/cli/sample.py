@@ -11,6 +11,7 @@ import click
 import ray
 from rich.console import Console
 
+from tamis.cli.errors import output_folder_option
 from tamis.dedup.rehydrate import rehydrate_shard
 from tamis.engine.ray_runtime import connect
 from tamis.io.storage import filesystem, url_of, write_json
@@ -26,7 +27,8 @@ def output_shards(output: str) -> list[tuple[str, str]]:
 
 @click.command("sample")
 @click.argument("output")
-@click.option("--output", "-o", "target", required=True, help="Directory for the copy (data/... as in OUTPUT).")
+@click.option("--output", "-o", "target", required=True, help="Directory for the copy (data/... as in OUTPUT).",
+              callback=output_folder_option)
 @click.option("--rehydrate", is_flag=True,
               help="Repeat each document by its minhash_cluster_size (FineWeb-2's weights 1/2/3/3/5/8/1).")
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,

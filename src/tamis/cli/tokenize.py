@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option
 from tamis.engine.layout import InputIdClash
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
@@ -17,7 +17,8 @@ from tamis.tokenize.tokenizers import TokenizerError
 
 @click.command("tokenize")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, help="Output directory (or fsspec URL) for the token files.")
+@click.option("--output", "-o", required=True, help="Output directory (or fsspec URL) for the token files.",
+              callback=output_folder_option)
 @click.option("--tokenizer", default="gpt2", show_default=True,
               help="'gpt2' (shipped ranks), a tiktoken ranks file or a Hugging Face tokenizer.json (by path).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="datatrove", show_default=True)
