@@ -98,6 +98,14 @@ def test_cli_missing_input_exits_nonzero(tmp_path: Path, no_ray) -> None:
     assert "no input file matches" in result.output
 
 
+def test_cli_input_folder_says_to_give_its_files(tmp_path: Path, no_ray) -> None:
+    path = write(tmp_path, "steps:\n  - step: trafilatura\n")
+    result = CliRunner().invoke(cli, ["run", str(path), "--input", str(SAMPLE_DIR), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "is a folder: give its files" in result.output and f"{SAMPLE_DIR}/*.warc.gz" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_steps_command_lists_builtins() -> None:
     result = CliRunner().invoke(cli, ["steps"])
     assert result.exit_code == 0

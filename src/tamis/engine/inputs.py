@@ -123,6 +123,9 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
                 raise MissingInputError(f"cannot read input {public_url(pattern)!r}: "
                                         f"{type(exc).__name__}: {redact_text(str(exc), pattern)}") from None
             matches = {path: info} if info and info.get("type") == "file" else {}
+            if info and info.get("type") == "directory":
+                raise MissingInputError(f"input {public_url(pattern)!r} is a folder: give its files, e.g. "
+                                        f"{public_url(pattern.rstrip('/') + '/*.warc.gz')!r}")
         if not matches:
             raise MissingInputError(f"no input file matches {public_url(pattern)!r}")
         for name, info in matches.items():
