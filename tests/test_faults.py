@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from conftest import REPO
 
 FAULT_SCRIPT = Path(__file__).parent / "scripts" / "cluster_fault_run.py"
@@ -89,3 +90,36 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, tm
             assert stats["steps"][step][key] == counters[key], (step, key)
     assert stats["totals"]["kept"] == ref_stats["totals"]["kept"]
     assert stats["histograms"] == ref_stats["histograms"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopped_by_a_signal_exits_cleanly_and_the_rerun_resumes(small_corpus, tmp_path: Path,
+                                                                   short_private_dir: Path, signum) -> None:
+    """SIGTERM (a scheduler stopping the job) or Ctrl-C once inputs are committed: one line, exit 143 or 130,
+    Ray's processes gone and the run's private folder removed; the same command then does only the rest.
+    Before, SIGTERM printed a native stack dump from Ray's crash handler and aborted."""
+    glob = str(small_corpus[0].parent / "*.warc.gz")
+    env = {**_env(), "TAMIS_RAY_TEMP_DIR": str(short_private_dir)}
+    output = tmp_path / "stopped"
+    args = ["--input", glob, "--output", str(output), "--workers", "1"]
+    driver = subprocess.Popen([sys.executable, "-m", "tamis.cli.main", "run", str(PIPELINE), *args, "--no-progress"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    markers = output / "_commits" / "process"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(markers.glob("*.json"))) < 1 and driver.poll() is None:
+        time.sleep(0.05)
+    driver.send_signal(signum)
+    _, err = driver.communicate(timeout=120)
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert driver.returncode == 128 + signum, err[-3000:]
+    assert f"stopped by {name}: the work committed so far is kept" in err and "SIGTERM received" not in err
+    assert list(short_private_dir.iterdir()) == [], "the run's private Ray folder was left behind"
+    committed = len(list(markers.glob("*.json")))
+    assert 1 <= committed < len(small_corpus)
+
+    rerun = _tamis(args, env)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-2000:]
+    assert f"skipped {committed} input(s)" in out
+    assert len(list(markers.glob("*.json"))) == len(small_corpus)

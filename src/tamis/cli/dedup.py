@@ -9,7 +9,7 @@ import sys
 import click
 from rich.console import Console
 
-from tamis.cli.errors import output_folder_option
+from tamis.cli.errors import output_folder_option, resumable
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
@@ -75,7 +75,8 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
         console.print(f"{stage}: {done}/{total}", end="\r")
 
     try:
-        summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
+        with resumable(console):
+            summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
     except DedupError as exc:
         console.print(line(("dedup failed", "red"), f": {exc}"))
         sys.exit(1)

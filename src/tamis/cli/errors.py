@@ -13,6 +13,7 @@ from rich.console import Console
 from tamis.display import line
 from tamis.engine.inputs import MissingInputError
 from tamis.engine.layout import InputIdClash
+from tamis.engine.ray_runtime import stopped_by_sigterm
 from tamis.engine.runner import OutputConflictError
 from tamis.pipeline.spec import PipelineError
 
@@ -35,6 +36,28 @@ def user_errors(console: Console, *usage_errors: type[Exception]) -> Iterator[No
         fail(console, exc, EXIT_FAILED)
     except (PipelineError, OutputConflictError, InputIdClash, *usage_errors) as exc:
         fail(console, exc, EXIT_USAGE)
+
+
+#: exit codes of a command stopped by Ctrl-C or SIGTERM (128 + the signal's number, as shells report them)
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+@contextmanager
+def resumable(console: Console) -> Iterator[None]:
+    """Ctrl-C or SIGTERM (a scheduler stopping the job): one line saying what is kept, exit 130 or 143.
+
+    By then Ray is shut down and its private folder removed (the commands' own cleanup runs as the
+    interruption unwinds; tamis.engine.ray_runtime turns SIGTERM into one while connected). Before, Ctrl-C
+    printed click's bare "Aborted!", and SIGTERM a native stack dump from Ray's crash handler and an abort.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        terminated = stopped_by_sigterm()
+        fail(console, f"stopped by {'SIGTERM' if terminated else 'Ctrl-C'}: the work committed so far is kept; "
+                      "run the same command again to do the rest",
+             EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 def output_folder_option(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option
+from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, resumable
 from tamis.engine.layout import InputIdClash
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
@@ -43,8 +43,9 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
     options = TokenizeOptions(output, tokenizer=tokenizer, format=fmt, shuffle=shuffle, seed=seed,
                               max_tokens=max_tokens, eos=eos, shards=shards)
     try:
-        result = run_tokenize(list(inputs), options, address=address, workers=workers, overwrite=overwrite,
-                              console=console, show_progress=not no_progress)
+        with resumable(console):
+            result = run_tokenize(list(inputs), options, address=address, workers=workers, overwrite=overwrite,
+                                  console=console, show_progress=not no_progress)
     except (TokenizeError, TokenizerError, InputIdClash) as exc:
         fail(console, exc, EXIT_USAGE)
     out = Console()

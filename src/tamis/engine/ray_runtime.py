@@ -15,10 +15,13 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -194,9 +197,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
             os.environ[_LOOPBACK_FLAG] = "0"
             ray_constants.ENABLE_RAY_CLUSTER = False
-        ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        _remember_sigterm_handler()
+        try:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        except BaseException as exc:
+            _restore_sigterm()
+            _as_interrupt_if_sigterm(exc)
+            raise
+        _stop_cleanly_on_sigterm()
         return True
     private = make_private_ray()
+    _remember_sigterm_handler()
     try:
         ray.init(
             address="local",
@@ -209,11 +220,14 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
             _node_ip_address=LOOPBACK,
         )
         _check_loopback()
-    except BaseException:
+    except BaseException as exc:
         ray.shutdown()
         private.release()
+        _restore_sigterm()
+        _as_interrupt_if_sigterm(exc)
         raise
     _local = private
+    _stop_cleanly_on_sigterm()
     return True
 
 
@@ -241,6 +255,61 @@ def stop_autoscaler_monitor() -> bool:
     return True
 
 
+#: the SIGTERM handler to put back at `disconnect()`: the caller's, never one that Ray installed meanwhile
+_sigterm_before: Any = None
+#: set when SIGTERM arrived while connected (Ray turns any KeyboardInterrupt raised during `ray.get` or
+#: `ray.wait` into a plain one, so the exception's type cannot carry it)
+_sigterm_received = False
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    global _sigterm_received
+    _sigterm_received = True
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def stopped_by_sigterm() -> bool:
+    """Whether the last KeyboardInterrupt of a connected driver came from SIGTERM (not Ctrl-C)."""
+    return _sigterm_received
+
+
+def _remember_sigterm_handler() -> None:
+    """Before `ray.init` (which sets handlers of its own): the caller's handler, for `disconnect()`."""
+    global _sigterm_before
+    if threading.current_thread() is threading.main_thread():
+        _sigterm_before = signal.getsignal(signal.SIGTERM)
+        if _sigterm_before is None:  # set from C, not Python: the closest Python can put back
+            _sigterm_before = signal.SIG_DFL
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """After `ray.init`, which installs Ray's native crash handler for SIGTERM too (it printed a stack dump and
+    aborted): SIGTERM stops the driver as Ctrl-C does, so Ray is shut down and the private folder and token
+    removed as the interruption unwinds, and committed work is kept.
+
+    Only in the main thread, the only one Python lets set handlers.
+    """
+    global _sigterm_received
+    _sigterm_received = False
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _as_interrupt_if_sigterm(exc: BaseException) -> None:
+    """During `ray.init`, Ray's own SIGTERM handler exits with SystemExit(15), silently: report it as ours."""
+    global _sigterm_received
+    if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+        _sigterm_received = True
+        raise KeyboardInterrupt("SIGTERM") from None
+
+
+def _restore_sigterm() -> None:
+    global _sigterm_before
+    if _sigterm_before is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_before)
+        _sigterm_before = None
+
+
 def disconnect() -> None:
     """Shut down the Ray that `connect()` started, and remove the embedded Ray's private folder and token."""
     global _local
@@ -250,6 +319,7 @@ def disconnect() -> None:
     if _local is not None:
         _local.release()
         _local = None
+    _restore_sigterm()
 
 
 @atexit.register
