@@ -9,7 +9,9 @@ process that left the driver's tree is still seen; listening sockets come from /
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -261,3 +263,42 @@ def test_disconnect_stops_the_embedded_rays_monitor_first_and_ray_keeps_working(
     lines = done.stdout.splitlines()
     assert lines[-2] == "at shutdown: monitor -9 gcs None task 7", done.stdout
     assert lines[-1] == "after: gcs stopped True initialized False", done.stdout
+
+
+INTERRUPTED_START = """\
+import json, os, signal, sys, threading, time
+from tamis.engine import ray_runtime
+
+threading.Timer(float(sys.argv[1]), lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+try:
+    ray_runtime.connect(num_cpus=1)
+    outcome = "connected"
+except KeyboardInterrupt:
+    outcome = "interrupted"
+print(json.dumps([outcome, ray_runtime.stopped_by_sigterm(), str(signal.getsignal(signal.SIGTERM))]))
+"""
+
+
+def test_sigterm_while_ray_starts_leaves_no_process_and_no_folder(short_private_dir: Path) -> None:
+    """A SIGTERM while `ray.init` runs: an interruption (not Ray's `sys.exit(15)` or its native stack dump);
+    the processes already started are stopped and the private folder, token included, is removed at once."""
+    env = {"HOME": os.environ.get("HOME", "/root"), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "TAMIS_RAY_TEMP_DIR": str(short_private_dir)}
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_START, "0.5"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome, by_sigterm, handler_after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (outcome, by_sigterm) == ("interrupted", True), done.stderr[-2000:]
+    assert handler_after == str(signal.SIG_DFL)  # the caller's handler is back
+    assert "SIGTERM received" not in done.stderr
+    assert list(short_private_dir.iterdir()) == [], "the run's folder was left behind"
+    naming = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_names(pid, short_private_dir)]
+    assert naming == [], "processes of the interrupted start are still running"
+
+
+def _cmdline_names(pid: str, folder: Path) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return str(folder).encode() in handle.read()
+    except OSError:
+        return False

@@ -19,6 +19,9 @@ import signal
 import stat
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,38 +200,80 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
             os.environ[_LOOPBACK_FLAG] = "0"
             ray_constants.ENABLE_RAY_CLUSTER = False
-        _remember_sigterm_handler()
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
-        except BaseException as exc:
+            with _sigterm_stops_cleanly_from_now():
+                ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        except BaseException:
             _restore_sigterm()
-            _as_interrupt_if_sigterm(exc)
             raise
-        _stop_cleanly_on_sigterm()
         return True
     private = make_private_ray()
-    _remember_sigterm_handler()
     try:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            log_to_driver=True,
-            logging_level="WARNING",
-            configure_logging=True,
-            _temp_dir=str(private.ray_dir),
-            _node_ip_address=LOOPBACK,
-        )
+        with _sigterm_stops_cleanly_from_now():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=True,
+                logging_level="WARNING",
+                configure_logging=True,
+                _temp_dir=str(private.ray_dir),
+                _node_ip_address=LOOPBACK,
+            )
         _check_loopback()
-    except BaseException as exc:
+    except BaseException:
         ray.shutdown()
+        _kill_processes_naming(private.run_dir)
         private.release()
         _restore_sigterm()
-        _as_interrupt_if_sigterm(exc)
         raise
     _local = private
-    _stop_cleanly_on_sigterm()
     return True
+
+
+def _kill_processes_naming(folder: Path, wait_seconds: float = 5.0) -> list[int]:
+    """SIGKILL this user's processes whose command line names `folder`; the pids killed.
+
+    Why: a `ray.init` interrupted (Ctrl-C, SIGTERM) before it returned leaves the processes it had started
+    (GCS, raylet, dashboard...) running with no handle for `ray.shutdown()`, and they kept writing into the
+    private folder as it was removed (a folder, sometimes with its token, was left behind). Every one of them
+    names the run's folder, a fresh random one, in its arguments. Reads Linux's /proc; elsewhere does nothing
+    (Ray's own exit handler still stops them when this process ends).
+    """
+    needle = str(folder).encode()
+    killed = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return killed
+    for name in entries:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != os.getuid():
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                if needle not in handle.read():
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+            killed.append(int(name))
+        except (OSError, ValueError):
+            continue
+    deadline = time.monotonic() + wait_seconds
+    alive = list(killed)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _running(pid)]
+        time.sleep(0.02)
+    return killed
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def stop_autoscaler_monitor() -> bool:
@@ -273,34 +318,43 @@ def stopped_by_sigterm() -> bool:
     return _sigterm_received
 
 
-def _remember_sigterm_handler() -> None:
-    """Before `ray.init` (which sets handlers of its own): the caller's handler, for `disconnect()`."""
-    global _sigterm_before
-    if threading.current_thread() is threading.main_thread():
-        _sigterm_before = signal.getsignal(signal.SIGTERM)
-        if _sigterm_before is None:  # set from C, not Python: the closest Python can put back
-            _sigterm_before = signal.SIG_DFL
+@contextmanager
+def _sigterm_stops_cleanly_from_now() -> Iterator[None]:
+    """Around `ray.init`: from here until `disconnect()`, SIGTERM stops the driver as Ctrl-C does, so Ray is shut
+    down and the private folder and token removed as the interruption unwinds, and committed work is kept.
 
-
-def _stop_cleanly_on_sigterm() -> None:
-    """After `ray.init`, which installs Ray's native crash handler for SIGTERM too (it printed a stack dump and
-    aborted): SIGTERM stops the driver as Ctrl-C does, so Ray is shut down and the private folder and token
-    removed as the interruption unwinds, and committed work is kept.
-
-    Only in the main thread, the only one Python lets set handlers.
+    Why: `ray.init` sets SIGTERM handlers of its own in the driver: `sys.exit(15)`, then the head node's (kill
+    its processes, `sys.exit(1)`), then, in C++, a crash handler that prints a native stack dump (and sometimes
+    aborted): a scheduler's stop ended a run with a dump or without a word. Ray's Python handlers are not
+    installed during this call (Ray's private `set_sigterm_handler`) and the crash handler is left out of this
+    process only (`RAY_DISABLE_FAILURE_SIGNAL_HANDLER`, read when the driver's core worker starts); Ray's workers
+    keep theirs. If a Ray version lacks either, the same happens with Ray's behaviour during `ray.init`.
+    Only in the main thread, the only one where Python sets handlers.
     """
-    global _sigterm_received
+    global _sigterm_before, _sigterm_received
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from ray._private import ray_constants
+    from ray._private import utils as ray_utils
+
+    before = signal.getsignal(signal.SIGTERM)
+    _sigterm_before = signal.SIG_DFL if before is None else before  # None: set from C, not from Python
     _sigterm_received = False
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def _as_interrupt_if_sigterm(exc: BaseException) -> None:
-    """During `ray.init`, Ray's own SIGTERM handler exits with SystemExit(15), silently: report it as ours."""
-    global _sigterm_received
-    if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
-        _sigterm_received = True
-        raise KeyboardInterrupt("SIGTERM") from None
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    saved_setter = getattr(ray_utils, "set_sigterm_handler", None)
+    saved_flag = getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+    if saved_setter is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
+    if saved_flag is not None:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    try:
+        yield
+    finally:
+        if saved_setter is not None:
+            ray_utils.set_sigterm_handler = saved_setter
+        if saved_flag is not None:
+            ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = saved_flag
 
 
 def _restore_sigterm() -> None:
