@@ -117,6 +117,8 @@ def test_stopped_by_a_signal_exits_cleanly_and_the_rerun_resumes(small_corpus, t
     assert list(short_private_dir.iterdir()) == [], "the run's private Ray folder was left behind"
     committed = len(list(markers.glob("*.json")))
     assert 1 <= committed < len(small_corpus)
+    if signum != signal.SIGTERM:
+        return  # the rerun is the same after either signal: once is enough
 
     rerun = _tamis(args, env)
     out, err = rerun.communicate(timeout=600)
