@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,11 @@ class Layout:
     buckets: int  # 0: input order, a segment per input
     key_entries: list[dict[str, Any]] | None = None
 
+    @cached_property
+    def source_of(self) -> dict[str, int]:
+        """Key file path -> input number: built once per task, not once per bucket it lists."""
+        return {entry["path"]: i for i, entry in enumerate(self.key_entries or [])}
+
 
 def load_segment(fs: Any, root: str, layout: Layout, segment: int) -> Segment:
     """The documents of segment `segment` in output order: an input's rows, or a bucket's from every input."""
@@ -172,10 +178,9 @@ def load_segment(fs: Any, root: str, layout: Layout, segment: int) -> Segment:
             raise CorruptIntermediateError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
         return input_segment(segment, lengths)
     assert layout.key_entries is not None
-    source_of = {entry["path"]: i for i, entry in enumerate(layout.key_entries)}
     locations = locate_blocks(fs, layout.key_entries, segment, KEY_COLUMNS)
     blocks = zip(locations, read_located(fs, locations, KEY_COLUMNS), strict=True)
-    return bucket_segment([(source_of[location.path], arrays) for location, arrays in blocks])
+    return bucket_segment([(layout.source_of[location.path], arrays) for location, arrays in blocks])
 
 
 def locate_task(segment: int, asked: list[tuple[float, str]], documents_before: int, tokens_before: int,
