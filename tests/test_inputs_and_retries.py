@@ -132,3 +132,31 @@ def test_transient_classification() -> None:
     assert with_retries(flaky, attempts=4, base_delay=0.001) == "ok" and len(calls) == 3
     with pytest.raises(TimeoutError):
         with_retries(lambda: (_ for _ in ()).throw(TimeoutError()), attempts=2, base_delay=0.001)
+
+
+_WITHOUT_S3FS = ("import sys; sys.modules['s3fs'] = None; from tamis.cli.main import main; "
+                 "sys.argv = ['tamis', *sys.argv[1:]]; main()")
+
+
+def test_an_object_store_without_its_library_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """`s3://` without s3fs (tamis installed without its `s3` extra): exit 2 and the extra to install, for an
+    input, an output or tokenize's input, with credentials kept out; it was an ImportError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    pipeline = str(REPO / "pipelines" / "fineweb.yaml")
+    env = {"HOME": os.environ.get("HOME", "/root"), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for args in (["run", pipeline, "--input", "s3://bucket/crawl/*.warc.gz", "--output", str(tmp_path / "o")],
+                 ["run", pipeline, "--input", str(SAMPLE_DIR / "*.warc.gz"), "--output",
+                  "s3://KEYID:s3cr3t-value@bucket/out"],
+                 ["tokenize", "s3://bucket/run", "--output", str(tmp_path / "t")]):
+        done = subprocess.run([sys.executable, "-c", _WITHOUT_S3FS, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        flat = " ".join(done.stderr.split())
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "Install s3fs" in flat and "pip install 'tamis[s3]'" in flat and "Traceback" not in flat
+        assert "s3cr3t-value" not in done.stdout + done.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()

@@ -14,6 +14,7 @@ import click
 
 from tamis import __version__
 from tamis.display import VisibleControlsFormatter
+from tamis.io.errors import MissingStorageLibraryError
 
 #: command name -> "module:attribute" of its click command
 COMMANDS = {
@@ -55,7 +56,14 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except MissingStorageLibraryError as exc:  # from any command, before or during its work
+        from rich.console import Console
+
+        from tamis.cli.errors import EXIT_USAGE, fail
+
+        fail(Console(stderr=True), exc, EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import fsspec
 
 from tamis.io.redact import public_url, redact_text
 from tamis.io.retry import with_retries
-from tamis.io.storage import url_of
+from tamis.io.storage import url_of, url_to_fs
 
 #: where the relative paths of a Common Crawl `warc.paths.gz` file live
 COMMON_CRAWL_BASE = "s3://commoncrawl/"
@@ -109,7 +109,7 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
             for path in read_paths_file(pattern, paths_base):
                 found.setdefault(public_url(path), path)
             continue
-        fs, path = fsspec.core.url_to_fs(pattern)
+        fs, path = url_to_fs(pattern)
         is_web = pattern.lower().startswith(("http://", "https://"))
         if not is_web and any(ch in pattern for ch in "*?["):
             listing = fs.glob(path, detail=True)

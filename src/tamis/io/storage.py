@@ -19,10 +19,29 @@ import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from tamis.io.errors import MissingStorageLibraryError
+
+#: the tamis extra that installs the fsspec library of a protocol
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+def url_to_fs(url: str) -> tuple[AbstractFileSystem, str]:
+    """fsspec's (filesystem, path) for `url`; a missing protocol library is a one-line error naming the extra
+    to install, where it was an ImportError traceback from deep inside fsspec."""
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        from tamis.io.redact import public_url
+
+        protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
+        extra = _EXTRAS.get(protocol)
+        hint = f"pip install 'tamis[{extra}]'" if extra else f"install fsspec's library for {protocol}://"
+        raise MissingStorageLibraryError(f"{public_url(url)!r}: {exc} ({hint})") from None
+
 
 def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """(filesystem, path within it) for a local path or any fsspec URL."""
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = url_to_fs(url)
     return fs, path.rstrip("/") if path != "/" else path
 
 
