@@ -104,3 +104,21 @@ def test_vietnamese_and_khmer_splitting_leave_no_model_files_in_the_temp_folder(
     assert vietnamese == ["Tôi", "yêu", "tiếng", "Việt", "rất", "nhiều", "."]
     assert khmer == ["ខ្ញុំ", "ស្រលាញ់", "ភាសា", "ខ្មែរ"]
     assert left_while_running == [] and list(tmp.iterdir()) == []
+
+
+def test_a_cache_folder_not_ours_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    """A symlink where the cache folder should be (or another user's folder): a private folder instead."""
+    from tamis.cache import private_cache_folder
+
+    monkeypatch.setenv("TAMIS_CACHE_DIR", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "jieba-x").symlink_to(elsewhere)
+    chosen = private_cache_folder("jieba-x")
+    assert chosen.resolve() != elsewhere.resolve() and chosen.is_dir()
+    assert os.stat(chosen).st_mode & 0o077 == 0
+    wide = tmp_path / "cache" / "wide"
+    wide.mkdir(mode=0o777)
+    os.chmod(wide, 0o777)
+    assert private_cache_folder("wide") == wide and os.stat(wide).st_mode & 0o077 == 0  # ours: tightened

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,15 +21,20 @@ def user_cache_dir() -> Path:
 
 
 def private_cache_folder(name: str) -> Path:
-    """`<user cache>/<name>`, created owner-only if missing.
+    """`<user cache>/<name>`: created owner-only if missing, made owner-only if it is ours and wider.
 
-    Where that cannot be created (a read-only home, say), a folder of this process's own, owner-only and
-    removed at exit: the library then rebuilds its cache once per process, which is slower but never shares a
-    file with another user.
+    Where it cannot be created or written, or is not a plain folder of ours (a symlink, another user's: a
+    shared `$TAMIS_CACHE_DIR`, say), a folder of this process's own, owner-only and removed at exit: the library
+    then rebuilds its cache once per process, which is slower but never reads a file another user wrote.
     """
     folder = user_cache_dir() / name
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise PermissionError(f"{folder} is not a plain folder of ours")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(folder, 0o700)
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-")  # noqa: SIM115 - closed at once
         probe.close()
         return folder
