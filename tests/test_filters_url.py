@@ -72,7 +72,7 @@ def test_domain_cache_is_shared_by_copies_of_the_lists(lists_path, tmp_path, mon
     monkeypatch.setattr(url, "_read_archive", lambda path: pytest.fail(f"{path} parsed again"))
     assert url.load_block_lists(str(copy.parent)).urls == first.urls == frozenset({"spam.net/page"})
     entry = url._cache_file(copy)
-    assert entry == url._cache_file(original)
+    assert entry == url._cache_file(original) and entry.parent == tmp_path / "cache" / "url-domains"
     assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, entry.with_suffix(".urls.txt").name])
     copy.write_bytes(original.read_bytes() + b"\0")
     assert url._cache_file(copy) != entry

@@ -22,7 +22,7 @@ import numpy as np
 import tldextract
 
 from tamis.batch import DocBatch
-from tamis.cache import user_cache_dir
+from tamis.cache import private_cache_folder
 from tamis.steps.base import Filter
 from tamis.steps.registry import register_step
 
@@ -114,7 +114,8 @@ def _cache_file(archive: Path) -> Path:
     new environment (and each test run's own small archive another file), never removed.
     """
     key = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
-    return user_cache_dir() / f"url-domains-{key}.npy"
+    # an owner-only folder of ours (tamis.cache): a shared cache folder would let another user choose the domains
+    return private_cache_folder("url-domains") / f"{key}.npy"
 
 
 def _load_domains(archive_path: Path) -> tuple[HashSet, set[str]]:
@@ -128,7 +129,6 @@ def _load_domains(archive_path: Path) -> tuple[HashSet, set[str]]:
     domains, urls = _read_archive(archive_path)
     hash_set = HashSet.of(domains)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         for target, write in ((cache, lambda f: np.save(f, hash_set.hashes)),
                               (urls_cache, lambda f: f.write("\n".join(sorted(urls)).encode("utf-8")))):
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
