@@ -142,6 +142,22 @@ def test_stats_cli_tables_and_json(demo) -> None:
     assert missing.exit_code == 1 and "no tamis run" in missing.output
 
 
+def test_stats_html_goes_where_asked_or_says_why_not(demo, tmp_path) -> None:
+    """`--html` into folders that do not exist yet makes them; a file on the way, or a folder as the target,
+    is exit 2 naming it (both were tracebacks)."""
+    runner = CliRunner()
+    page = tmp_path / "new" / "folders" / "report.html"
+    made = runner.invoke(cli, ["stats", str(demo), "--html", str(page)])
+    assert made.exit_code == 0, made.output
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert [p.name for p in page.parent.iterdir()] == ["report.html"]  # no temporary file left
+    (tmp_path / "taken").write_text("a file")
+    blocked = runner.invoke(cli, ["stats", str(demo), "--html", str(tmp_path / "taken" / "report.html")])
+    assert blocked.exit_code == 2 and "is a file, not a folder" in blocked.output
+    folder = runner.invoke(cli, ["stats", str(demo), "--html", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a folder, not a file" in folder.output
+
+
 def test_inspect_samples_removed_documents_reproducibly(demo) -> None:
     runner = CliRunner()
     args = ["inspect", str(demo), "--step", "gopher_quality", "--sample", "3", "--seed", "7", "--json"]

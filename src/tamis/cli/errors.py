@@ -60,19 +60,38 @@ def resumable(console: Console) -> Iterator[None]:
              EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
+def _blocking_file(path: str) -> str | None:
+    """The first existing thing on the way to local `path` (itself included) when it is not a folder."""
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+    return None if os.path.isdir(current) else current
+
+
 def output_folder_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Callback of every `--output`: a local path blocked by a file (the path itself or a folder on the way)
     is refused before anything starts (exit 2), where the first write deep in the run used to end in a
     FileExistsError traceback. fsspec URLs (s3://...) are left to their store."""
     if value is None or "://" in value:
         return value
-    current = os.path.abspath(value)
-    while not os.path.lexists(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            return value
-        current = parent
-    if not os.path.isdir(current):
-        shown = "it" if current == os.path.abspath(value) else repr(current)
+    blocking = _blocking_file(value)
+    if blocking is not None:
+        shown = "it" if blocking == os.path.abspath(value) else repr(blocking)
         raise click.BadParameter(f"{value!r}: {shown} is a file, not a folder", ctx=ctx, param=param)
+    return value
+
+
+def output_file_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback of an option naming a file to write (`--html`): its folder may be missing (it is made), but not
+    blocked by a file, and the path itself must not be a folder."""
+    if value is None or "://" in value:
+        return value
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a folder, not a file", ctx=ctx, param=param)
+    blocking = _blocking_file(os.path.dirname(os.path.abspath(value)))
+    if blocking is not None:
+        raise click.BadParameter(f"{value!r}: {blocking!r} is a file, not a folder", ctx=ctx, param=param)
     return value

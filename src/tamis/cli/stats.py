@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tamis.cli.errors import output_file_option
 from tamis.display import line, plain, visible
 from tamis.stats.load import RunNotFoundError, load_run, to_json
 from tamis.stats.report_terminal import print_report, status_line
@@ -31,7 +32,7 @@ def _load(output: str, console: Console):
 @click.argument("output")
 @click.option("--shards", is_flag=True, help="List every shard: rows, tokens, text bytes, size on disk.")
 @click.option("--json", "as_json", is_flag=True, help="Print the merged stats as JSON (for machines).")
-@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--html", "html_path", default=None, metavar="FILE", callback=output_file_option,
               help="Also write a self-contained HTML report (charts, histograms, shards) to this file.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
               help="Rows of the drop-reason and language tables.")

@@ -6,7 +6,7 @@ import html
 import json
 from typing import Any
 
-from tamis.io.storage import filesystem
+from tamis.io.storage import atomic_open, filesystem
 from tamis.stats.histograms import Histogram, describe
 from tamis.stats.load import LoadedRun, drop_reasons, feature_histograms, funnel
 from tamis.stats.report_terminal import human_bytes, percent, shard_name
@@ -250,7 +250,7 @@ def _languages_table(run: LoadedRun) -> str:
 
 
 def write_report(run: LoadedRun, path: str) -> None:
-    """Write the report to a local path or fsspec URL."""
+    """Write the report to a local path or fsspec URL, its folders made as needed, whole or not at all."""
     fs, target = filesystem(path)
-    with fs.open(target, "w", encoding="utf-8") as handle:
-        handle.write(render(run))
+    with atomic_open(fs, target, "wb") as handle:
+        handle.write(render(run).encode("utf-8"))
