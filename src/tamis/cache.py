@@ -20,6 +20,30 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("TAMIS_CACHE_DIR") or Path.home() / ".cache" / "tamis")
 
 
+class UnsafeFolderError(PermissionError):
+    """A folder that should be ours alone is a symlink, a file, or another user's."""
+
+
+def ensure_private_folder(path: Path) -> None:
+    """Create `path` owner-only (with its parents), or accept it only if it is a plain folder of ours, made
+    owner-only if it was wider; otherwise UnsafeFolderError.
+
+    Why: a folder someone else created at a path we predict (or a symlink there) would hand them what we put in
+    it, or let them choose what we read from it. Shared by the embedded Ray's folder and the cache folders.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolderError(f"{path} is not a plain folder (a symlink or a file)")
+    if info.st_uid != os.getuid():
+        raise UnsafeFolderError(f"{path} belongs to uid {info.st_uid}, not to you")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
 def private_cache_folder(name: str) -> Path:
     """`<user cache>/<name>`: created owner-only if missing, made owner-only if it is ours and wider.
 
@@ -29,12 +53,7 @@ def private_cache_folder(name: str) -> Path:
     """
     folder = user_cache_dir() / name
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(folder)
-        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-            raise PermissionError(f"{folder} is not a plain folder of ours")
-        if stat.S_IMODE(info.st_mode) & 0o077:
-            os.chmod(folder, 0o700)
+        ensure_private_folder(folder)
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-")  # noqa: SIM115 - closed at once
         probe.close()
         return folder

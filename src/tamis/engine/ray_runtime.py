@@ -28,6 +28,8 @@ from typing import Any
 
 import ray
 
+from tamis.cache import UnsafeFolderError, ensure_private_folder
+
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
@@ -83,16 +85,9 @@ def _ensure_private_dir(path: Path) -> None:
     and token, so it is refused rather than used.
     """
     try:
-        path.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise PrivateRayError(f"Ray temp folder {path} is not a plain folder (a symlink or a file); refusing it")
-    if info.st_uid != os.getuid():
-        raise PrivateRayError(f"Ray temp folder {path} belongs to uid {info.st_uid}, not to you; refusing it")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+        ensure_private_folder(path)
+    except UnsafeFolderError as exc:
+        raise PrivateRayError(f"Ray temp folder {exc}; refusing it") from None
 
 
 def _is_own_private_dir(path: Path) -> bool:
