@@ -68,10 +68,10 @@ def _tiktoken(path: Path | None, eos: str) -> Tokenizer:
         source = str(resource_path("gpt2.tiktoken"))
         return Tokenizer("gpt2", "tiktoken", encoding.n_vocab, encoding.eot_token, eos, "tamis:gpt2.tiktoken",
                          _file_digest(Path(source)), encoding)
-    data = path.read_bytes()  # once: the digest recorded is that of the ranks used
     try:
+        data = path.read_bytes()  # once: the digest recorded is that of the ranks used
         ranks = parse_ranks(data, str(path))
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise TokenizerError(f"{path}: not a tiktoken ranks file ({exc})") from None
     eos_id = len(ranks)
     encoding = tiktoken.Encoding(name=path.stem, pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
