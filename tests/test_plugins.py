@@ -142,3 +142,40 @@ def test_plugin_filter_runs_on_ray_and_writes_removed_documents(ray_session, tmp
     assert counters["min_words"].docs_out == len(kept)
 
 
+
+
+def test_a_plugin_that_raises_on_import_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
+    """The user's file and line and the exception, exit 2 (a bad pipeline: nothing started), no output."""
+    from click.testing import CliRunner
+
+    from tamis.cli.main import cli
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text("import math\n\nx = 1\nvalue = math.sqrt(-x)\n")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps:\n  - step: min_words\n    minimum: 3\n")
+    out = tmp_path / "out"
+    sample = str(next(SAMPLE_DIR.glob("*.warc.gz")))
+    result = CliRunner().invoke(cli, ["run", str(pipeline), "--input", sample, "--output", str(out),
+                                      "--plugins", str(PLUGINS), "--plugins", str(plugins)], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    flat = "".join(result.output.split())  # the console wraps long paths
+    assert f"plugin{(plugins / 'broken.py').resolve()},line4:importingitraisedValueError:mathdomainerror" in flat
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(cli, ["steps", "--plugins", str(plugins)], terminal_width=400)
+    assert result.exit_code == 2 and "line4" in "".join(result.output.split()), result.output
+    (plugins / "broken.py").write_text("def f(:\n")
+    result = CliRunner().invoke(cli, ["steps", "--plugins", str(plugins)], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert "line1:importingitraisedSyntaxError" in "".join(result.output.split()), result.output
+    # named by module in the pipeline's `plugins:`
+    (plugins / "broken.py").unlink()
+    (tmp_path / "boom_plugin.py").write_text("raise RuntimeError('no key set')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(PipelineError, match="importing 'boom_plugin' raised RuntimeError: no key set"):
+            parse_pipeline({"plugins": ["boom_plugin"], "steps": []}, str(tmp_path / "q.yaml"))
+    finally:
+        sys.path.remove(str(tmp_path))

@@ -16,6 +16,7 @@ from tamis.engine.layout import InputIdClash
 from tamis.engine.ray_runtime import stopped_by_sigterm
 from tamis.engine.runner import OutputConflictError
 from tamis.pipeline.spec import PipelineError
+from tamis.steps.registry import PluginImportError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -34,7 +35,7 @@ def user_errors(console: Console, *usage_errors: type[Exception]) -> Iterator[No
         yield
     except MissingInputError as exc:
         fail(console, exc, EXIT_FAILED)
-    except (PipelineError, OutputConflictError, InputIdClash, *usage_errors) as exc:
+    except (PipelineError, PluginImportError, OutputConflictError, InputIdClash, *usage_errors) as exc:
         fail(console, exc, EXIT_USAGE)
 
 

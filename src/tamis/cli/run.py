@@ -80,9 +80,10 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
 @click.option("--no-plugins", is_flag=True, help="Import no plugin file (not ./filters, nor TAMIS_PLUGIN_PATH).")
 def steps(plugins: tuple[str, ...], no_plugins: bool) -> None:
     """List the available steps, their parameters and defaults, and the plugin files imported."""
-    for directory in plugin_dirs(plugins, no_plugins):
-        load_plugin_dir(directory)
     console = Console()
+    with user_errors(console):
+        for directory in plugin_dirs(plugins, no_plugins):
+            load_plugin_dir(directory)
     steps_found = available_steps()
     console.print(plugins_line(loaded_plugin_files()))
     for name, step_class in steps_found.items():

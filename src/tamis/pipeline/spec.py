@@ -155,6 +155,9 @@ def parse_pipeline(data: Any, source: str = "<memory>", plugin_dirs: list[str] |
                 __import__(plugin)
             except ImportError as exc:
                 raise PipelineError(f"{source}: plugins: cannot load {plugin!r}: {exc}") from None
+            except Exception as exc:  # the module itself raised: its error, not a traceback through ours
+                raise PipelineError(f"{source}: plugins: importing {plugin!r} raised {type(exc).__name__}: {exc}"
+                                    ) from exc
             record_plugin_module(plugin)
     steps_raw = data.get("steps", [])
     if not isinstance(steps_raw, list):

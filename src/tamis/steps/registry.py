@@ -49,6 +49,31 @@ _LOADED_PLUGIN_FILES: dict[Path, PluginFile] = {}
 S = TypeVar("S", bound=type[Step])
 
 
+class PluginImportError(ValueError):
+    """A plugin file raised while it was imported: the file, the line and the exception, without a traceback.
+
+    Why: the pipeline cannot be built, so nothing is started (exit 2, like any bad pipeline), and the user
+    needs where it broke in their own file, not the loader's frames around it.
+    """
+
+    def __init__(self, path: Path, error: BaseException):
+        line = error.lineno if isinstance(error, SyntaxError) else _innermost_line_in(error, path)
+        where = f"{path}, line {line}" if line else str(path)
+        super().__init__(f"plugin {where}: importing it raised {type(error).__name__}: {error}")
+        self.path = path
+
+
+def _innermost_line_in(error: BaseException, path: Path) -> int | None:
+    """The line of the deepest frame of `error`'s traceback that runs in `path`."""
+    line = None
+    frame = error.__traceback__
+    while frame is not None:
+        if Path(frame.tb_frame.f_code.co_filename) == path:
+            line = frame.tb_lineno
+        frame = frame.tb_next
+    return line
+
+
 class UnknownStepError(UnknownNameError):
     kind = "step"
 
@@ -141,7 +166,11 @@ def load_plugin_dir(directory: str | Path) -> list[str]:
         sys.modules[module_name] = module
         # run the very bytes that are hashed, so the recorded hash is the code that ran
         source = resolved.read_bytes()
-        exec(compile(source, str(resolved), "exec"), module.__dict__)  # noqa: S102 - importing the plugin
+        try:
+            exec(compile(source, str(resolved), "exec"), module.__dict__)  # noqa: S102 - importing the plugin
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise PluginImportError(resolved, exc) from exc
         cloudpickle.register_pickle_by_value(module)
         _LOADED_PLUGIN_FILES[resolved] = PluginFile(resolved, module_name, hashlib.sha256(source).hexdigest())
         modules.append(module_name)
