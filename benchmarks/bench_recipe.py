@@ -22,6 +22,11 @@
    many kept ids the two sides share.
 4. The limit: plain `trafilatura.extract` (FineWeb's settings) on the corpus's HTML pages in one process,
    and tamis's fast path on the same pages (bench_extraction.compare: interleaved, byte-identical check).
+5. Per extra document (skip with --no-marginal): each side runs once more, warm, on the warm-up corpus. The
+   difference between the two runs' machine CPU, per document, is what a job pays per document once its
+   fixed cost (Ray's start, the workers' set-up, datatrove's pool) is paid; the share of it outside
+   extraction is what remains at dump scale, and the intercept is the fixed cost of a job. Both corpora are
+   drawn from the same pages, so per-document costs agree up to the draw.
 
 Ratios are datatrove / tamis (>1x: tamis is faster). Timing goals live here, never in the test suite.
 """
@@ -230,6 +235,11 @@ def _cell(value: Any, fmt: str = "{:.2f}") -> str:
     return fmt.format(value) if isinstance(value, float | int) else str(value)
 
 
+def _extraction_cpu(side: dict[str, Any]) -> float:
+    """tamis's extraction children's CPU; datatrove's extractor timer (its extraction runs in its process)."""
+    return side.get("extraction_cpu_seconds") or side["extraction_seconds"]
+
+
 def table(sides: list[dict[str, Any]], the_limit: dict[str, Any] | None, header: str) -> str:
     """One column per tamis pipeline and one for datatrove (the last side); ratios are datatrove / tamis."""
     *ours, theirs = sides
@@ -257,10 +267,26 @@ def table(sides: list[dict[str, Any]], the_limit: dict[str, Any] | None, header:
     row("extraction children's CPU s (tamis)", "extraction_cpu_seconds")
 
     def non_extraction_share(side: dict[str, Any]) -> str:
-        extraction = side.get("extraction_cpu_seconds") or side["extraction_seconds"]
-        return f"{1 - extraction / side['machine_cpu_seconds']:.0%}"
+        return f"{1 - _extraction_cpu(side) / side['machine_cpu_seconds']:.0%}"
 
     row("everything but extraction, share of machine CPU", non_extraction_share)
+    if all(side.get("small") for side in sides):
+        def per_document(side: dict[str, Any], key: str) -> float:
+            small = side["small"]
+            extra = side["docs_read"] - small["docs_read"]
+            return (_extraction_cpu(side) - _extraction_cpu(small) if key == "extraction"
+                    else side[key] - small[key]) / extra
+
+        small_records = sides[0]["small"]["docs_read"]
+        row(f"small run ({small_records} documents, warm), machine CPU s",
+            lambda side: side["small"]["machine_cpu_seconds"])
+        row("per extra document: machine CPU ms", lambda side: 1000 * per_document(side, "machine_cpu_seconds"))
+        row("per extra document: extraction CPU ms", lambda side: 1000 * per_document(side, "extraction"))
+        row("everything but extraction, share per extra document",
+            lambda side: f"{1 - per_document(side, 'extraction') / per_document(side, 'machine_cpu_seconds'):.0%}")
+        row("fixed cost of a job (machine CPU s at 0 documents)",
+            lambda side: side["small"]["machine_cpu_seconds"]
+            - side["small"]["docs_read"] * per_document(side, "machine_cpu_seconds"))
     steps = list(dict.fromkeys(name for side in ours for name in side["steps"]))
     for name in steps:
         row(f"  tamis step {name}, s", lambda side, name=name: side["steps"].get(name) if side is not theirs else None)
@@ -308,6 +334,8 @@ def main() -> None:
                     help="full: tamis's pipeline as written, datatrove with exclusion writers as in its example; "
                          "none: neither writes removed documents")
     ap.add_argument("--no-limit", action="store_true", help="skip the plain-trafilatura limit")
+    ap.add_argument("--no-marginal", action="store_true",
+                    help="skip the second, warm run of each side on the warm-up corpus (the per-document figures)")
     ap.add_argument("--corpus-tool", default=str(bench_process.DEFAULT_TOOL))
     ap.add_argument("--datatrove-python", default=str(bench_process.DEFAULT_DT_PYTHON))
     ap.add_argument("--bench-dir", type=Path, default=REPO / ".bench")
@@ -361,8 +389,13 @@ def main() -> None:
             else:
                 out = runs / f"tamis-{pipeline.stem}"
                 results[f"tamis {pipeline.stem}"].append(run_tamis(args, pipeline, files, out))
+    small: dict[str, dict[str, Any]] = {}
+    if not args.no_marginal:
+        log(f"per extra document: each side once more on the {args.warm_records}-record corpus, warm ...")
+        small = {f"tamis {p.stem}": run_tamis(args, p, warm_files, runs / f"tamis-small-{p.stem}") for p in pipelines}
+        small["datatrove"] = run_datatrove(args, warm_files, runs / "datatrove-small")
     the_limit = None if args.no_limit else limit(files)
-    sides = [best(side_runs) for side_runs in results.values()]
+    sides = [{**best(side_runs), "small": small.get(name)} for name, side_runs in results.items()]
     datatrove = sides[-1]
     size = sum(p.stat().st_size for p in files) / 1e6
     header = (f"FineWeb English recipe with MinHash dedup, {args.workers} worker(s) each | "
@@ -375,6 +408,7 @@ def main() -> None:
         "warm_up": {side: {k: v for k, v in run.items() if k != "ids"} for side, run in warm.items()},
         "runs": {side: [{k: v for k, v in run.items() if k != "ids"} for run in side_runs]
                  for side, side_runs in results.items()},
+        "small_runs": {side: {k: v for k, v in run.items() if k != "ids"} for side, run in small.items()},
         "limit": the_limit,
         "ratio_wall": {side["name"]: datatrove["wall_seconds"] / side["wall_seconds"] for side in sides[:-1]},
         # the machine's speed can drift by tens of percent within minutes: ratios of runs made next to each other
