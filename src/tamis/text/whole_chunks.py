@@ -135,7 +135,7 @@ def ascii_words_kept_whole(tokenizer: Any) -> frozenset[str] | None:
                 continue
             if can_match_within(_pattern_of(search)):
                 return None
-        return frozenset(tokenizer.rules)
+        return frozenset(tokenizer.rules or ())
     except (_Unknown, AttributeError):
         return None
 
