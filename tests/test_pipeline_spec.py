@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -145,3 +146,34 @@ def test_every_output_option_refuses_a_file_before_starting(tmp_path: Path, no_r
     assert "is a file, not a folder" in result.output and "Traceback" not in result.output
     assert (str(blocker) in result.output) if below else ("it is a file" in result.output)
     assert blocker.read_text() == "not a folder"
+
+
+def _unwritable_folder(tmp_path: Path) -> Path | None:
+    """A folder this process cannot write: a 0555 one (not for root, which ignores modes), else /proc/sys."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/proc/sys")):
+        if candidate.is_dir() and not os.access(candidate, os.W_OK):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+def test_an_output_that_cannot_be_written_is_refused_before_starting(tmp_path: Path, no_ray, command: str) -> None:
+    locked = _unwritable_folder(tmp_path)
+    if locked is None:
+        pytest.skip("no folder here that this user cannot write")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps:\n  - step: trafilatura\n")
+    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
+            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
+            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    try:
+        result = CliRunner().invoke(cli, [*args, "--output", str(locked / "out")], terminal_width=400)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert f"{str(locked)!r} cannot be written (no write permission)" in flat, result.output
+    assert "Traceback" not in result.output

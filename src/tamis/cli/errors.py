@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -72,16 +73,39 @@ def _blocking_file(path: str) -> str | None:
     return None if os.path.isdir(current) else current
 
 
+def _unwritable_folder(path: str) -> tuple[str, str] | None:
+    """(folder, why) when the nearest existing folder on the way to local `path` (itself included) cannot be
+    written: a read-only file system, or no write permission for this user."""
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+    if not os.path.isdir(current) or os.access(current, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(current).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return current, "a read-only file system" if read_only else "no write permission"
+
+
 def output_folder_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Callback of every `--output`: a local path blocked by a file (the path itself or a folder on the way)
-    is refused before anything starts (exit 2), where the first write deep in the run used to end in a
-    FileExistsError traceback. fsspec URLs (s3://...) are left to their store."""
+    """Callback of every `--output`: a local path blocked by a file (the path itself or a folder on the way),
+    or under a folder this user cannot write, is refused before anything starts (exit 2), where the first
+    write deep in the run used to end in a traceback. fsspec URLs (s3://...) are left to their store."""
     if value is None or "://" in value:
         return value
     blocking = _blocking_file(value)
     if blocking is not None:
         shown = "it" if blocking == os.path.abspath(value) else repr(blocking)
         raise click.BadParameter(f"{value!r}: {shown} is a file, not a folder", ctx=ctx, param=param)
+    unwritable = _unwritable_folder(value)
+    if unwritable is not None:
+        folder, why = unwritable
+        shown = "it" if folder == os.path.abspath(value) else repr(folder)
+        raise click.BadParameter(f"{value!r}: {shown} cannot be written ({why})", ctx=ctx, param=param)
     return value
 
 
@@ -95,4 +119,24 @@ def output_file_option(ctx: click.Context, param: click.Parameter, value: str | 
     blocking = _blocking_file(os.path.dirname(os.path.abspath(value)))
     if blocking is not None:
         raise click.BadParameter(f"{value!r}: {blocking!r} is a file, not a folder", ctx=ctx, param=param)
+    unwritable = _unwritable_folder(os.path.dirname(os.path.abspath(value)))
+    if unwritable is not None:
+        folder, why = unwritable
+        raise click.BadParameter(f"{value!r}: {folder!r} cannot be written ({why})", ctx=ctx, param=param)
     return value
+
+
+#: errors of the storage under a run, as opposed to tamis's own: reported in one line, not a traceback
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_failure(exc: OSError) -> str | None:
+    """One line for a full disk or a folder that cannot be written met during a command (None: not one)."""
+    if exc.errno not in _STORAGE_ERRNOS:
+        return None
+    what = exc.strerror or str(exc)
+    if exc.filename:
+        what += f": {exc.filename}"
+    remedy = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+              errno.EROFS: "give an output on a writable file system"}.get(exc.errno, "check the permissions")
+    return f"{what}. The work committed so far is kept; {remedy} and run the same command again"

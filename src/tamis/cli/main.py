@@ -64,6 +64,15 @@ def main() -> None:
         from tamis.cli.errors import EXIT_USAGE, fail
 
         fail(Console(stderr=True), exc, EXIT_USAGE)
+    except OSError as exc:  # a full disk or an unwritable folder met during the work: one line, not a traceback
+        from rich.console import Console
+
+        from tamis.cli.errors import EXIT_FAILED, fail, storage_failure
+
+        message = storage_failure(exc)
+        if message is None:
+            raise
+        fail(Console(stderr=True), message, EXIT_FAILED)
 
 
 if __name__ == "__main__":

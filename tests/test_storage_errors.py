@@ -1,0 +1,82 @@
+"""A full disk or an output that cannot be written: one line and a clear exit status, never a traceback.
+
+- An `--output` under a folder this user cannot write (or on a read-only file system) is refused before
+  anything starts, exit 2, for every command that writes: tests/test_pipeline_spec.py.
+- A disk that fills up during `tamis run` (a real tmpfs, where this machine lets the tests mount one): exit 1
+  with one line saying that committed work is kept; after space is freed the same command finishes the rest
+  with the same totals as the run that never ran out of space. (A task that meets a full disk fails alone,
+  as any failed input, and is listed; that path is older.)
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, WARC_DIR
+
+from tamis.cli.errors import storage_failure
+
+
+def test_the_one_line_for_storage_errors() -> None:
+    full = storage_failure(OSError(errno.ENOSPC, "No space left on device"))
+    assert full == ("No space left on device. The work committed so far is kept; free some space and run the "
+                    "same command again")
+    denied = storage_failure(PermissionError(errno.EACCES, "Permission denied", "/data/out/stats.json"))
+    assert denied is not None and denied.startswith("Permission denied: /data/out/stats.json. ")
+    assert storage_failure(OSError(errno.ECONNRESET, "reset")) is None  # not the storage's: left as it was
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def _tamis_run(output: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
+           "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
+    return subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines" / "fineweb.yaml"),
+                           "--input", str(WARC_DIR / "dolma_sample-000*.warc.gz"), "--output", str(output),
+                           "--workers", "1", "--no-progress", "--no-plugins"],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_under_the_driver_is_one_line_and_the_rerun_finishes(tmp_path: Path) -> None:
+    """A finished run's stats.json removed, the tmpfs shrunk to what is left plus two pages: the rerun skips
+    every committed input and runs out of space writing the run's own files (before: a traceback)."""
+    small = tmp_path / "small"
+    if not _mount_tmpfs(small, "8m"):
+        pytest.skip("this machine does not let the tests mount a tmpfs")
+    home = tmp_path / "home"
+    home.mkdir()
+    output = small / "out"
+    try:
+        first = _tamis_run(output, home)
+        assert first.returncode == 0, first.stderr[-3000:]
+        totals = json.loads((output / "stats.json").read_text())["totals"]
+        (output / "stats.json").unlink()
+        fs = os.statvfs(small)
+        used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+        subprocess.run(["mount", "-o", f"remount,size={used // 1024 + 8}k", str(small)], check=True)
+        full = _tamis_run(output, home)
+        said = " ".join((full.stdout + full.stderr).split())
+        assert full.returncode == 1, said
+        assert "No space left on device" in said and "Traceback" not in said, full.stderr[-3000:]
+        assert "The work committed so far is kept; free some space and run the same command again" in said
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)
+        finished = _tamis_run(output, home)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        assert "skipped 2 input(s)" in " ".join(finished.stdout.split())
+        again = json.loads((output / "stats.json").read_text())["totals"]
+        counts = ("records", "html_docs", "kept", "tokens", "bytes_read")
+        assert {key: again[key] for key in counts} == {key: totals[key] for key in counts} and totals["kept"] > 0
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
