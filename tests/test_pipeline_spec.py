@@ -177,3 +177,40 @@ def test_an_output_that_cannot_be_written_is_refused_before_starting(tmp_path: P
     flat = " ".join(result.output.split())
     assert f"{str(locked)!r} cannot be written (no write permission)" in flat, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+@pytest.mark.parametrize("name", ["out [2024]", "out*", "s3://bucket/runs/what?"])
+def test_an_output_path_with_glob_characters_is_refused_before_starting(tmp_path: Path, no_ray, command: str,
+                                                                       name: str) -> None:
+    """fsspec's listings read `*`, `?` and `[` in a folder's path as a pattern: a run into `out [2024]` went
+    through, but its rerun ended in a FileNotFoundError traceback and `tamis tokenize` found no shards."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps:\n  - step: trafilatura\n")
+    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
+            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
+            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    output = name if "://" in name else str(tmp_path / name)
+    result = CliRunner().invoke(cli, [*args, "--output", output], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert "an output path cannot contain" in " ".join(result.output.split()), result.output
+    assert not any(tmp_path.glob("out*"))
+
+
+def test_an_input_named_literally_with_glob_characters_is_that_file(tmp_path: Path) -> None:
+    """`data [1]/a*b.warc.gz` that exists is that file (it was "no input file matches"); a pattern that is no
+    file's name is still a pattern."""
+    from tamis.engine.inputs import expand_inputs
+
+    folder = tmp_path / "data [1]"
+    folder.mkdir()
+    literal = folder / "a*b.warc.gz"
+    literal.write_bytes(b"x")
+    (folder / "aXb.warc.gz").write_bytes(b"y")
+    files, sizes = expand_inputs([str(literal)])
+    assert [Path(f) for f in files] == [literal] and sizes == {files[0]: 1}
+    (tmp_path / "plain").mkdir()
+    for name in ("a1.warc.gz", "a2.warc.gz"):
+        (tmp_path / "plain" / name).write_bytes(b"z")
+    files, _ = expand_inputs([str(tmp_path / "plain" / "a[12].warc.gz")])
+    assert [Path(f).name for f in files] == ["a1.warc.gz", "a2.warc.gz"]

@@ -91,11 +91,25 @@ def _unwritable_folder(path: str) -> tuple[str, str] | None:
     return current, "a read-only file system" if read_only else "no write permission"
 
 
+#: characters that fsspec's listings (glob, and cat/expand_path of a list) read as a pattern, not as a name
+_GLOB_CHARACTERS = "*?["
+
+
 def output_folder_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Callback of every `--output`: a local path blocked by a file (the path itself or a folder on the way),
     or under a folder this user cannot write, is refused before anything starts (exit 2), where the first
-    write deep in the run used to end in a traceback. fsspec URLs (s3://...) are left to their store."""
-    if value is None or "://" in value:
+    write deep in the run used to end in a traceback. fsspec URLs (s3://...) are left to their store. Any
+    path with `*`, `?` or `[` is refused too: the run itself went through, but its rerun, `tamis stats`,
+    `inspect` and `tokenize` list the folder with fsspec, which read `out [1]` as a pattern (a traceback or
+    "no Parquet shards found")."""
+    if value is None:
+        return value
+    magic = sorted({char for char in value if char in _GLOB_CHARACTERS})
+    if magic:
+        raise click.BadParameter(
+            f"{value!r}: an output path cannot contain {' '.join(magic)}: the listings that find its shards, "
+            "commits and statistics would read it as a pattern; choose another name", ctx=ctx, param=param)
+    if "://" in value:
         return value
     blocking = _blocking_file(value)
     if blocking is not None:

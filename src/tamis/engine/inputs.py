@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import fsspec
 
@@ -92,6 +92,15 @@ def _listed_paths(stream: IO[bytes], url: str, base: str, max_line: int, max_ent
         yield line if "://" in line or line.startswith("/") else base.rstrip("/") + "/" + line
 
 
+def _is_file(fs: Any, path: str) -> bool:
+    """Whether `path`, taken literally, names a file: `data [2024]/part*.warc.gz` is that file when it exists,
+    not a pattern whose `[2024]` matches one character (which matched nothing: "no input file matches")."""
+    try:
+        return fs.info(path).get("type") == "file"
+    except Exception:  # noqa: BLE001 - not there, or not readable as one file: it is a pattern
+        return False
+
+
 def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> tuple[list[str], dict[str, int]]:
     """(every input file, sorted and de-duplicated; the sizes known from listing them).
 
@@ -111,7 +120,7 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
             continue
         fs, path = url_to_fs(pattern)
         is_web = pattern.lower().startswith(("http://", "https://"))
-        if not is_web and any(ch in pattern for ch in "*?["):
+        if not is_web and any(ch in pattern for ch in "*?[") and not _is_file(fs, path):
             listing = fs.glob(path, detail=True)
             matches = {name: info for name, info in listing.items() if info.get("type") == "file"}
         else:
