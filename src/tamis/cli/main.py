@@ -14,6 +14,7 @@ import click
 
 from tamis import __version__
 from tamis.display import VisibleControlsFormatter
+from tamis.engine.cluster_address import ClusterUnreachableError
 from tamis.io.errors import MissingStorageLibraryError
 
 #: command name -> "module:attribute" of its click command
@@ -64,6 +65,12 @@ def main() -> None:
         from tamis.cli.errors import EXIT_USAGE, fail
 
         fail(Console(stderr=True), exc, EXIT_USAGE)
+    except ClusterUnreachableError as exc:  # --address / RAY_ADDRESS where nothing listens, from any command
+        from rich.console import Console
+
+        from tamis.cli.errors import EXIT_FAILED, fail
+
+        fail(Console(stderr=True), exc, EXIT_FAILED)
     except OSError as exc:  # a full disk or an unwritable folder met during the work: one line, not a traceback
         from rich.console import Console
 

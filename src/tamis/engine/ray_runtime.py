@@ -29,6 +29,7 @@ from typing import Any
 import ray
 
 from tamis.cache import UnsafeFolderError, ensure_private_folder
+from tamis.engine.cluster_address import check_cluster_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
             os.environ[_LOOPBACK_FLAG] = "0"
             ray_constants.ENABLE_RAY_CLUSTER = False
+        check_cluster_reachable(address)
         try:
             with _sigterm_stops_cleanly_from_now():
                 ray.init(address=address, logging_level="WARNING", log_to_driver=True)
