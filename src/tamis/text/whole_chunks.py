@@ -7,21 +7,26 @@ and in which none of the three expressions finds anything is one token, the chun
 
 Running the three searches per chunk costs about what spaCy spends on such a chunk (tried and dropped, see
 docs/extraction.md). Instead, the tokenizer's expressions are read once, when the tokenizer is first used,
-and we prove that none of them can match anywhere in a string made only of ASCII letters: every match would
-have to consume, or look at, at least one other character. For English, lookbehinds such as "a digit before
-`km`" are what makes that true. After the proof, a chunk of ASCII letters that is not a special case is
-known to be one token with a `str.isalpha()` and a set lookup. About 4 in 10 of the distinct chunks of real
-English text are of that kind.
+and we prove that none of them can match anywhere in a string made only of letters: every match would have
+to consume, or look at, at least one other character. For English, lookbehinds such as "a digit before
+`km`" are what makes that true. After the proof, a chunk of letters that is not a special case is known to
+be one token with a `str.isalpha()` and a set lookup. About 4 in 10 of the distinct chunks of real English
+text are of that kind.
 
-The proof walks the expression's parse tree (Python's own `re` parser) and errs on the safe side: anything
-it does not understand counts as "may match", which turns the shortcut off for that tokenizer, never on.
+Two alphabets are tried, the larger first: every alphabetic character (`str.isalpha`: Latin with accents,
+Cyrillic, Greek, CJK...), then ASCII letters only. The proof walks the expression's parse tree (Python's own
+`re` parser) and errs on the safe side: anything it does not understand counts as "may match", which turns
+the shortcut off for that alphabet, never on.
 """
 
 from __future__ import annotations
 
 import re
-import string
+import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 try:  # Python 3.11+
@@ -29,89 +34,150 @@ try:  # Python 3.11+
 except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as sre_parser  # type: ignore[no-redef]
 
-#: the alphabet of the chunks the shortcut covers
-ASCII_LETTERS = frozenset(map(ord, string.ascii_letters))
 
-_CATEGORY_SOURCES = {
-    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
-    "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
-}
+@dataclass(frozen=True)
+class Alphabet:
+    """A set of alphabetic characters as sorted, disjoint, inclusive code point ranges."""
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    @classmethod
+    def of(cls, test: Callable[[str], bool]) -> Alphabet:
+        """The characters for which `test` holds; it must imply `str.isalpha` (the categories below rely on it)."""
+        starts, ends = [], []
+        previous = -2
+        for point in range(sys.maxunicode + 1):
+            char = chr(point)
+            if test(char):
+                if not char.isalpha():
+                    raise ValueError(f"U+{point:04X} is not alphabetic")
+                if point == previous + 1:
+                    ends[-1] = point
+                else:
+                    starts.append(point)
+                    ends.append(point)
+                previous = point
+        return cls(tuple(starts), tuple(ends))
+
+    def count(self, low: int, high: int) -> int:
+        """How many characters of the alphabet lie in low..high."""
+        total = 0
+        for index in range(bisect_right(self.ends, low - 1), bisect_left(self.starts, high + 1)):
+            total += min(high, self.ends[index]) - max(low, self.starts[index]) + 1
+        return total
+
+    @property
+    def size(self) -> int:
+        return sum(end - start + 1 for start, end in zip(self.starts, self.ends, strict=True))
+
+
+@cache
+def ascii_letters() -> Alphabet:
+    return Alphabet((65, 97), (90, 122))
+
+
+@cache
+def all_letters() -> Alphabet:
+    """Every character `str.isalpha` accepts (about 140,000; 0.1 s to list, once per process)."""
+    return Alphabet.of(str.isalpha)
 
 
 class _Unknown(Exception):
     """A construct the proof does not model: the expression is then taken to possibly match."""
 
 
-def can_match_within(pattern: re.Pattern[str], alphabet: frozenset[int] = ASCII_LETTERS) -> bool:
-    """False only if `pattern` provably finds no match, anywhere, in any string of characters from `alphabet`.
+#: categories of a class, for an alphabet of letters: (covers every letter, covers none)
+_CATEGORIES = {
+    "CATEGORY_WORD": True, "CATEGORY_NOT_DIGIT": True, "CATEGORY_NOT_SPACE": True,
+    "CATEGORY_NOT_WORD": False, "CATEGORY_DIGIT": False, "CATEGORY_SPACE": False,
+}
+
+
+def can_match_within(pattern: re.Pattern[str], alphabet: Alphabet | None = None) -> bool:
+    """False only if `pattern` provably finds no match, anywhere, in any string of characters from `alphabet`
+    (default: ASCII letters).
 
     A match consumes characters of the string and its lookarounds look at characters of the string, so each
     element of a matching path must be satisfiable by characters of the alphabet. Case-insensitive matching
-    (which lets e.g. the Kelvin sign match "k") and every construct not modelled answer True.
+    (which lets e.g. the Kelvin sign match "k"), ASCII-only classes and every construct not modelled answer
+    True.
     """
-    if pattern.flags & re.IGNORECASE:
+    alphabet = alphabet or ascii_letters()
+    if pattern.flags & (re.IGNORECASE | re.ASCII):
         return True
     try:
         parsed = sre_parser.parse(pattern.pattern, pattern.flags)
-        return _sequence_can_match(parsed, alphabet, pattern.flags)
+        return _sequence_can_match(parsed, alphabet)
     except (_Unknown, RecursionError, re.error, TypeError, ValueError):
         return True
 
 
-def _sequence_can_match(items: Iterable[tuple[Any, Any]], alphabet: frozenset[int], flags: int) -> bool:
-    return all(_item_can_match(op, av, alphabet, flags) for op, av in items)
+def _sequence_can_match(items: Iterable[tuple[Any, Any]], alphabet: Alphabet) -> bool:
+    return all(_item_can_match(op, av, alphabet) for op, av in items)
 
 
-def _item_can_match(op: Any, av: Any, alphabet: frozenset[int], flags: int) -> bool:
+def _item_can_match(op: Any, av: Any, alphabet: Alphabet) -> bool:
     name = str(op)
     if name == "LITERAL":
-        return av in alphabet
+        return alphabet.count(av, av) > 0
     if name == "NOT_LITERAL":
-        return any(char != av for char in alphabet)
+        return alphabet.size > alphabet.count(av, av)
     if name == "ANY":
-        return bool(alphabet)
+        return alphabet.size > 0
     if name == "IN":
-        return any(_class_contains(av, char, flags) for char in alphabet)
+        return _class_meets(av, alphabet)
     if name == "BRANCH":
-        return any(_sequence_can_match(branch, alphabet, flags) for branch in av[1])
+        return any(_sequence_can_match(branch, alphabet) for branch in av[1])
     if name == "SUBPATTERN":
         _group, add_flags, _del_flags, inner = av
-        if add_flags & re.IGNORECASE:
+        if add_flags & (re.IGNORECASE | re.ASCII):
             return True
-        return _sequence_can_match(inner, alphabet, flags | add_flags)
+        return _sequence_can_match(inner, alphabet)
     if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
         low, _high, inner = av
-        return low == 0 or _sequence_can_match(inner, alphabet, flags)
+        return low == 0 or _sequence_can_match(inner, alphabet)
     if name == "ATOMIC_GROUP":
-        return _sequence_can_match(av, alphabet, flags)
+        return _sequence_can_match(av, alphabet)
     if name == "ASSERT":  # a lookahead or lookbehind: what it looks at is part of the string
         _direction, inner = av
-        return _sequence_can_match(inner, alphabet, flags)
+        return _sequence_can_match(inner, alphabet)
     if name in ("AT", "ASSERT_NOT", "GROUPREF", "GROUPREF_EXISTS"):
         return True  # anchors and negative lookarounds consume nothing; back references are not modelled
     raise _Unknown(name)
 
 
-def _class_contains(items: list[tuple[Any, Any]], char: int, flags: int) -> bool:
-    """Whether the character class `[...]` (parsed as `items`) matches the character `char`."""
+def _class_meets(items: list[tuple[Any, Any]], alphabet: Alphabet) -> bool:
+    """Whether the character class `[...]` (parsed as `items`) matches some character of `alphabet`."""
     negate = False
-    found = False
+    covers_all = False
+    ranges: list[tuple[int, int]] = []
     for op, av in items:
         name = str(op)
         if name == "NEGATE":
             negate = True
         elif name == "LITERAL":
-            found = found or av == char
+            ranges.append((av, av))
         elif name == "RANGE":
-            found = found or av[0] <= char <= av[1]
-        elif name == "CATEGORY":
-            source = _CATEGORY_SOURCES.get(str(av))
-            if source is None:
-                raise _Unknown(str(av))
-            found = found or re.fullmatch(source, chr(char), flags & (re.ASCII | re.UNICODE)) is not None
+            ranges.append((av[0], av[1]))
+        elif name == "CATEGORY" and str(av) in _CATEGORIES:
+            covers_all = covers_all or _CATEGORIES[str(av)]
         else:
             raise _Unknown(name)
-    return found != negate
+    if covers_all:
+        return not negate and alphabet.size > 0
+    covered = sum(alphabet.count(low, high) for low, high in _merged(ranges))
+    return covered < alphabet.size if negate else covered > 0
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 def _pattern_of(search: Callable[..., Any] | None) -> re.Pattern[str] | None:
@@ -122,23 +188,34 @@ def _pattern_of(search: Callable[..., Any] | None) -> re.Pattern[str] | None:
     raise _Unknown(type(search).__name__)
 
 
-def ascii_words_kept_whole(tokenizer: Any) -> frozenset[str] | None:
-    """The tokenizer's special cases, if a chunk of ASCII letters that is none of them is provably one token.
+@dataclass(frozen=True)
+class WholeWords:
+    """What the proof allows for one tokenizer: chunks of letters (any alphabetic character, or ASCII letters
+    only) that are not among its special cases are single tokens."""
 
-    None when the proof fails for this tokenizer (an expression that could match letters alone, or one that
-    is not a plain compiled `re` pattern): then every chunk goes through spaCy, as before. The special cases
-    are read now; a tokenizer changed later (`add_special_case`) needs a fresh call.
+    special_cases: frozenset[str]
+    any_letters: bool
+
+    def keeps_whole(self, chunk: str) -> bool:
+        return chunk.isalpha() and (self.any_letters or chunk.isascii()) and chunk not in self.special_cases
+
+
+def words_kept_whole(tokenizer: Any) -> WholeWords | None:
+    """The shortcut the tokenizer's rules allow, or None when they allow none (an expression that could match
+    ASCII letters alone, or one that is not a plain compiled `re` pattern): then every chunk goes through
+    spaCy, as before. The special cases are read now; a tokenizer changed later (`add_special_case`) needs a
+    fresh call.
     """
     try:
-        for search in (tokenizer.prefix_search, tokenizer.suffix_search, tokenizer.infix_finditer):
-            if search is None:
-                continue
-            if can_match_within(_pattern_of(search)):
-                return None
-        return frozenset(tokenizer.rules or ())
+        patterns = [_pattern_of(search) for search in
+                    (tokenizer.prefix_search, tokenizer.suffix_search, tokenizer.infix_finditer) if search is not None]
+        special_cases = frozenset(tokenizer.rules or ())
     except (_Unknown, AttributeError):
         return None
+    for alphabet, any_letters in ((all_letters(), True), (ascii_letters(), False)):
+        if not any(can_match_within(pattern, alphabet) for pattern in patterns):
+            return WholeWords(special_cases, any_letters)
+    return None
 
 
-
-__all__ = ["ASCII_LETTERS", "ascii_words_kept_whole", "can_match_within"]
+__all__ = ["Alphabet", "WholeWords", "all_letters", "ascii_letters", "can_match_within", "words_kept_whole"]

@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any
 
 from tamis.text.spacy_import import import_spacy
-from tamis.text.whole_chunks import ascii_words_kept_whole
+from tamis.text.whole_chunks import WholeWords, words_kept_whole
 
 #: memo of chunk -> its spaCy tokens; emptied past this many chunks (about 230 bytes each: bounded memory)
 _MAX_CACHED_CHUNKS = 2_000_000
@@ -36,15 +36,15 @@ def english_nlp() -> Any:
     return nlp
 
 
-#: per tokenizer (by id, with the tokenizer kept alive): its special cases if the whole-word proof holds
-_WHOLE_WORD_PROOFS: dict[int, tuple[Any, frozenset[str] | None]] = {}
+#: per tokenizer (by id, with the tokenizer kept alive): what the whole-word proof allows, if anything
+_WHOLE_WORD_PROOFS: dict[int, tuple[Any, WholeWords | None]] = {}
 
 
-def _special_cases_if_proved(tokenizer: Any) -> frozenset[str] | None:
-    """`tamis.text.whole_chunks.ascii_words_kept_whole(tokenizer)`, worked out once per tokenizer."""
+def _whole_words(tokenizer: Any) -> WholeWords | None:
+    """`tamis.text.whole_chunks.words_kept_whole(tokenizer)`, worked out once per tokenizer."""
     entry = _WHOLE_WORD_PROOFS.get(id(tokenizer))
     if entry is None or entry[0] is not tokenizer:
-        entry = (tokenizer, ascii_words_kept_whole(tokenizer))
+        entry = (tokenizer, words_kept_whole(tokenizer))
         _WHOLE_WORD_PROOFS[id(tokenizer)] = entry
     return entry[1]
 
@@ -53,18 +53,19 @@ def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: lis
                          shortcut: bool = True) -> None:
     """Put each unseen chunk's spaCy tokens in `memo`; spaCy runs once, over the chunks it must see.
 
-    With `shortcut`, a chunk of ASCII letters that is not one of the tokenizer's special cases is its own
-    single token, without spaCy, where `tamis.text.whole_chunks` proved from the tokenizer's rules that spaCy
-    would keep it whole (about 4 in 10 distinct English chunks; a quarter of spaCy's time on unseen chunks).
+    With `shortcut`, a chunk of letters that is not one of the tokenizer's special cases is its own single
+    token, without spaCy, where `tamis.text.whole_chunks` proved from the tokenizer's rules that spaCy would
+    keep it whole (about 4 in 10 distinct English chunks; a quarter of spaCy's time on unseen chunks).
     The others are joined by single spaces and tokenised in one call: a single space between chunks never
     becomes a token, spaCy records it as the trailing whitespace of the chunk's last token, which is how we
     find where each chunk's tokens end.
     """
-    specials = _special_cases_if_proved(nlp.tokenizer) if shortcut else None
-    if specials is not None:
+    whole = _whole_words(nlp.tokenizer) if shortcut else None
+    if whole is not None:
+        specials, any_letters = whole.special_cases, whole.any_letters
         others = []
         for chunk in chunks:
-            if chunk.isascii() and chunk.isalpha() and chunk not in specials:
+            if chunk.isalpha() and (any_letters or chunk.isascii()) and chunk not in specials:
                 memo[chunk] = (chunk,)
             else:
                 others.append(chunk)
