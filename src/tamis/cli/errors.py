@@ -62,27 +62,28 @@ def resumable(console: Console) -> Iterator[None]:
              EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-def _blocking_file(path: str) -> str | None:
-    """The first existing thing on the way to local `path` (itself included) when it is not a folder."""
+def _nearest_existing(path: str) -> str | None:
+    """The first existing thing on the way to local `path`, itself included (None: nothing exists)."""
     current = os.path.abspath(path)
     while not os.path.lexists(current):
         parent = os.path.dirname(current)
         if parent == current:
             return None
         current = parent
-    return None if os.path.isdir(current) else current
+    return current
+
+
+def _blocking_file(path: str) -> str | None:
+    """The first existing thing on the way to local `path` (itself included) when it is not a folder."""
+    current = _nearest_existing(path)
+    return None if current is None or os.path.isdir(current) else current
 
 
 def _unwritable_folder(path: str) -> tuple[str, str] | None:
     """(folder, why) when the nearest existing folder on the way to local `path` (itself included) cannot be
     written: a read-only file system, or no write permission for this user."""
-    current = os.path.abspath(path)
-    while not os.path.lexists(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
-    if not os.path.isdir(current) or os.access(current, os.W_OK | os.X_OK):
+    current = _nearest_existing(path)
+    if current is None or not os.path.isdir(current) or os.access(current, os.W_OK | os.X_OK):
         return None
     try:
         read_only = bool(os.statvfs(current).f_flag & os.ST_RDONLY)
