@@ -65,3 +65,5 @@ def test_a_cluster_address_where_nothing_listens_fails_fast_in_one_line(tmp_path
     assert f"no Ray cluster answers at {address} (Connection refused)" in said
     assert "Traceback" not in said
     assert time.monotonic() - started < 60, "it waited for Ray's own retries"
+    if command == "run":
+        assert not (tmp_path / "out").exists(), "the output was touched before the cluster was reached"
