@@ -26,7 +26,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 try:  # Python 3.11+
@@ -67,8 +67,9 @@ class Alphabet:
             total += min(high, self.ends[index]) - max(low, self.starts[index]) + 1
         return total
 
-    @property
+    @cached_property
     def size(self) -> int:
+        """How many characters the alphabet holds (read at every class and negation of a proof)."""
         return sum(end - start + 1 for start, end in zip(self.starts, self.ends, strict=True))
 
 
@@ -197,6 +198,7 @@ class WholeWords:
     any_letters: bool
 
     def keeps_whole(self, chunk: str) -> bool:
+        """Whether spaCy provably makes `chunk` (no whitespace in it) one token: the memo's shortcut."""
         return chunk.isalpha() and (self.any_letters or chunk.isascii()) and chunk not in self.special_cases
 
 

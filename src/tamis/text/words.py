@@ -62,10 +62,9 @@ def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: lis
     """
     whole = _whole_words(nlp.tokenizer) if shortcut else None
     if whole is not None:
-        specials, any_letters = whole.special_cases, whole.any_letters
         others = []
         for chunk in chunks:
-            if chunk.isalpha() and (any_letters or chunk.isascii()) and chunk not in specials:
+            if whole.keeps_whole(chunk):
                 memo[chunk] = (chunk,)
             else:
                 others.append(chunk)
