@@ -62,34 +62,27 @@ def resumable(console: Console) -> Iterator[None]:
              EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-def _nearest_existing(path: str) -> str | None:
-    """The first existing thing on the way to local `path`, itself included (None: nothing exists)."""
+def _folder_problem(path: str) -> tuple[str, str] | None:
+    """(the thing in the way, why) when local `path` cannot be (or be made) a folder we write in, else None.
+
+    The nearest existing thing on the way to `path`, itself included, must be a folder (not a file) that this
+    user can write: not on a read-only file system, not without write permission.
+    """
     current = os.path.abspath(path)
     while not os.path.lexists(current):
         parent = os.path.dirname(current)
         if parent == current:
             return None
         current = parent
-    return current
-
-
-def _blocking_file(path: str) -> str | None:
-    """The first existing thing on the way to local `path` (itself included) when it is not a folder."""
-    current = _nearest_existing(path)
-    return None if current is None or os.path.isdir(current) else current
-
-
-def _unwritable_folder(path: str) -> tuple[str, str] | None:
-    """(folder, why) when the nearest existing folder on the way to local `path` (itself included) cannot be
-    written: a read-only file system, or no write permission for this user."""
-    current = _nearest_existing(path)
-    if current is None or not os.path.isdir(current) or os.access(current, os.W_OK | os.X_OK):
+    if not os.path.isdir(current):
+        return current, "is a file, not a folder"
+    if os.access(current, os.W_OK | os.X_OK):
         return None
     try:
         read_only = bool(os.statvfs(current).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
-    return current, "a read-only file system" if read_only else "no write permission"
+    return current, f"cannot be written ({'a read-only file system' if read_only else 'no write permission'})"
 
 
 #: characters that fsspec's listings (glob, and cat/expand_path of a list) read as a pattern, not as a name
@@ -112,15 +105,11 @@ def output_folder_option(ctx: click.Context, param: click.Parameter, value: str)
             "commits and statistics would read it as a pattern; choose another name", ctx=ctx, param=param)
     if "://" in value:
         return value
-    blocking = _blocking_file(value)
-    if blocking is not None:
-        shown = "it" if blocking == os.path.abspath(value) else repr(blocking)
-        raise click.BadParameter(f"{value!r}: {shown} is a file, not a folder", ctx=ctx, param=param)
-    unwritable = _unwritable_folder(value)
-    if unwritable is not None:
-        folder, why = unwritable
-        shown = "it" if folder == os.path.abspath(value) else repr(folder)
-        raise click.BadParameter(f"{value!r}: {shown} cannot be written ({why})", ctx=ctx, param=param)
+    problem = _folder_problem(value)
+    if problem is not None:
+        thing, why = problem
+        shown = "it" if thing == os.path.abspath(value) else repr(thing)
+        raise click.BadParameter(f"{value!r}: {shown} {why}", ctx=ctx, param=param)
     return value
 
 
@@ -131,13 +120,10 @@ def output_file_option(ctx: click.Context, param: click.Parameter, value: str | 
         return value
     if os.path.isdir(value):
         raise click.BadParameter(f"{value!r} is a folder, not a file", ctx=ctx, param=param)
-    blocking = _blocking_file(os.path.dirname(os.path.abspath(value)))
-    if blocking is not None:
-        raise click.BadParameter(f"{value!r}: {blocking!r} is a file, not a folder", ctx=ctx, param=param)
-    unwritable = _unwritable_folder(os.path.dirname(os.path.abspath(value)))
-    if unwritable is not None:
-        folder, why = unwritable
-        raise click.BadParameter(f"{value!r}: {folder!r} cannot be written ({why})", ctx=ctx, param=param)
+    problem = _folder_problem(os.path.dirname(os.path.abspath(value)))
+    if problem is not None:
+        thing, why = problem
+        raise click.BadParameter(f"{value!r}: {thing!r} {why}", ctx=ctx, param=param)
     return value
 
 
