@@ -59,27 +59,29 @@ def cli() -> None:
 def main() -> None:
     try:
         cli()
-    except MissingStorageLibraryError as exc:  # from any command, before or during its work
-        from rich.console import Console
-
-        from tamis.cli.errors import EXIT_USAGE, fail
-
-        fail(Console(stderr=True), exc, EXIT_USAGE)
-    except ClusterUnreachableError as exc:  # --address / RAY_ADDRESS where nothing listens, from any command
-        from rich.console import Console
-
-        from tamis.cli.errors import EXIT_FAILED, fail
-
-        fail(Console(stderr=True), exc, EXIT_FAILED)
-    except OSError as exc:  # a full disk or an unwritable folder met during the work: one line, not a traceback
-        from rich.console import Console
-
-        from tamis.cli.errors import EXIT_FAILED, fail, storage_failure
-
-        message = storage_failure(exc)
-        if message is None:
+    except (MissingStorageLibraryError, OSError) as exc:  # from any command, before or during its work
+        reported = _one_line(exc)
+        if reported is None:
             raise
-        fail(Console(stderr=True), message, EXIT_FAILED)
+        from rich.console import Console
+
+        from tamis.cli.errors import fail
+
+        fail(Console(stderr=True), *reported)
+
+
+def _one_line(exc: Exception) -> tuple[str, int] | None:
+    """(message, exit status) for errors any command may meet, or None to let the traceback through:
+    a missing fsspec library (exit 2), an --address / RAY_ADDRESS where nothing listens, a full disk or a
+    folder that cannot be written (exit 1). Imported only when one is met: the command line starts light."""
+    from tamis.cli.errors import EXIT_FAILED, EXIT_USAGE, storage_failure
+
+    if isinstance(exc, MissingStorageLibraryError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, ClusterUnreachableError):  # a ConnectionError, so an OSError: before storage_failure
+        return str(exc), EXIT_FAILED
+    message = storage_failure(exc)
+    return None if message is None else (message, EXIT_FAILED)
 
 
 if __name__ == "__main__":

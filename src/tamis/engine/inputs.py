@@ -92,13 +92,14 @@ def _listed_paths(stream: IO[bytes], url: str, base: str, max_line: int, max_ent
         yield line if "://" in line or line.startswith("/") else base.rstrip("/") + "/" + line
 
 
-def _is_file(fs: Any, path: str) -> bool:
-    """Whether `path`, taken literally, names a file: `data [2024]/part*.warc.gz` is that file when it exists,
-    not a pattern whose `[2024]` matches one character (which matched nothing: "no input file matches")."""
+def _literal_file(fs: Any, path: str) -> dict[str, Any] | None:
+    """`path`'s listing entry when, taken literally, it names a file: `data [2024]/part*.warc.gz` is that file
+    when it exists, not a pattern whose `[2024]` matches one character (which matched nothing)."""
     try:
-        return fs.info(path).get("type") == "file"
+        info = fs.info(path)
     except Exception:  # noqa: BLE001 - not there, or not readable as one file: it is a pattern
-        return False
+        return None
+    return info if info.get("type") == "file" else None
 
 
 def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> tuple[list[str], dict[str, int]]:
@@ -120,9 +121,13 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
             continue
         fs, path = url_to_fs(pattern)
         is_web = pattern.lower().startswith(("http://", "https://"))
-        if not is_web and any(ch in pattern for ch in "*?[") and not _is_file(fs, path):
-            listing = fs.glob(path, detail=True)
-            matches = {name: info for name, info in listing.items() if info.get("type") == "file"}
+        if not is_web and any(ch in pattern for ch in "*?["):
+            literal = _literal_file(fs, path)
+            if literal is not None:
+                matches = {path: literal}
+            else:
+                listing = fs.glob(path, detail=True)
+                matches = {name: info for name, info in listing.items() if info.get("type") == "file"}
         else:
             try:
                 info = fs.info(path)
