@@ -1,6 +1,6 @@
 """A folder of real HTML pages with a Common-Crawl-like language mix (about 45% English), for the pre-screen.
 
-    python benchmarks/mix_pages.py OUT_DIR [--english-share 0.45] [--seed 0]
+    python benchmarks/mix_pages.py OUT_DIR [--english-share 0.45] [--seed 0] [--extra DIR ...] [--every-page]
 
 Every HTML page of ../shared/data (the HTML responses of the WARC samples, extraction/scrapinghub_aeb and
 extraction/readability_testpages) is labelled English or not by lid.176 on trafilatura's text (FineWeb's
@@ -8,12 +8,18 @@ settings, no deduplicate cache), then all non-English pages and as many English 
 give `--english-share` are written to OUT_DIR as they came (bytes untouched). The result feeds
 `shared/tools/make_warc_corpus.py --pages OUT_DIR` or `bench_process.py --pages OUT_DIR` (docs/extraction.md,
 "The language pre-screen").
+
+`--extra DIR` adds the *.html / *.html.gz files under DIR (searched recursively) to the real pages, for
+measurements that need more pages than ../shared/data holds (docs/extraction.md names the ones used);
+`--every-page` writes every page, English or not, with no selection. With `--extra`, a page byte-identical to
+an earlier one is written once.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -48,6 +54,25 @@ def real_pages() -> list[tuple[str, bytes]]:
     return pages
 
 
+def extra_pages(folder: Path) -> list[tuple[str, bytes]]:
+    """(file name, HTML bytes) of every *.html / *.html.gz file under `folder`, in a stable order.
+
+    Names are made unique and plain ASCII (a running number and the file's stem, other characters replaced), so
+    that pages from several folders can share OUT_DIR and make_warc_corpus.py can make each name a URL of its
+    own in an ASCII-only WARC header.
+    """
+    pages = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or ".html" not in path.name:
+            continue
+        raw = path.read_bytes()
+        html = gzip.decompress(raw) if path.name.endswith(".gz") else raw
+        stem = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_"
+                       for c in path.name.split(".html")[0])[:80]
+        pages.append((f"{folder.name}-{len(pages):05d}-{stem}.html", html))
+    return pages
+
+
 def page_html(payload: bytes) -> str:
     """A page's HTML as text: UTF-8 when it decodes, else Latin-1 (every byte a character)."""
     try:
@@ -72,10 +97,36 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--english-share", type=float, default=0.45)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", type=Path, action="append", default=[],
+                        help="a folder of more real HTML pages (searched recursively); repeatable")
+    parser.add_argument("--every-page", action="store_true", help="write every page, with no selection")
     args = parser.parse_args()
+    pages = real_pages()
+    for folder in args.extra:
+        found = extra_pages(folder)
+        if not found:
+            raise SystemExit(f"--extra {folder}: no *.html or *.html.gz file under it")
+        pages.extend(found)
+    if args.extra:
+        # Test sets copy pages from one another: keep each distinct page once, so that none counts twice.
+        seen: set[bytes] = set()
+        distinct = []
+        for name, payload in pages:
+            digest = hashlib.sha1(payload).digest()
+            if digest not in seen:
+                seen.add(digest)
+                distinct.append((name, payload))
+        print(f"{len(pages)} pages, {len(distinct)} distinct")
+        pages = distinct
+    if args.every_page:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, payload in pages:
+            (args.out / name).write_bytes(payload)
+        print(f"wrote all {len(pages)} pages to {args.out}")
+        return
     model = fasttext.load_model(str(MODEL))
     english, other = [], []
-    for name, payload in real_pages():
+    for name, payload in pages:
         (english if is_english(model, payload) else other).append((name, payload))
     random.Random(args.seed).shuffle(english)
     wanted = round(args.english_share * len(other) / (1 - args.english_share))
