@@ -24,8 +24,8 @@ from tamis.steps.registry import register_step
 MAX_HTML_CHARS = 320_000
 #: characters of the cheap text scored by fastText, from its start and from its middle. fastText's cost grows
 #: with the text (2 ms a page at 5,000 characters on the 2-core machine, as much as the text itself). The
-#: start alone misses English articles under menus in another language (a German weekly's English interview);
-#: the middle of a page's text is most often its main text. On 2,342 real pages this sample lost one page
+#: start alone misses English articles under menus in another language (a German weekly's English interview),
+#: where the middle of the visible text falls in the article. On 2,342 real pages this sample lost one page
 #: fewer than the first 2,000 characters and dropped 21 more (docs/extraction.md).
 HEAD_CHARS = 1_000
 MIDDLE_CHARS = 2_000
