@@ -118,12 +118,15 @@ def main() -> None:
                 distinct.append((name, payload))
         print(f"{len(pages)} pages, {len(distinct)} distinct")
         pages = distinct
-    if args.every_page:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for name, payload in pages:
-            (args.out / name).write_bytes(payload)
-        print(f"wrote all {len(pages)} pages to {args.out}")
-        return
+    chosen, summary = (pages, f"all {len(pages)} pages") if args.every_page else _english_mix(pages, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, payload in chosen:
+        (args.out / name).write_bytes(payload)
+    print(f"wrote {summary} to {args.out}")
+
+
+def _english_mix(pages: list[tuple[str, bytes]], args: argparse.Namespace) -> tuple[list[tuple[str, bytes]], str]:
+    """Every non-English page and as many English ones, drawn at random, as give `--english-share`."""
     model = fasttext.load_model(str(MODEL))
     english, other = [], []
     for name, payload in pages:
@@ -131,12 +134,9 @@ def main() -> None:
     random.Random(args.seed).shuffle(english)
     wanted = round(args.english_share * len(other) / (1 - args.english_share))
     chosen = english[:wanted] + other
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, payload in chosen:
-        (args.out / name).write_bytes(payload)
     share = min(wanted, len(english)) / len(chosen)
-    print(f"{len(english)} English and {len(other)} other pages; "
-          f"wrote {len(chosen)} ({share:.1%} English) to {args.out}")
+    return chosen, (f"{len(chosen)} ({share:.1%} English) of {len(english)} English and {len(other)} other "
+                    "pages")
 
 
 if __name__ == "__main__":
