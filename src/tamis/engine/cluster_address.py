@@ -3,11 +3,17 @@ can name its error without importing Ray."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 
 class ClusterUnreachableError(ConnectionError):
     """Nothing answers at the Ray address given (`--address`, RAY_ADDRESS)."""
+
+
+def requested_address(address: str | None) -> str | None:
+    """The cluster to join: `--address`, else RAY_ADDRESS, else None (tamis starts its own local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
 
 
 #: how long a connection to the cluster's address may take before we say nothing answers there

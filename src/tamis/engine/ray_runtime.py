@@ -29,7 +29,7 @@ from typing import Any
 import ray
 
 from tamis.cache import UnsafeFolderError, ensure_private_folder
-from tamis.engine.cluster_address import check_cluster_reachable
+from tamis.engine.cluster_address import check_cluster_reachable, requested_address
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     global _local
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = requested_address(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
         if _is_loopback_address(address):

@@ -27,7 +27,7 @@ from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
 from tamis.display import line, plugins_line
 from tamis.engine import layout
-from tamis.engine.cluster_address import check_cluster_reachable
+from tamis.engine.cluster_address import check_cluster_reachable, requested_address
 from tamis.engine.commits import CommitIndex, CommitState, load_commits
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.memory import AUTO, resolve_task_memory, task_reservation
@@ -227,8 +227,9 @@ def run_pipeline(
         "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split,
                     "split_limit": max_task_bytes},
     }
-    if not ray.is_initialized() and (address or os.environ.get("RAY_ADDRESS")):
-        check_cluster_reachable(address or os.environ["RAY_ADDRESS"])  # before the output is touched
+    cluster = requested_address(address)
+    if cluster is not None and not ray.is_initialized():
+        check_cluster_reachable(cluster)  # before the output is touched; connect() below probes it again
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
     state = load_commits(fs, root, fingerprint, inputs=set(files))
     index = CommitIndex(fs, root, state)
