@@ -80,7 +80,8 @@ def ascii_letters() -> Alphabet:
 
 @cache
 def all_letters() -> Alphabet:
-    """Every character `str.isalpha` accepts (about 140,000; 0.1 s to list, once per process)."""
+    """Every character `str.isalpha` accepts (131,756 in 648 ranges with Python 3.11; about 0.06 s to list, once
+    per process)."""
     return Alphabet.of(str.isalpha)
 
 
