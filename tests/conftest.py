@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,12 @@ for key, value in {
     "RAY_COLOR_PREFIX": "0",
 }.items():
     os.environ.setdefault(key, value)
+
+
+def clean_environment(home: Path) -> dict[str, str]:
+    """What a user's bare shell gives a process: no RAY_* variables, a private HOME, tamis importable."""
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
+            "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
 
 
 def shared_warcs() -> list[Path]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WARC_DIR
+from conftest import REPO, WARC_DIR, clean_environment
 
 from tamis.engine.cluster_address import ClusterUnreachableError, check_cluster_reachable
 
@@ -43,8 +43,7 @@ def test_the_probe_tells_a_listening_port_from_a_closed_one() -> None:
 def test_a_cluster_address_where_nothing_listens_fails_fast_in_one_line(tmp_path: Path, how: str,
                                                                         command: str) -> None:
     address = f"127.0.0.1:{_closed_port()}"
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-           "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
+    env = clean_environment(tmp_path)
     if how == "environment":
         env["RAY_ADDRESS"] = address
     args = {"run": ["run", str(REPO / "pipelines" / "fineweb.yaml"), "--input",

@@ -82,9 +82,9 @@ def test_an_english_article_under_menus_in_another_language_passes() -> None:
     Spanish) and goes on with English text passes for English. Scoring its first 2,000 characters (the
     step's sample before 2026-12-07) drops it, as it dropped a German weekly's English interview
     (docs/extraction.md)."""
-    model = LanguagePrescreen(languages=["es"])
+    spanish_screen = LanguagePrescreen(languages=["es"])
     spanish = [text for text in map(visible_text, html_batch("cc-main-2024-22_whirlwind.warc.gz")["html"])
-               if len(text) > 2_500 and model.reasons_for_texts([text[:2_500]]) == [None]]
+               if len(text) > 2_500 and spanish_screen.reasons_for_texts([text[:2_500]]) == [None]]
     english = [visible_text(html) for html in html_batch("dolma_sample-0001.warc.gz")["html"]]
     header = spanish[0][:2_500]
     article = " ".join(english)[:10_000]

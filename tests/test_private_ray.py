@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import REPO, SAMPLE_DIR
+from conftest import SAMPLE_DIR, clean_environment
 
 MARKER = "TAMIS_TEST_RUN_MARKER"
 PIPELINE = """\
@@ -132,12 +132,6 @@ def _gcs_cluster_id(port: int, token: str | None) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _clean_environment(home: Path) -> dict[str, str]:
-    """What a user's bare shell gives a process: no RAY_* variables, a private HOME, tamis importable."""
-    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
-            "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
-
-
 @pytest.mark.parametrize("hostile", [False, True], ids=["clean-env", "hostile-env"])
 def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile: bool) -> None:
     marker = uuid.uuid4().hex
@@ -145,7 +139,7 @@ def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile
     home.mkdir()
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(PIPELINE)
-    env = {**_clean_environment(home), MARKER: marker, **(HOSTILE if hostile else {})}
+    env = {**clean_environment(home), MARKER: marker, **(HOSTILE if hostile else {})}
     inputs = [SAMPLE_DIR / "cc-main-2024-22_whirlwind.warc.gz", SAMPLE_DIR / "dolma_sample-0000.warc.gz"]
     command = [sys.executable, "-m", "tamis.cli.main", "run", str(pipeline), "--output", str(tmp_path / "out"),
                "--no-progress", *(arg for path in inputs for arg in ("--input", str(path)))]
@@ -257,7 +251,7 @@ print("after: gcs stopped", gcs.poll() is not None, "initialized", ray.is_initia
 def test_disconnect_stops_the_embedded_rays_monitor_first_and_ray_keeps_working(tmp_path: Path) -> None:
     """disconnect() kills the autoscaler monitor before ray.shutdown() (else shutdown waits out Ray's 1 s grace
     for it, the GCS being gone); the embedded Ray still runs tasks without it, and shuts down cleanly after."""
-    done = subprocess.run([sys.executable, "-c", MONITOR_SCRIPT], env=_clean_environment(tmp_path), cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-c", MONITOR_SCRIPT], env=clean_environment(tmp_path), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()

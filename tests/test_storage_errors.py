@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WARC_DIR
+from conftest import REPO, WARC_DIR, clean_environment
 
 from tamis.cli.errors import storage_failure
 
@@ -40,12 +40,10 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 
 def _tamis_run(output: Path, home: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
-           "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
     return subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines" / "fineweb.yaml"),
                            "--input", str(WARC_DIR / "dolma_sample-000*.warc.gz"), "--output", str(output),
                            "--workers", "1", "--no-progress", "--no-plugins"],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=clean_environment(home), capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow
