@@ -128,7 +128,18 @@ def test_every_builtin_step_named_in_the_readme_is_registered() -> None:
     assert spec.reader.step == "parquet_input"
 
 
-@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+OUTPUT_COMMANDS = ["run", "tokenize", "dedup", "ablate", "sample"]
+
+
+def output_command(tmp_path: Path, command: str) -> list[str]:
+    """The arguments, before `--output`, of one of the commands that write an output folder."""
+    pipeline = write(tmp_path, "steps:\n  - step: trafilatura\n")
+    return {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
+            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
+            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+
+
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS)
 @pytest.mark.parametrize("below", [False, True])
 def test_every_output_option_refuses_a_file_before_starting(tmp_path: Path, no_ray, command: str,
                                                              below: bool) -> None:
@@ -137,10 +148,7 @@ def test_every_output_option_refuses_a_file_before_starting(tmp_path: Path, no_r
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")
     output = blocker / "out" if below else blocker
-    pipeline = write(tmp_path, "steps:\n  - step: trafilatura\n")
-    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
-            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
-            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    args = output_command(tmp_path, command)
     result = CliRunner().invoke(cli, [*args, "--output", str(output)])
     assert result.exit_code == 2, result.output
     assert "is a file, not a folder" in result.output and "Traceback" not in result.output
@@ -159,16 +167,12 @@ def _unwritable_folder(tmp_path: Path) -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS)
 def test_an_output_that_cannot_be_written_is_refused_before_starting(tmp_path: Path, no_ray, command: str) -> None:
     locked = _unwritable_folder(tmp_path)
     if locked is None:
         pytest.skip("no folder here that this user cannot write")
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("steps:\n  - step: trafilatura\n")
-    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
-            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
-            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    args = output_command(tmp_path, command)
     try:
         result = CliRunner().invoke(cli, [*args, "--output", str(locked / "out")], terminal_width=400)
     finally:
@@ -179,17 +183,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_starting(tmp_path: P
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", ["run", "tokenize", "dedup", "ablate", "sample"])
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS)
 @pytest.mark.parametrize("name", ["out [2024]", "out*", "s3://bucket/runs/what?"])
 def test_an_output_path_with_glob_characters_is_refused_before_starting(tmp_path: Path, no_ray, command: str,
                                                                        name: str) -> None:
     """fsspec's listings read `*`, `?` and `[` in a folder's path as a pattern: a run into `out [2024]` went
     through, but its rerun ended in a FileNotFoundError traceback and `tamis tokenize` found no shards."""
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("steps:\n  - step: trafilatura\n")
-    args = {"run": ["run", str(pipeline), "--input", str(SAMPLE_DIR / "*.gz")],
-            "tokenize": ["tokenize", str(tmp_path)], "dedup": ["dedup", str(tmp_path / "x.parquet")],
-            "ablate": ["ablate", str(pipeline)], "sample": ["sample", str(tmp_path)]}[command]
+    args = output_command(tmp_path, command)
     output = name if "://" in name else str(tmp_path / name)
     result = CliRunner().invoke(cli, [*args, "--output", output], terminal_width=400)
     assert result.exit_code == 2, result.output
