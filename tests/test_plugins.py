@@ -143,7 +143,6 @@ def test_plugin_filter_runs_on_ray_and_writes_removed_documents(ray_session, tmp
 
 
 
-
 def test_a_plugin_that_raises_on_import_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
     """The user's file and line and the exception, exit 2 (a bad pipeline: nothing started), no output."""
     from click.testing import CliRunner
