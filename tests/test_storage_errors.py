@@ -4,8 +4,9 @@
   anything starts, exit 2, for every command that writes: tests/test_pipeline_spec.py.
 - A disk that fills up during `tamis run` (a real tmpfs, where this machine lets the tests mount one): exit 1
   with one line saying that committed work is kept; after space is freed the same command finishes the rest
-  with the same totals as the run that never ran out of space. (A task that meets a full disk fails alone,
-  as any failed input, and is listed; that path is older.)
+  with the same totals as the run that never ran out of space.
+- A task that meets a full disk stops the run: it is listed as failed, no other task starts (each would read
+  its whole input and then fail at its first write), the same one line, exit 1; the rerun finishes the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from conftest import REPO, WARC_DIR, clean_environment
 
 from tamis.cli.errors import storage_failure
+from tamis.io.errors import storage_full_errno
 
 
 def test_the_one_line_for_storage_errors() -> None:
@@ -30,6 +32,28 @@ def test_the_one_line_for_storage_errors() -> None:
     denied = storage_failure(PermissionError(errno.EACCES, "Permission denied", "/data/out/stats.json"))
     assert denied is not None and denied.startswith("Permission denied: /data/out/stats.json. ")
     assert storage_failure(OSError(errno.ECONNRESET, "reset")) is None  # not the storage's: left as it was
+
+
+def test_a_full_storage_is_recognised_through_what_wraps_it() -> None:
+    class Wrapped(RuntimeError):  # how Ray hands a task's error to the driver: the original as `cause`
+        def __init__(self, cause: BaseException):
+            super().__init__("task failed")
+            self.cause = cause
+
+    assert storage_full_errno(Wrapped(OSError(errno.ENOSPC, "No space left on device"))) == errno.ENOSPC
+    # Arrow's writers: an OSError without an errno, the system's text in its message
+    arrow = OSError(f"Error writing bytes to file. Detail: [errno {errno.EDQUOT}] {os.strerror(errno.EDQUOT)}")
+    assert arrow.errno is None and storage_full_errno(arrow) == errno.EDQUOT
+    assert storage_full_errno(OSError(errno.EROFS, os.strerror(errno.EROFS))) == errno.EROFS
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("commit failed") from inner
+    except RuntimeError as outer:
+        assert storage_full_errno(outer) == errno.ENOSPC
+    assert storage_full_errno(PermissionError(errno.EACCES, "Permission denied")) is None  # may be one input's
+    assert storage_full_errno(Wrapped(ValueError("bad page"))) is None
 
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:
@@ -73,6 +97,42 @@ def test_a_disk_that_fills_up_under_the_driver_is_one_line_and_the_rerun_finishe
         finished = _tamis_run(output, home)
         assert finished.returncode == 0, finished.stderr[-3000:]
         assert "skipped 2 input(s)" in " ".join(finished.stdout.split())
+        again = json.loads((output / "stats.json").read_text())["totals"]
+        counts = ("records", "html_docs", "kept", "tokens", "bytes_read")
+        assert {key: again[key] for key in counts} == {key: totals[key] for key in counts} and totals["kept"] > 0
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_task_that_meets_a_full_disk_stops_the_run_and_the_rerun_finishes(tmp_path: Path) -> None:
+    """24 KiB left under the output: the manifest fits, the first task's shards do not. The task fails, the
+    other input is not started (before: it ran and failed the same way), and after space is freed the rerun
+    gives the totals of a run that never ran out of space."""
+    small = tmp_path / "small"
+    if not _mount_tmpfs(small, "8m"):
+        pytest.skip("this machine does not let the tests mount a tmpfs")
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        reference = _tamis_run(tmp_path / "reference", home)
+        assert reference.returncode == 0, reference.stderr[-3000:]
+        totals = json.loads((tmp_path / "reference" / "stats.json").read_text())["totals"]
+        filler = small / "filler"
+        fs = os.statvfs(small)
+        with open(filler, "wb") as handle:
+            os.posix_fallocate(handle.fileno(), 0, fs.f_bavail * fs.f_frsize - 24 * 1024)
+        output = small / "out"
+        full = _tamis_run(output, home)
+        said = " ".join((full.stdout + full.stderr).split())
+        assert full.returncode == 1, said
+        assert said.count("failed ") == 1 and "stopping: No space left on device. No more tasks start (1 input(s) " \
+            "left)" in said, said
+        assert "The work committed so far is kept; free some space and run the same command again" in said
+        assert "Traceback" not in said, full.stderr[-3000:]
+        filler.unlink()
+        finished = _tamis_run(output, home)
+        assert finished.returncode == 0, finished.stderr[-3000:]
         again = json.loads((output / "stats.json").read_text())["totals"]
         counts = ("records", "html_docs", "kept", "tokens", "bytes_read")
         assert {key: again[key] for key in counts} == {key: totals[key] for key in counts} and totals["kept"] > 0

@@ -36,6 +36,7 @@ from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
+from tamis.io.errors import storage_full_errno
 from tamis.io.redact import public_url, redact_text
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.provenance import differences
@@ -90,6 +91,10 @@ class RunResult:
     commit_reads: int = 0
     #: the split limit this run used (the recorded one on a resume without --max-task-bytes)
     max_task_bytes: int | None = None
+    #: a task met a full or read-only output storage: the run started no task after it (and raises this)
+    storage_error: OSError | None = None
+    #: labels of the units not started because of `storage_error`
+    not_started: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -291,6 +296,8 @@ def run_pipeline(
     })
     status = "complete" if not result.failed else "incomplete"
     write_json(fs, layout.manifest_path(root), {**manifest, "status": status, "failed": result.failed})
+    if result.storage_error is not None:
+        raise result.storage_error  # what was committed is recorded above; the rerun does the rest
     return result
 
 
@@ -366,6 +373,9 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
     polled, docs, nbytes, running = 0.0, 0, 0, {}
     with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
         while queue or pending:
+            if result.storage_error is not None and queue:
+                result.not_started = [unit.label() for unit in reversed(queue)]
+                queue.clear()  # every later task would fail at its first write, after reading its input
             while queue and len(pending) < in_flight_limit:
                 unit = queue.pop()
                 pending[remote.remote(spec_ref, unit, options, counter)] = unit
@@ -383,6 +393,12 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                     error = next((text for text in reversed(message) if text.strip()), type(exc).__name__)
                     result.failed[unit.label()] = error
                     console.print(line(("failed", "red"), f" {unit.label()}: {error}"))
+                    code = storage_full_errno(exc)
+                    if code is not None and result.storage_error is None:
+                        result.storage_error = OSError(code, os.strerror(code))
+                        running = f"; the {len(pending)} running may still commit" if pending else ""
+                        console.print(line(("stopping", "red"), f": {os.strerror(code)}. No more tasks start "
+                                           f"({len(queue)} input(s) left){running}"))
                     continue
                 histograms = HistogramSet.from_dict(summary.pop("histograms", {}))
                 index.add(summary, histograms)  # folded into the run's merge; not kept

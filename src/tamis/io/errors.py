@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
+#: a full or read-only storage: every later write fails the same way, so a run stops starting tasks
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
 
 class MissingStorageLibraryError(ValueError):
     """A URL's protocol needs an fsspec library that is not installed (the message says which extra)."""
+
+
+def storage_full_errno(exc: BaseException) -> int | None:
+    """ENOSPC, EDQUOT or EROFS if `exc` or an error it wraps is one (None otherwise).
+
+    A task's error reaches the driver wrapped by Ray (the original is its `cause`), and some writers (Arrow's)
+    raise an OSError without an errno whose message carries the system's text: both are recognised.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in STORAGE_FULL_ERRNOS:
+            return current.errno
+        message = str(current)
+        for code in STORAGE_FULL_ERRNOS:
+            if os.strerror(code) in message:
+                return code
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__ or current.__context__
+    return None
