@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,11 +105,26 @@ def test_a_disk_that_fills_up_under_the_driver_is_one_line_and_the_rerun_finishe
         subprocess.run(["umount", str(small)], capture_output=True)
 
 
+def _leave_free(folder: Path, kib: int) -> Path:
+    """A file that takes all but `kib` KiB of the file system under `folder`."""
+    filler = folder / "filler"
+    fs = os.statvfs(folder)
+    with open(filler, "wb") as handle:
+        os.posix_fallocate(handle.fileno(), 0, fs.f_bavail * fs.f_frsize - kib * 1024)
+    return filler
+
+
+def _said(done: subprocess.CompletedProcess) -> str:
+    return " ".join((done.stdout + done.stderr).split())
+
+
 @pytest.mark.slow
-def test_a_task_that_meets_a_full_disk_stops_the_run_and_the_rerun_finishes(tmp_path: Path) -> None:
-    """24 KiB left under the output: the manifest fits, the first task's shards do not. The task fails, the
+def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_path: Path) -> None:
+    """Process stage: 24 KiB left, the manifest fits, the first task's shards do not. The task fails, the
     other input is not started (before: it ran and failed the same way), and after space is freed the rerun
-    gives the totals of a run that never ran out of space."""
+    gives the totals of a run that never ran out of space. Dedup stage (its outputs removed, 16 KiB left): a
+    dedup task meets the full disk, the same one line (before: a DedupError traceback), and the rerun finishes.
+    `tamis tokenize` of the output with 8 KiB left: the same one line."""
     small = tmp_path / "small"
     if not _mount_tmpfs(small, "8m"):
         pytest.skip("this machine does not let the tests mount a tmpfs")
@@ -118,23 +134,42 @@ def test_a_task_that_meets_a_full_disk_stops_the_run_and_the_rerun_finishes(tmp_
         reference = _tamis_run(tmp_path / "reference", home)
         assert reference.returncode == 0, reference.stderr[-3000:]
         totals = json.loads((tmp_path / "reference" / "stats.json").read_text())["totals"]
-        filler = small / "filler"
-        fs = os.statvfs(small)
-        with open(filler, "wb") as handle:
-            os.posix_fallocate(handle.fileno(), 0, fs.f_bavail * fs.f_frsize - 24 * 1024)
+        counts = ("records", "html_docs", "kept", "tokens", "bytes_read")
+        one_line = "The work committed so far is kept; free some space and run the same command again"
+        filler = _leave_free(small, 24)
         output = small / "out"
         full = _tamis_run(output, home)
-        said = " ".join((full.stdout + full.stderr).split())
+        said = _said(full)
         assert full.returncode == 1, said
         assert said.count("failed ") == 1 and "stopping: No space left on device. No more tasks start (1 input(s) " \
             "left)" in said, said
-        assert "The work committed so far is kept; free some space and run the same command again" in said
-        assert "Traceback" not in said, full.stderr[-3000:]
+        assert one_line in said and "Traceback" not in said, full.stderr[-3000:]
         filler.unlink()
         finished = _tamis_run(output, home)
         assert finished.returncode == 0, finished.stderr[-3000:]
         again = json.loads((output / "stats.json").read_text())["totals"]
-        counts = ("records", "html_docs", "kept", "tokens", "bytes_read")
         assert {key: again[key] for key in counts} == {key: totals[key] for key in counts} and totals["kept"] > 0
+
+        for folder in ("dedup", "data"):  # the process stage stays committed: the rerun starts at dedup
+            shutil.rmtree(output / folder)
+        (output / "stats.json").unlink()
+        filler = _leave_free(small, 16)
+        full = _tamis_run(output, home)
+        said = _said(full)
+        assert full.returncode == 1, said
+        assert "error: No space left on device (dedup task signatures/" in said and one_line in said, said
+        assert "DedupError" not in said, said
+        filler.unlink()
+        finished = _tamis_run(output, home)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        again = json.loads((output / "stats.json").read_text())["totals"]
+        assert {key: again[key] for key in counts} == {key: totals[key] for key in counts}
+
+        filler = _leave_free(small, 8)
+        tokenize = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(output), "--output",
+                                   str(small / "tokens"), "--no-progress"], env=clean_environment(home),
+                                  capture_output=True, text=True, timeout=600)
+        said = _said(tokenize)
+        assert tokenize.returncode == 1 and f"error: No space left on device. {one_line}" in said, said
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)

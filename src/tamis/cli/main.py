@@ -59,7 +59,7 @@ def cli() -> None:
 def main() -> None:
     try:
         cli()
-    except (MissingStorageLibraryError, OSError) as exc:  # from any command, before or during its work
+    except Exception as exc:  # noqa: BLE001 - from any command, before or during its work; others re-raised
         reported = _one_line(exc)
         if reported is None:
             raise
@@ -73,14 +73,21 @@ def main() -> None:
 def _one_line(exc: Exception) -> tuple[str, int] | None:
     """(message, exit status) for errors any command may meet, or None to let the traceback through:
     a missing fsspec library (exit 2), an --address / RAY_ADDRESS where nothing listens, a full disk or a
-    folder that cannot be written (exit 1). Imported only when one is met: the command line starts light."""
+    folder that cannot be written (exit 1), the disk's error also when a Ray task or a stage wrapped it.
+    Imported only when one is met: the command line starts light."""
+    import os
+
     from tamis.cli.errors import EXIT_FAILED, EXIT_USAGE, storage_failure
+    from tamis.io.errors import storage_full_errno
 
     if isinstance(exc, MissingStorageLibraryError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, ClusterUnreachableError):  # a ConnectionError, so an OSError: before storage_failure
         return str(exc), EXIT_FAILED
-    message = storage_failure(exc)
+    code = storage_full_errno(exc)
+    if code is not None and not (isinstance(exc, OSError) and exc.errno == code):
+        exc = OSError(code, os.strerror(code))  # the one line names the disk's error, not what wrapped it
+    message = storage_failure(exc) if isinstance(exc, OSError) else None
     return None if message is None else (message, EXIT_FAILED)
 
 

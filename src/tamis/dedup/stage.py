@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import posixpath
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ from tamis.dedup.finalize import finalize_task
 from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import MAX_SHARDS, signature_task
+from tamis.io.errors import storage_full_errno
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
@@ -150,6 +152,9 @@ class _Driver:
                     self._drop(pending)
                     if isinstance(cause, CorruptIntermediateError):
                         raise CorruptIntermediateError(cause.path, cause.reason) from None
+                    code = storage_full_errno(exc)
+                    if code is not None:  # the storage's error, which the command line says in one line
+                        raise OSError(code, f"{os.strerror(code)} (dedup task {task.stage}/{task.name})") from None
                     raise DedupError(f"dedup task {task.stage}/{task.name} failed: {exc}") from None
                 write_json(self.fs, self.marker(task), {"fingerprint": self.fingerprint, "summary": summary})
                 self._record(task, summary, reused=False)

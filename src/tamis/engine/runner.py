@@ -396,9 +396,9 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                     code = storage_full_errno(exc)
                     if code is not None and result.storage_error is None:
                         result.storage_error = OSError(code, os.strerror(code))
+                        left = f". No more tasks start ({len(queue)} input(s) left)" if queue else ""
                         running = f"; the {len(pending)} running may still commit" if pending else ""
-                        console.print(line(("stopping", "red"), f": {os.strerror(code)}. No more tasks start "
-                                           f"({len(queue)} input(s) left){running}"))
+                        console.print(line(("stopping", "red"), f": {os.strerror(code)}{left}{running}"))
                     continue
                 histograms = HistogramSet.from_dict(summary.pop("histograms", {}))
                 index.add(summary, histograms)  # folded into the run's merge; not kept

@@ -49,6 +49,7 @@ from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
+from tamis.io.errors import storage_full_errno
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.tokenize.formats import EXTENSIONS, FORMATS, ShardTokenWriter
 from tamis.tokenize.plan import Plan, locate, make_plan, prefixes, queries
@@ -124,6 +125,8 @@ class TokenizeResult:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
     totals: dict[str, Any] = field(default_factory=dict)
+    #: a task met a full or read-only output storage: no task started after it, and the run raises this
+    storage_error: OSError | None = None
 
     @property
     def ok(self) -> bool:
@@ -426,6 +429,8 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
     pending: dict[ray.ObjectRef, str] = {}
     done: list[dict[str, Any]] = []
     while queue or pending:
+        if result.storage_error is not None:
+            queue.clear()  # every later task would fail at its first write
         while queue and len(pending) < limit:
             label, submit = queue.pop()
             pending[submit()] = label
@@ -442,6 +447,11 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
                 lines = [line for line in str(exc).strip().splitlines() if line.strip()]
                 result.failed[label] = lines[-1] if lines else repr(exc)
                 console.print(f"[red]failed[/red] {label}: {result.failed[label]}")
+                code = storage_full_errno(exc)
+                if code is not None and result.storage_error is None:
+                    result.storage_error = OSError(code, os.strerror(code))
+                    left = f". No more tasks start ({len(queue)} left)" if queue else ""
+                    console.print(f"[red]stopping[/red]: {os.strerror(code)}{left}")
                 continue
             done.append(summary)
             display.durations.append(summary.get("wall_seconds", 0.0))
@@ -554,6 +564,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
             write_json(fs, manifest_path, {**manifest, "status": "incomplete", "failed": result.failed})
             result.totals = {"seconds": round(time.perf_counter() - started, 3), "input_shards": len(shards),
                              "encoded_shards": len(encoded)}
+            if result.storage_error is not None:
+                raise result.storage_error  # committed work is kept; the rerun does the rest
             return result
     finally:
         if started_ray:
