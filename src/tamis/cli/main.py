@@ -75,18 +75,16 @@ def _one_line(exc: Exception) -> tuple[str, int] | None:
     a missing fsspec library (exit 2), an --address / RAY_ADDRESS where nothing listens, a full disk or a
     folder that cannot be written (exit 1), the disk's error also when a Ray task or a stage wrapped it.
     Imported only when one is met: the command line starts light."""
-    import os
-
     from tamis.cli.errors import EXIT_FAILED, EXIT_USAGE, storage_failure
-    from tamis.io.errors import storage_full_errno
+    from tamis.io.errors import full_storage_error
 
     if isinstance(exc, MissingStorageLibraryError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, ClusterUnreachableError):  # a ConnectionError, so an OSError: before storage_failure
         return str(exc), EXIT_FAILED
-    code = storage_full_errno(exc)
-    if code is not None and not (isinstance(exc, OSError) and exc.errno == code):
-        exc = OSError(code, os.strerror(code))  # the one line names the disk's error, not what wrapped it
+    full = full_storage_error(exc)
+    if full is not None and not (isinstance(exc, OSError) and exc.errno == full.errno):
+        exc = full  # the one line names the disk's error, not what wrapped it
     message = storage_failure(exc) if isinstance(exc, OSError) else None
     return None if message is None else (message, EXIT_FAILED)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import posixpath
 import time
 from collections import Counter
@@ -39,7 +38,7 @@ from tamis.dedup.finalize import finalize_task
 from tamis.dedup.intermediate import CorruptIntermediateError, check_exists
 from tamis.dedup.options import DedupOptions
 from tamis.dedup.partition import MAX_SHARDS, signature_task
-from tamis.io.errors import storage_full_errno
+from tamis.io.errors import StorageFullError, full_storage_error
 from tamis.io.storage import filesystem, read_json, write_json
 from tamis.pipeline.spec import StepSpec
 from tamis.stats.counters import TaskCounters
@@ -78,7 +77,23 @@ class _Task:
 def _remote(fn: Callable[..., dict[str, Any]]) -> Any:
     """One Ray remote function per task function: `ray.remote(fn)` pickles and exports `fn` to the GCS each
     time it is called (6 ms a task on the 2-core machine, once for each of a stage's many bucket tasks)."""
-    return ray.remote(fn)
+    return ray.remote(_no_retry_on_full_storage(fn))
+
+
+def _no_retry_on_full_storage(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`fn`, raising StorageFullError for a full disk: Ray retries a task's OSErrors (RETRYABLE_ERRORS, for
+    flaky object stores), and each retry of a full disk would fail the same way, with its traceback logged."""
+
+    @functools.wraps(fn)
+    def task(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            if full_storage_error(exc) is None:
+                raise
+            raise StorageFullError(str(exc)) from None
+
+    return task
 
 
 class _Driver:
@@ -152,9 +167,9 @@ class _Driver:
                     self._drop(pending)
                     if isinstance(cause, CorruptIntermediateError):
                         raise CorruptIntermediateError(cause.path, cause.reason) from None
-                    code = storage_full_errno(exc)
-                    if code is not None:  # the storage's error, which the command line says in one line
-                        raise OSError(code, f"{os.strerror(code)} (dedup task {task.stage}/{task.name})") from None
+                    full = full_storage_error(exc, f" (dedup task {task.stage}/{task.name})")
+                    if full is not None:  # the storage's error, which the command line says in one line
+                        raise full from None
                     raise DedupError(f"dedup task {task.stage}/{task.name} failed: {exc}") from None
                 write_json(self.fs, self.marker(task), {"fingerprint": self.fingerprint, "summary": summary})
                 self._record(task, summary, reused=False)

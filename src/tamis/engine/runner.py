@@ -36,7 +36,7 @@ from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
 from tamis.engine.removed import validate_removed_options
 from tamis.engine.task import WRITER_STEP, TaskOptions, process_input
-from tamis.io.errors import storage_full_errno
+from tamis.io.errors import full_storage_error
 from tamis.io.redact import public_url, redact_text
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.pipeline.provenance import differences
@@ -93,8 +93,6 @@ class RunResult:
     max_task_bytes: int | None = None
     #: a task met a full or read-only output storage: the run started no task after it (and raises this)
     storage_error: OSError | None = None
-    #: labels of the units not started because of `storage_error`
-    not_started: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -373,8 +371,7 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
     polled, docs, nbytes, running = 0.0, 0, 0, {}
     with ProgressDisplay(console, len(todo), enabled=show_progress) as display:
         while queue or pending:
-            if result.storage_error is not None and queue:
-                result.not_started = [unit.label() for unit in reversed(queue)]
+            if result.storage_error is not None:
                 queue.clear()  # every later task would fail at its first write, after reading its input
             while queue and len(pending) < in_flight_limit:
                 unit = queue.pop()
@@ -393,12 +390,11 @@ def _run_tasks(spec: PipelineSpec, todo: list[WorkUnit], options: TaskOptions, w
                     error = next((text for text in reversed(message) if text.strip()), type(exc).__name__)
                     result.failed[unit.label()] = error
                     console.print(line(("failed", "red"), f" {unit.label()}: {error}"))
-                    code = storage_full_errno(exc)
-                    if code is not None and result.storage_error is None:
-                        result.storage_error = OSError(code, os.strerror(code))
+                    if result.storage_error is None and (full := full_storage_error(exc)) is not None:
+                        result.storage_error = full
                         left = f". No more tasks start ({len(queue)} input(s) left)" if queue else ""
                         running = f"; the {len(pending)} running may still commit" if pending else ""
-                        console.print(line(("stopping", "red"), f": {os.strerror(code)}{left}{running}"))
+                        console.print(line(("stopping", "red"), f": {full.strerror}{left}{running}"))
                     continue
                 histograms = HistogramSet.from_dict(summary.pop("histograms", {}))
                 index.add(summary, histograms)  # folded into the run's merge; not kept

@@ -13,6 +13,11 @@ class MissingStorageLibraryError(ValueError):
     """A URL's protocol needs an fsspec library that is not installed (the message says which extra)."""
 
 
+class StorageFullError(RuntimeError):
+    """A full, over-quota or read-only storage met by a task whose OSErrors Ray retries: raised instead of
+    the OSError (its message kept), so that Ray does not retry what would fail the same way."""
+
+
 def storage_full_errno(exc: BaseException) -> int | None:
     """ENOSPC, EDQUOT or EROFS if `exc` or an error it wraps is one (None otherwise).
 
@@ -32,3 +37,10 @@ def storage_full_errno(exc: BaseException) -> int | None:
         cause = getattr(current, "cause", None)
         current = cause if isinstance(cause, BaseException) else current.__cause__ or current.__context__
     return None
+
+
+def full_storage_error(exc: BaseException, where: str = "") -> OSError | None:
+    """The disk's own error (errno and the system's text, `where` after it) for an error that
+    `storage_full_errno` recognises, to be reported in one line instead of what wrapped it; else None."""
+    code = storage_full_errno(exc)
+    return None if code is None else OSError(code, os.strerror(code) + where)

@@ -49,7 +49,7 @@ from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
-from tamis.io.errors import storage_full_errno
+from tamis.io.errors import full_storage_error
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.tokenize.formats import EXTENSIONS, FORMATS, ShardTokenWriter
 from tamis.tokenize.plan import Plan, locate, make_plan, prefixes, queries
@@ -447,11 +447,10 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
                 lines = [line for line in str(exc).strip().splitlines() if line.strip()]
                 result.failed[label] = lines[-1] if lines else repr(exc)
                 console.print(f"[red]failed[/red] {label}: {result.failed[label]}")
-                code = storage_full_errno(exc)
-                if code is not None and result.storage_error is None:
-                    result.storage_error = OSError(code, os.strerror(code))
+                if result.storage_error is None and (full := full_storage_error(exc)) is not None:
+                    result.storage_error = full
                     left = f". No more tasks start ({len(queue)} left)" if queue else ""
-                    console.print(f"[red]stopping[/red]: {os.strerror(code)}{left}")
+                    console.print(f"[red]stopping[/red]: {full.strerror}{left}")
                 continue
             done.append(summary)
             display.durations.append(summary.get("wall_seconds", 0.0))
