@@ -75,9 +75,11 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, tm
     before = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
     assert 2 <= len(before) < len(small_corpus), before
 
+    assert (output / "_lock.json").exists()  # the killed driver could not remove its lock of the output
     rerun = _tamis(["--input", glob, "--output", str(output), "--workers", "1"], env)
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err[-2000:]
+    assert "is gone; taking it over" in err and not (output / "_lock.json").exists()
     after = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
     assert len(after) == len(small_corpus)
     assert all(after[name] == mtime for name, mtime in before.items()), "committed inputs were redone"
@@ -115,6 +117,7 @@ def test_stopped_by_a_signal_exits_cleanly_and_the_rerun_resumes(small_corpus, t
     assert driver.returncode == 128 + signum, err[-3000:]
     assert f"stopped by {name}: the work committed so far is kept" in err and "SIGTERM received" not in err
     assert list(short_private_dir.iterdir()) == [], "the run's private Ray folder was left behind"
+    assert not (output / "_lock.json").exists(), "the stopped run kept its lock of the output"
     committed = len(list(markers.glob("*.json")))
     assert 1 <= committed < len(small_corpus)
     if signum != signal.SIGTERM:

@@ -14,6 +14,7 @@ from rich.console import Console
 from tamis.display import line
 from tamis.engine.inputs import MissingInputError
 from tamis.engine.layout import InputIdClash
+from tamis.engine.output_lock import OutputLockedError
 from tamis.engine.ray_runtime import stopped_by_sigterm
 from tamis.engine.runner import OutputConflictError
 from tamis.pipeline.spec import PipelineError
@@ -36,7 +37,8 @@ def user_errors(console: Console, *usage_errors: type[Exception]) -> Iterator[No
         yield
     except MissingInputError as exc:
         fail(console, exc, EXIT_FAILED)
-    except (PipelineError, PluginImportError, OutputConflictError, InputIdClash, *usage_errors) as exc:
+    except (PipelineError, PluginImportError, OutputConflictError, OutputLockedError, InputIdClash,
+            *usage_errors) as exc:
         fail(console, exc, EXIT_USAGE)
 
 

@@ -31,6 +31,7 @@ from tamis.engine.cluster_address import check_cluster_reachable, requested_addr
 from tamis.engine.commits import CommitIndex, CommitState, load_commits
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
 from tamis.engine.memory import AUTO, resolve_task_memory, task_reservation
+from tamis.engine.output_lock import output_lock
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
@@ -199,6 +200,22 @@ def run_pipeline(
     files, sizes = expand_inputs(inputs, paths_base)
     layout.check_distinct_ids(files)
     fs, root = filesystem(output)
+    cluster = requested_address(address)
+    if cluster is not None and not ray.is_initialized():
+        check_cluster_reachable(cluster)  # before the output is touched; connect() probes it again
+    with output_lock(fs, root):
+        return _run_holding_output(spec, files, sizes, output, fs, root, address=address, workers=workers,
+                                   limit=limit, overwrite=overwrite, max_task_bytes=max_task_bytes,
+                                   removed_options=removed_options, console=console,
+                                   show_progress=show_progress, task_memory=task_memory, started=started)
+
+
+def _run_holding_output(spec: PipelineSpec, files: list[str], sizes: dict[str, int | None], output: str, fs: Any,
+                        root: str, *, address: str | None, workers: int | None, limit: int | None,
+                        overwrite: bool, max_task_bytes: int | None | str, removed_options: dict[str, Any],
+                        console: Console, show_progress: bool, task_memory: int | str | None,
+                        started: float) -> RunResult:
+    """`run_pipeline` once the output is this run's alone: resume check, process stage, dedup, stats."""
     previous = None if overwrite else _read_manifest(fs, root)
     recorded_limit, recorded_split = _recorded_split(previous) if previous else (DEFAULT_MAX_TASK_BYTES, None)
     if max_task_bytes == RECORDED:
@@ -230,9 +247,6 @@ def run_pipeline(
         "options": {"limit": limit, "removed": removed_options, "max_task_bytes": split,
                     "split_limit": max_task_bytes},
     }
-    cluster = requested_address(address)
-    if cluster is not None and not ray.is_initialized():
-        check_cluster_reachable(cluster)  # before the output is touched; connect() below probes it again
     write_json(fs, layout.manifest_path(root), {**manifest, "status": "running"})
     state = load_commits(fs, root, fingerprint, inputs=set(files))
     index = CommitIndex(fs, root, state)

@@ -1,0 +1,112 @@
+"""One `tamis run` per output at a time (tamis.engine.output_lock).
+
+- A run into an output that a live run holds is refused before it writes anything: exit 2, one line saying
+  which run holds it (the live holder here is this test process, so no second job has to be timed).
+- A lock left by a run that is gone (its pid ended, or reused by another process) is taken over.
+- A lock from another machine, or one that cannot be read, is never taken over: the message names the file.
+- The lock is removed when the run ends, also when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLE_DIR, clean_environment
+
+from tamis.engine.output_lock import LOCK_NAME, Holder, OutputLock, OutputLockedError
+
+
+def _write_lock(root: Path, holder: Holder) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_NAME
+    path.write_text(json.dumps(asdict(holder)))
+    return path
+
+
+def _ended_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_the_lock_is_exclusive_and_released(tmp_path: Path) -> None:
+    with OutputLock(str(tmp_path / "out")) as lock:
+        held = json.loads(lock.path.read_text())
+        assert (held["host"], held["pid"]) == (Holder.this_process().host, os.getpid())
+        with pytest.raises(OutputLockedError, match="in use by the run started .* on this machine"):
+            OutputLock(str(tmp_path / "out")).acquire()
+    assert not lock.path.exists()
+
+
+def test_a_lock_whose_run_is_gone_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    here = Holder.this_process()
+    root = tmp_path / "out"
+    _write_lock(root, replace(here, pid=_ended_pid()))
+    with OutputLock(str(root)) as lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    assert "is gone; taking it over" in caplog.text
+    if here.process_start is not None:  # Linux: this pid, but another process's start time (a reused pid)
+        _write_lock(root, replace(here, process_start=here.process_start - 1))
+        with OutputLock(str(root)):
+            pass
+
+
+@pytest.mark.parametrize("content", ["other machine", "unreadable"])
+def test_a_lock_that_cannot_be_checked_is_kept(tmp_path: Path, content: str) -> None:
+    root = tmp_path / "out"
+    if content == "other machine":
+        path = _write_lock(root, replace(Holder.this_process(), host="another-node", pid=_ended_pid()))
+        expected = "on machine 'another-node'"
+    else:
+        root.mkdir()
+        path = root / LOCK_NAME
+        path.write_text("")
+        expected = "a run whose lock file cannot be read"
+    with pytest.raises(OutputLockedError) as raised:
+        OutputLock(str(root)).acquire()
+    assert expected in str(raised.value) and f"delete {path} and run again" in str(raised.value)
+    assert path.exists()
+
+
+def _tamis_run(output: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines" / "fineweb.yaml"),
+                           "--input", str(SAMPLE_DIR / "dolma_sample-0000.warc.gz"), "--output", str(output),
+                           "--workers", "1", "--no-progress", "--no-plugins", *extra],
+                          env=clean_environment(home), capture_output=True, text=True, timeout=600)
+
+
+def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    output = tmp_path / "out"
+    path = _write_lock(output, Holder.this_process())  # held by a live process: this one
+    for extra in ((), ("--overwrite",)):
+        refused = _tamis_run(output, home, *extra)
+        said = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode == 2, said
+        assert f"error: {output} is in use by the run started" in said and "Wait for it to end" in said, said
+        assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]  # no manifest, nothing else
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.slow
+def test_the_lock_is_gone_after_a_run_and_after_a_failed_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    output = tmp_path / "out"
+    done = _tamis_run(output, home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (output / "manifest.json").exists() and not (output / LOCK_NAME).exists()
+    other = REPO / "pipelines" / "fineweb-fast.yaml"  # another pipeline into the same output: refused, after the lock
+    conflict = subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(other), "--input",
+                               str(SAMPLE_DIR / "dolma_sample-0000.warc.gz"), "--output", str(output),
+                               "--no-progress", "--no-plugins"], env=clean_environment(home),
+                              capture_output=True, text=True, timeout=600)
+    said = " ".join(conflict.stderr.split())
+    assert conflict.returncode == 2 and "holds the output of a different pipeline" in said, said
+    assert not (output / LOCK_NAME).exists()
