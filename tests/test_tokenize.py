@@ -8,6 +8,7 @@ The expected tokens are tiktoken's GPT-2 encoding of each document, plus end-of-
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from collections import Counter
 from pathlib import Path
@@ -373,3 +374,26 @@ def test_cli_tokenizes_and_prints_the_summary(ray_session, corpus, tmp_path) -> 
     assert bad.exit_code == 2 and "arrow" in bad.output
     conflict = CliRunner().invoke(cli, args[:9] + args[11:])  # no budget: other options
     assert conflict.exit_code == 2 and "--overwrite" in conflict.output
+
+
+def test_a_failed_input_whose_name_looks_like_markup_is_reported_as_it_is(ray_session, corpus, tmp_path) -> None:
+    """An input shard's path is data: printed as it is, never read as console markup. A folder `sub[` holding
+    `bold]bad.parquet` is the path `.../sub[/bold]bad.parquet`, whose `[/bold]` made the report of its failure
+    raise rich's MarkupError (a traceback) instead."""
+    from click.testing import CliRunner
+
+    from tamis.cli.main import cli
+
+    root, _ = corpus
+    folder = tmp_path / "inputs"
+    (folder / "ok").mkdir(parents=True)
+    (folder / "sub[").mkdir()
+    shutil.copy(next((root / "data").rglob("part-0.parquet")), folder / "ok" / "good.parquet")
+    bad = folder / "sub[" / "bold]bad.parquet"
+    assert "[/bold]" in str(bad)
+    bad.write_bytes(b"PAR1" + bytes(range(256)) * 8 + b"PAR1")  # a Parquet file's magic around garbage
+    completed = CliRunner().invoke(cli, ["tokenize", str(folder / "*" / "*.parquet"), "--output", str(tmp_path / "out"),
+                                         "--workers", "1", "--no-progress"])
+    assert isinstance(completed.exception, SystemExit) and completed.exit_code == 3, completed.output[-3000:]
+    # compared without whitespace: the console folds long paths over lines
+    assert "".join(f"failed {bad}:".split()) in "".join(completed.output.split()), completed.output[-3000:]

@@ -263,7 +263,7 @@ def _tokenize(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, Any]]
             variant, seed = ("holdout", None) if key == "holdout" else key
             result.failures.append({"variant": variant, "seed": seed, "evaluator": None, "stage": "tokenize",
                                     "error": _last_line(exc)})
-            console.print(f"[red]tokenize failed[/red] {variant} seed {seed}: {_last_line(exc)}")
+            console.print(line(("tokenize failed", "red"), f" {variant} seed {seed}: {_last_line(exc)}"))
             if key != "holdout":
                 samples.pop(key)
             continue
@@ -272,7 +272,7 @@ def _tokenize(spec: AblationSpec, samples: dict[tuple[str, int], dict[str, Any]]
             samples[key]["token_count"] = done[key]["tokens"]
     if done:
         first = next(iter(done.values()))
-        console.print(f"tokenized {len(done)} sample(s) ({options.format}, {first['tokenizer']['name']})")
+        console.print(line(f"tokenized {len(done)} sample(s) ({options.format}, {first['tokenizer']['name']})"))
     return done
 
 

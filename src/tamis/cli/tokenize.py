@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, resumable
+from tamis.display import line
 from tamis.engine.layout import InputIdClash
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
@@ -52,7 +53,7 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
     totals = result.totals
     if result.failed:
         for label, error in result.failed.items():
-            out.print(f"[red]failed[/red] {label}: {error}")
+            out.print(line(("failed", "red"), f" {label}: {error}"))  # paths and errors are data: never markup
         out.print(f"{len(result.failed)} input(s) failed; nothing was written (rerun to retry them)")
         sys.exit(EXIT_PARTIAL if totals.get("encoded_shards") else EXIT_FAILED)
     table = Table(title=f"tamis tokenize ({result.format})", header_style="bold")
@@ -68,4 +69,4 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
         out.print(f"budget: {totals['tokens']:,} tokens exactly (last document cut)")
     if not totals.get("budget_reached", True):
         out.print(f"[yellow]budget not reached[/yellow]: the inputs hold {totals['available_tokens']:,} tokens")
-    out.print(f"tokens: {output.rstrip('/')}/   manifest: {output.rstrip('/')}/manifest.json")
+    out.print(line(f"tokens: {output.rstrip('/')}/   manifest: {output.rstrip('/')}/manifest.json"))

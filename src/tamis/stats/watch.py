@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
+from tamis.display import line
 from tamis.stats.load import LoadedRun, RunNotFoundError, load_run
 from tamis.stats.report_terminal import print_report
 
@@ -32,7 +33,7 @@ def watch(output: str, console: Console, *, interval: float = 5.0, iterations: i
             try:
                 run = load_run(output)
             except (RunNotFoundError, FileNotFoundError):
-                console.print(f"waiting for a tamis run in {output} ...")
+                console.print(line(f"waiting for a tamis run in {output} ..."))
                 sleep(interval)
                 continue
             now, read = time.monotonic(), run.totals()["docs_read"]

@@ -46,6 +46,7 @@ from rich.console import Console
 
 from tamis.dedup.block_file import locate_blocks, read_located, write_blocks
 from tamis.dedup.intermediate import CorruptIntermediateError
+from tamis.display import line
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
@@ -444,13 +445,13 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
                     damaged.add(ident)
                     display.update(len(done) + len(result.failed), display.docs, display.bytes, {})
                     continue
-                lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+                lines = [text for text in str(exc).strip().splitlines() if text.strip()]
                 result.failed[label] = lines[-1] if lines else repr(exc)
-                console.print(f"[red]failed[/red] {label}: {result.failed[label]}")
+                console.print(line(("failed", "red"), f" {label}: {result.failed[label]}"))
                 if result.storage_error is None and (full := full_storage_error(exc)) is not None:
                     result.storage_error = full
                     left = f". No more tasks start ({len(queue)} left)" if queue else ""
-                    console.print(f"[red]stopping[/red]: {full.strerror}{left}")
+                    console.print(line(("stopping", "red"), f": {full.strerror}{left}"))
                 continue
             done.append(summary)
             display.durations.append(summary.get("wall_seconds", 0.0))
@@ -495,7 +496,7 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
         elif previous.get("status") == "complete":
             result = TokenizeResult(output, fingerprint, options.format, previous.get("files", []),
                                     skipped=len(previous.get("shards", [])), totals=previous["totals"])
-            console.print(f"tokenize: {output} is complete with these options; nothing to do")
+            console.print(line(f"tokenize: {output} is complete with these options; nothing to do"))
             return result
     elif overwrite:
         _remove(fs, root, options.prefix)
@@ -522,8 +523,9 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
                     encoded[summary["input_id"]] = summary
             ray.kill(counter)
 
-        console.print(f"tokenize: {len(shards)} input shard(s), {len(todo)} to encode, {options.format} format, "
-                      f"tokenizer {tokenizer.name} (vocabulary {tokenizer.vocab_size:,}, eos {tokenizer.eos_id})")
+        console.print(line(f"tokenize: {len(shards)} input shard(s), {len(todo)} to encode, {options.format} "
+                           f"format, tokenizer {tokenizer.name} (vocabulary {tokenizer.vocab_size:,}, eos "
+                           f"{tokenizer.eos_id})"))
         encode_inputs(todo)
         plan, written, names = None, {}, []
         for attempt in range(MAX_RECOMPUTE + 1):
@@ -553,8 +555,8 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
                     result.failed[shard] = f"its encoded work files were still damaged after {MAX_RECOMPUTE} " \
                                            "encodings"
                 break
-            console.print(f"[yellow]tokenize:[/yellow] damaged work files of {len(again)} input(s) "
-                          f"({', '.join(s for _, s in again)[:300]}): encoding them again")
+            console.print(line(("tokenize:", "yellow"), f" damaged work files of {len(again)} input(s) "
+                               f"({', '.join(s for _, s in again)[:300]}): encoding them again"))
             for i, _ in again:
                 _forget_encoded(fs, root, idents[i])
                 encoded.pop(idents[i], None)
