@@ -54,8 +54,9 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
                               show_progress=not no_progress)
     # one row per metric, one column per variant: readable in a terminal with a dozen metrics
     header, rows = summary_table(spec, result)
-    table = Table(title=f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)} "
-                        "(mean ± 95% interval over seeds)", title_justify="left")
+    # the ablation's name is the user's text (or its file's): a title made plain, never markup
+    table = Table(title=line(f"{spec.name}: {result.token_budget} tokens per variant, seeds {list(spec.seeds)} "
+                             "(mean ± 95% interval over seeds)"), title_justify="left")
     table.add_column("metric")
     for row in rows:
         table.add_column(row[0], justify="right")
@@ -65,7 +66,7 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     out.print(table)
     d_header, d_rows = difference_table(spec, result)
     if d_rows:
-        differences = Table(title=f"difference from {spec.variants[0].name} (95% t interval over seeds)",
+        differences = Table(title=line(f"difference from {spec.variants[0].name} (95% t interval over seeds)"),
                             title_justify="left")
         for name in d_header:
             differences.add_column(name, justify="left" if name in ("variant", "against", "metric") else "right")
