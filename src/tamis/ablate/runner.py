@@ -90,7 +90,7 @@ def _run_stages(spec: AblationSpec, stages: list[Stage], output: str, workers: i
         inputs = list(spec.inputs) if stage.parent is None else _shards(fs, stage.parent.output(output))
         info = {**stage.describe(), "inputs": len(inputs)}
         what = f"{len(inputs)} shard(s) of {stage.parent.key}" if stage.parent else f"{len(inputs)} input pattern(s)"
-        console.print(f"stage {stage.key}: {', '.join(info['steps']) or '(no steps)'} on {what}")
+        console.print(line(f"stage {stage.key}: {', '.join(info['steps']) or '(no steps)'} on {what}"))
         if inputs:
             run = run_pipeline(stage.spec, inputs, stage.output(output), workers=workers,
                                limit=limit if stage.parent is None else None, console=console,
