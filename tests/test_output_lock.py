@@ -16,6 +16,8 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, SAMPLE_DIR, clean_environment
 
@@ -92,6 +94,22 @@ def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path:
         assert f"error: {output} is in use by the run started" in said and "Wait for it to end" in said, said
         assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]  # no manifest, nothing else
     assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_tokenize_into_a_held_output_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pq.write_table(pa.table({"id": ["a"], "text": ["a document"]}), shards / "part-0.parquet")
+    output = tmp_path / "tokens"
+    _write_lock(output, Holder.this_process())
+    refused = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(shards), "--output",
+                              str(output), "--no-progress"], env=clean_environment(home), capture_output=True,
+                             text=True, timeout=600)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode == 2 and f"error: {output} is in use by the run started" in said, said
+    assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]
 
 
 @pytest.mark.slow

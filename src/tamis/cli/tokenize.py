@@ -11,6 +11,7 @@ from rich.table import Table
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, resumable
 from tamis.display import line
 from tamis.engine.layout import InputIdClash
+from tamis.engine.output_lock import OutputLockedError
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
 from tamis.tokenize.tokenizers import TokenizerError
@@ -47,7 +48,7 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
         with resumable(console):
             result = run_tokenize(list(inputs), options, address=address, workers=workers, overwrite=overwrite,
                                   console=console, show_progress=not no_progress)
-    except (TokenizeError, TokenizerError, InputIdClash) as exc:
+    except (TokenizeError, TokenizerError, InputIdClash, OutputLockedError) as exc:
         fail(console, exc, EXIT_USAGE)
     out = Console()
     totals = result.totals

@@ -48,6 +48,7 @@ from tamis.dedup.block_file import locate_blocks, read_located, write_blocks
 from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.display import line
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
+from tamis.engine.output_lock import output_lock
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.io.errors import full_storage_error
@@ -483,6 +484,17 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     buckets = bucket_count(sum(sizes), SHUFFLE_BUCKET_BYTES) if options.shuffle else 0
     fingerprint = fingerprint_of(options, tokenizer, shards, sizes, buckets)
     fs, root = filesystem(output)
+    with output_lock(fs, root):  # one writer per output (tamis.engine.output_lock)
+        return _tokenize_holding_output(shards, sizes, options, tokenizer, fingerprint, buckets, output, fs, root,
+                                        address=address, workers=workers, overwrite=overwrite, console=console,
+                                        show_progress=show_progress, started=started)
+
+
+def _tokenize_holding_output(shards: list[str], sizes: list[int], options: TokenizeOptions, tokenizer: Tokenizer,
+                             fingerprint: str, buckets: int, output: str, fs: Any, root: str, *, address: str | None,
+                             workers: int | None, overwrite: bool, console: Console, show_progress: bool,
+                             started: float) -> TokenizeResult:
+    """`run_tokenize` once the output is this run's alone: resume check, encode, plan, write, manifest."""
     manifest_path = posixpath.join(root, "manifest.json")
     if fs.exists(manifest_path):
         previous = read_json(fs, manifest_path)
