@@ -96,16 +96,18 @@ def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path:
     assert json.loads(path.read_text())["pid"] == os.getpid()
 
 
-def test_tokenize_into_a_held_output_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["tokenize", "dedup"])
+def test_tokenize_and_dedup_into_a_held_output_are_refused(tmp_path: Path, command: str) -> None:
     home = tmp_path / "home"
     home.mkdir()
     shards = tmp_path / "shards"
     shards.mkdir()
     pq.write_table(pa.table({"id": ["a"], "text": ["a document"]}), shards / "part-0.parquet")
-    output = tmp_path / "tokens"
+    output = tmp_path / "out"
     _write_lock(output, Holder.this_process())
-    refused = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(shards), "--output",
-                              str(output), "--no-progress"], env=clean_environment(home), capture_output=True,
+    extra = ["--no-progress"] if command == "tokenize" else []
+    refused = subprocess.run([sys.executable, "-m", "tamis.cli.main", command, str(shards / "part-0.parquet"),
+                              "--output", str(output), *extra], env=clean_environment(home), capture_output=True,
                              text=True, timeout=600)
     said = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode == 2 and f"error: {output} is in use by the run started" in said, said

@@ -9,10 +9,11 @@ import sys
 import click
 from rich.console import Console
 
-from tamis.cli.errors import output_folder_option, resumable
+from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option, resumable
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
+from tamis.engine.output_lock import OutputLockedError, output_lock
 from tamis.io.storage import filesystem, url_of
 
 
@@ -74,12 +75,15 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
     def progress(stage: str, done: int, total: int) -> None:
         console.print(f"{stage}: {done}/{total}", end="\r")
 
+    fs, root = filesystem(output)
     try:
-        with resumable(console):
+        with resumable(console), output_lock(fs, root):  # one writer per output, as `tamis run`
             summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
     except DedupError as exc:
         console.print(line(("dedup failed", "red"), f": {exc}"))
         sys.exit(1)
+    except OutputLockedError as exc:
+        fail(console, exc, EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "tasks"}, indent=1))
         return
