@@ -23,6 +23,7 @@ import pytest
 from conftest import REPO, WARC_DIR, clean_environment
 
 from tamis.cli.errors import storage_failure
+from tamis.engine.output_lock import LOCK_NAME
 from tamis.io.errors import storage_full_errno
 
 
@@ -144,11 +145,13 @@ def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_pat
         assert said.count("failed ") == 1 and "stopping: No space left on device. No more tasks start (1 input(s) " \
             "left)" in said, said
         assert one_line in said and "Traceback" not in said, full.stderr[-3000:]
+        assert not (output / LOCK_NAME).exists()  # the failed run let go of the output
         filler.unlink()
         finished = _tamis_run(output, home)
         assert finished.returncode == 0, finished.stderr[-3000:]
         again = json.loads((output / "stats.json").read_text())["totals"]
         assert {key: again[key] for key in counts} == {key: totals[key] for key in counts} and totals["kept"] > 0
+        assert not (output / LOCK_NAME).exists()
 
         for folder in ("dedup", "data"):  # the process stage stays committed: the rerun starts at dedup
             shutil.rmtree(output / folder)
