@@ -26,6 +26,7 @@ from tamis.engine.metrics import MetricsReporter
 from tamis.engine.plan import WorkUnit
 from tamis.engine.removed import RemovedWriter
 from tamis.extract.steps import sandbox_cpu_seconds
+from tamis.io.errors import error_chain
 from tamis.io.parquet import ParquetWriter, PartitionedShards, ShardWriter
 from tamis.io.redact import has_secrets, redact_text
 from tamis.io.retry import with_retries
@@ -118,14 +119,7 @@ def process_input(spec: PipelineSpec, unit: WorkUnit, options: TaskOptions, prog
 
 def _leaks(exc: BaseException, url: str) -> bool:
     """Would this error, traceback and causes included, show a secret of the input URL to the driver?"""
-    if has_secrets(url):
-        return True
-    seen: BaseException | None = exc
-    while seen is not None:
-        if redact_text(str(seen), url) != str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return has_secrets(url) or any(redact_text(str(error), url) != str(error) for error in error_chain(exc))
 
 
 def _redacted(exc: Exception, url: str) -> Exception:

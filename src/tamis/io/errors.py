@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 
 #: a full or read-only storage: every later write fails the same way, so a run stops starting tasks
 STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
@@ -18,24 +19,30 @@ class StorageFullError(RuntimeError):
     the OSError (its message kept), so that Ray does not retry what would fail the same way."""
 
 
+def error_chain(exc: BaseException | None, *, ray_cause: bool = False) -> Iterator[BaseException]:
+    """`exc` and the errors it wraps, each once: its `__cause__`, else its `__context__`. With `ray_cause`,
+    the `cause` of an error that has one comes first: Ray hands a task's own error to the driver that way."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        cause = getattr(exc, "cause", None) if ray_cause else None
+        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
+
+
 def storage_full_errno(exc: BaseException) -> int | None:
     """ENOSPC, EDQUOT or EROFS if `exc` or an error it wraps is one (None otherwise).
 
     A task's error reaches the driver wrapped by Ray (the original is its `cause`), and some writers (Arrow's)
     raise an OSError without an errno whose message carries the system's text: both are recognised.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(exc, ray_cause=True):
         if isinstance(current, OSError) and current.errno in STORAGE_FULL_ERRNOS:
             return current.errno
         message = str(current)
         for code in STORAGE_FULL_ERRNOS:
             if os.strerror(code) in message:
                 return code
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else current.__cause__ or current.__context__
     return None
 
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from tamis.io.errors import error_chain
+
 T = TypeVar("T")
 
 _TRANSIENT_ERRNOS = {errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE,
@@ -23,22 +25,19 @@ _TRANSIENT_MESSAGES = ("slow down", "throttl", "timed out", "timeout", "503", "5
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: the same request may well succeed in a few seconds."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+    for error in error_chain(exc):
+        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
             return False
-        if isinstance(exc, (TimeoutError, ConnectionError)):
+        if isinstance(error, (TimeoutError, ConnectionError)):
             return True
-        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        if isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS:
             return True
-        name = type(exc).__name__
+        name = type(error).__name__
         if any(fragment in name for fragment in _TRANSIENT_NAMES):
             return True
-        message = str(exc).lower()
+        message = str(error).lower()
         if any(fragment in message for fragment in _TRANSIENT_MESSAGES):
             return True
-        exc = exc.__cause__ or exc.__context__
     return False
 
 
