@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +33,17 @@ def clean_environment(home: Path) -> dict[str, str]:
     """What a user's bare shell gives a process: no RAY_* variables, a private HOME, tamis importable."""
     return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home),
             "PYTHONPATH": str(REPO / "src"), "LANG": "C.UTF-8"}
+
+
+def tamis_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`tamis ARGS` as a user runs it from a bare shell (clean_environment), its output captured."""
+    return subprocess.run([sys.executable, "-m", "tamis.cli.main", *args], env=clean_environment(home),
+                          capture_output=True, text=True, timeout=600)
+
+
+def said_by(done: subprocess.CompletedProcess) -> str:
+    """What a command printed, stdout then stderr, its whitespace (the console's line wrapping) made single."""
+    return " ".join((done.stdout + done.stderr).split())
 
 
 def shared_warcs() -> list[Path]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, SAMPLE_DIR, clean_environment
+from conftest import REPO, SAMPLE_DIR, said_by, tamis_cli
 
 from tamis.engine.output_lock import LOCK_NAME, Holder, OutputLock, OutputLockedError
 
@@ -76,10 +76,9 @@ def test_a_lock_that_cannot_be_checked_is_kept(tmp_path: Path, content: str) -> 
 
 
 def _tamis_run(output: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines" / "fineweb.yaml"),
-                           "--input", str(SAMPLE_DIR / "dolma_sample-0000.warc.gz"), "--output", str(output),
-                           "--workers", "1", "--no-progress", "--no-plugins", *extra],
-                          env=clean_environment(home), capture_output=True, text=True, timeout=600)
+    return tamis_cli(home, "run", str(REPO / "pipelines" / "fineweb.yaml"), "--input",
+                     str(SAMPLE_DIR / "dolma_sample-0000.warc.gz"), "--output", str(output), "--workers", "1",
+                     "--no-progress", "--no-plugins", *extra)
 
 
 def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path: Path) -> None:
@@ -89,7 +88,7 @@ def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path:
     path = _write_lock(output, Holder.this_process())  # held by a live process: this one
     for extra in ((), ("--overwrite",)):
         refused = _tamis_run(output, home, *extra)
-        said = " ".join((refused.stdout + refused.stderr).split())
+        said = said_by(refused)
         assert refused.returncode == 2, said
         assert f"error: {output} is in use by the run started" in said and "Wait for it to end" in said, said
         assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]  # no manifest, nothing else
@@ -106,10 +105,8 @@ def test_tokenize_and_dedup_into_a_held_output_are_refused(tmp_path: Path, comma
     output = tmp_path / "out"
     _write_lock(output, Holder.this_process())
     extra = ["--no-progress"] if command == "tokenize" else []
-    refused = subprocess.run([sys.executable, "-m", "tamis.cli.main", command, str(shards / "part-0.parquet"),
-                              "--output", str(output), *extra], env=clean_environment(home), capture_output=True,
-                             text=True, timeout=600)
-    said = " ".join((refused.stdout + refused.stderr).split())
+    refused = tamis_cli(home, command, str(shards / "part-0.parquet"), "--output", str(output), *extra)
+    said = said_by(refused)
     assert refused.returncode == 2 and f"error: {output} is in use by the run started" in said, said
     assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]
 
@@ -124,6 +121,6 @@ def test_the_lock_is_released_when_the_run_stops_after_taking_it(tmp_path: Path)
     output.mkdir()
     (output / "manifest.json").write_text(json.dumps({"fingerprint": "another", "pipeline": {"name": "other"}}))
     refused = _tamis_run(output, home)
-    said = " ".join((refused.stdout + refused.stderr).split())
+    said = said_by(refused)
     assert refused.returncode == 2 and "holds the output of a different pipeline" in said, said
     assert sorted(p.name for p in output.iterdir()) == ["manifest.json"]

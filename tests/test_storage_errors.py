@@ -16,11 +16,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WARC_DIR, clean_environment
+from conftest import REPO, WARC_DIR, said_by, tamis_cli
 
 from tamis.cli.errors import storage_failure
 from tamis.engine.output_lock import LOCK_NAME
@@ -66,10 +65,9 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 
 def _tamis_run(output: Path, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines" / "fineweb.yaml"),
-                           "--input", str(WARC_DIR / "dolma_sample-000*.warc.gz"), "--output", str(output),
-                           "--workers", "1", "--no-progress", "--no-plugins"],
-                          env=clean_environment(home), capture_output=True, text=True, timeout=600)
+    return tamis_cli(home, "run", str(REPO / "pipelines" / "fineweb.yaml"), "--input",
+                     str(WARC_DIR / "dolma_sample-000*.warc.gz"), "--output", str(output), "--workers", "1",
+                     "--no-progress", "--no-plugins")
 
 
 @pytest.mark.slow
@@ -91,7 +89,7 @@ def test_a_disk_that_fills_up_under_the_driver_is_one_line_and_the_rerun_finishe
         used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
         subprocess.run(["mount", "-o", f"remount,size={used // 1024 + 8}k", str(small)], check=True)
         full = _tamis_run(output, home)
-        said = " ".join((full.stdout + full.stderr).split())
+        said = said_by(full)
         assert full.returncode == 1, said
         assert "No space left on device" in said and "Traceback" not in said, full.stderr[-3000:]
         assert "The work committed so far is kept; free some space and run the same command again" in said
@@ -115,10 +113,6 @@ def _leave_free(folder: Path, kib: int) -> Path:
     return filler
 
 
-def _said(done: subprocess.CompletedProcess) -> str:
-    return " ".join((done.stdout + done.stderr).split())
-
-
 @pytest.mark.slow
 def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_path: Path) -> None:
     """Process stage: 24 KiB left, the manifest fits, the first task's shards do not. The task fails, the
@@ -140,7 +134,7 @@ def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_pat
         filler = _leave_free(small, 24)
         output = small / "out"
         full = _tamis_run(output, home)
-        said = _said(full)
+        said = said_by(full)
         assert full.returncode == 1, said
         assert said.count("failed ") == 1 and "stopping: No space left on device. No more tasks start (1 input(s) " \
             "left)" in said, said
@@ -158,7 +152,7 @@ def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_pat
         (output / "stats.json").unlink()
         filler = _leave_free(small, 16)
         full = _tamis_run(output, home)
-        said = _said(full)
+        said = said_by(full)
         assert full.returncode == 1, said
         assert "error: No space left on device (dedup task signatures/" in said and one_line in said, said
         assert "DedupError" not in said and "retries remaining" not in said, said  # not retried: fails the same
@@ -169,10 +163,8 @@ def test_tasks_that_meet_a_full_disk_stop_the_run_and_the_rerun_finishes(tmp_pat
         assert {key: again[key] for key in counts} == {key: totals[key] for key in counts}
 
         filler = _leave_free(small, 8)
-        tokenize = subprocess.run([sys.executable, "-m", "tamis.cli.main", "tokenize", str(output), "--output",
-                                   str(small / "tokens"), "--no-progress"], env=clean_environment(home),
-                                  capture_output=True, text=True, timeout=600)
-        said = _said(tokenize)
+        tokenize = tamis_cli(home, "tokenize", str(output), "--output", str(small / "tokens"), "--no-progress")
+        said = said_by(tokenize)
         assert tokenize.returncode == 1 and f"error: No space left on device. {one_line}" in said, said
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
