@@ -397,3 +397,69 @@ def test_a_failed_input_whose_name_looks_like_markup_is_reported_as_it_is(ray_se
     assert isinstance(completed.exception, SystemExit) and completed.exit_code == 3, completed.output[-3000:]
     # compared without whitespace: the console folds long paths over lines
     assert "".join(f"failed {bad}:".split()) in "".join(completed.output.split()), completed.output[-3000:]
+
+
+def test_the_output_of_a_run_that_has_not_finished_is_refused_unless_allowed(ray_session, tmp_path) -> None:
+    """A run with one of its two inputs missing stops "incomplete": its data/ holds part of the dataset, and
+    tokens made from it would silently miss documents. `tamis tokenize` (the output, or a glob of its data/)
+    and `tamis sample` refuse it, saying why and what to do, before any work; `allow_incomplete` reads what
+    was written, with a warning. Once the same run is finished, the output is read without a word."""
+    from click.testing import CliRunner
+    from conftest import WARC_DIR
+    from rich.console import Console
+
+    from tamis.cli.main import cli
+    from tamis.engine.runner import run_pipeline
+    from tamis.pipeline.spec import parse_pipeline
+
+    base = tmp_path / "warcs"
+    base.mkdir()
+    real = WARC_DIR / "cc-main-2024-22_whirlwind.warc.gz"
+    shutil.copy(real, base / "a.warc.gz")
+    listing = tmp_path / "warc.paths"
+    listing.write_text("a.warc.gz\nb.warc.gz\n")  # b arrives late
+    out = tmp_path / "run"
+    spec = parse_pipeline({"steps": [{"step": "trafilatura"}]})
+
+    def run() -> object:
+        return run_pipeline(spec, [str(listing)], str(out), paths_base=str(base), show_progress=False)
+
+    assert len(run().failed) == 1
+    for given in (str(out), f"{out}/data/**/*.parquet"):
+        with pytest.raises(TokenizeError, match=r"its run stopped with 1 failed input\(s\); 1 of 2 unit\(s\) "
+                           r"committed, so its data/ holds part of the dataset only\. Run the same `tamis run` "
+                           r"command again to finish it, or pass --allow-incomplete"):
+            run_tokenize([given], TokenizeOptions(str(tmp_path / "refused")), show_progress=False)
+    assert not (tmp_path / "refused").exists()
+    sampled = CliRunner().invoke(cli, ["sample", str(out), "--output", str(tmp_path / "sample")],
+                                 env={"COLUMNS": "400"})
+    assert sampled.exit_code == 2 and "its run stopped with 1 failed input(s)" in sampled.output, sampled.output
+    assert not (tmp_path / "sample").exists()
+
+    said = Console(record=True, width=400)
+    partial = run_tokenize([str(out)], TokenizeOptions(str(tmp_path / "partial")), show_progress=False,
+                           console=said, allow_incomplete=True)
+    assert not partial.failed and partial.totals["documents"] > 0
+    assert "warning: " + str(out) + ": its run stopped with 1 failed input(s)" in said.export_text()
+
+    shutil.copy(real, base / "b.warc.gz")
+    assert not run().failed
+    whole = run_tokenize([str(out)], TokenizeOptions(str(tmp_path / "whole")), show_progress=False)
+    assert whole.totals["documents"] == 2 * partial.totals["documents"]
+
+
+def test_the_run_an_input_belongs_to_is_the_deepest_folder_with_a_manifest(tmp_path) -> None:
+    """A run's output under a folder named data/ (a mount, say) is still found as itself, and a glob of its
+    shards finds it too; a folder with no manifest above it belongs to no run."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from tamis.tokenize.stage import _run_root
+
+    run = tmp_path / "data" / "run"
+    (run / "data" / "CC-MAIN-2024-22").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    fs = LocalFileSystem()
+    assert _run_root(fs, str(run)) == str(run)
+    assert _run_root(fs, f"{run}/data/CC-MAIN-2024-22/part-1.parquet") == str(run)
+    assert _run_root(fs, f"{run}/data/**/*.parquet") == str(run)
+    assert _run_root(fs, str(tmp_path / "data")) is None

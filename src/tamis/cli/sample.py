@@ -11,9 +11,11 @@ import click
 import ray
 from rich.console import Console
 
-from tamis.cli.errors import output_folder_option
+from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option
 from tamis.dedup.rehydrate import rehydrate_shard
+from tamis.display import line
 from tamis.engine.ray_runtime import connect
+from tamis.engine.run_output import UnfinishedRunError, check_finished
 from tamis.io.storage import filesystem, url_of, write_json
 
 
@@ -36,9 +38,18 @@ def output_shards(output: str) -> list[tuple[str, str]]:
 @click.option("--seed", type=int, default=None, help="Shuffle rows within each shard (and seed --fraction).")
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
 @click.option("--workers", type=int, help="CPUs of a local Ray.")
-def sample(output, target, rehydrate, fraction, seed, address, workers) -> None:
+@click.option("--allow-incomplete", is_flag=True,
+              help="Read OUTPUT even though its run has not finished (part of its documents only).")
+def sample(output, target, rehydrate, fraction, seed, address, workers, allow_incomplete) -> None:
     """Write a sampled / rehydrated copy of a run's OUTPUT shards to --output."""
     console = Console(stderr=True)
+    source_fs, source_root = filesystem(output)
+    try:
+        warning = check_finished(source_fs, source_root.rstrip("/"), output, allow_incomplete)
+    except UnfinishedRunError as exc:
+        fail(console, exc, EXIT_USAGE)
+    if warning is not None:
+        console.print(line(("warning", "yellow"), f": {warning}"))
     shards = output_shards(output)
     if not shards:
         raise click.UsageError(f"no shards under {output}/data/")

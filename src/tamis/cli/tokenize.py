@@ -34,10 +34,12 @@ from tamis.tokenize.tokenizers import TokenizerError
 @click.option("--address", default=None, help="Ray cluster address; default RAY_ADDRESS, else an embedded local Ray.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks running at once.")
 @click.option("--overwrite", is_flag=True, help="Delete tokens made with other options in --output and start over.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Read a run's output even though the run has not finished (part of its documents only).")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shuffle: bool, seed: int,
              max_tokens: int | None, eos: str | None, shards: int | None, address: str | None,
-             workers: int | None, overwrite: bool, no_progress: bool) -> None:
+             workers: int | None, overwrite: bool, allow_incomplete: bool, no_progress: bool) -> None:
     """Tokenize INPUTS (a `tamis run` output, folders, Parquet files or globs): every document followed by
     end-of-text, in datatrove (.ds), Megatron (.bin/.idx) or numpy (.bin + .json) format.
     Exit 0 when complete, 1 when every input failed, 2 for a bad option, 3 when some inputs failed."""
@@ -47,7 +49,8 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
     try:
         with resumable(console):
             result = run_tokenize(list(inputs), options, address=address, workers=workers, overwrite=overwrite,
-                                  console=console, show_progress=not no_progress)
+                                  console=console, show_progress=not no_progress,
+                                  allow_incomplete=allow_incomplete)
     except (TokenizeError, TokenizerError, InputIdClash, OutputLockedError) as exc:
         fail(console, exc, EXIT_USAGE)
     out = Console()

@@ -117,6 +117,12 @@ class OutputLock:
         raise OutputLockedError(f"{self.path.parent} is in use by {who}: two runs into one output would do the "
                                 f"same work twice and could delete each other's. {remedy[0].upper()}{remedy[1:]}")
 
+    def live_holder(self) -> Holder | None:
+        """The run holding this lock; None when there is no lock, it cannot be read, or its process is gone
+        (a holder on another machine is returned: it cannot be told from here)."""
+        holder = _read_holder(self.path)
+        return None if holder is None or holder.alive_here() is False else holder
+
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -139,7 +145,12 @@ def _read_holder(path: Path) -> Holder | None:
         return None
 
 
+def lockable(fs: Any) -> bool:
+    """Whether outputs on `fs` can be locked: local (and NFS-mounted) folders, not object stores."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
 def output_lock(fs: Any, root: str) -> contextlib.AbstractContextManager[Any]:
     """The lock of `root` on `fs` for a `with` block: an OutputLock for a local output, else nothing."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return OutputLock(root) if protocol in ("file", "local") else contextlib.nullcontext()
+    return OutputLock(root) if lockable(fs) else contextlib.nullcontext()

@@ -51,6 +51,7 @@ from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_i
 from tamis.engine.output_lock import output_lock
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
+from tamis.engine.run_output import UnfinishedRunError, check_finished
 from tamis.io.errors import full_storage_error
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.tokenize.formats import EXTENSIONS, FORMATS, ShardTokenWriter
@@ -361,11 +362,22 @@ def write_shard(name: str, plan_ref: Any, start: int, end: int, layout_ref: Any,
 # -- driver --------------------------------------------------------------------------------------------------------
 
 
-def find_shards(inputs: list[str]) -> list[str]:
-    """Parquet shards of the inputs: a `tamis run` output (its data/ folder), folders, files or globs."""
+def find_shards(inputs: list[str], allow_incomplete: bool = False, warnings: list[str] | None = None) -> list[str]:
+    """Parquet shards of the inputs: a `tamis run` output (its data/ folder), folders, files or globs.
+
+    An input that is, or lies in the data/ folder of, a run that has not finished is refused (or, with
+    `allow_incomplete`, read with a line added to `warnings`): see tamis.engine.run_output."""
     found: list[str] = []
     for pattern in inputs:
         fs, path = filesystem(pattern)
+        run_root = _run_root(fs, path)
+        if run_root is not None:
+            try:
+                warning = check_finished(fs, run_root, pattern, allow_incomplete)
+            except UnfinishedRunError as exc:
+                raise TokenizeError(str(exc)) from None
+            if warning is not None and warnings is not None:
+                warnings.append(warning)
         if any(c in path for c in "*?["):
             matches = fs.glob(path)
         elif fs.isdir(path):
@@ -380,6 +392,16 @@ def find_shards(inputs: list[str]) -> list[str]:
             raise TokenizeError(f"input {pattern!r}: no Parquet shards found")
         found += [url_of(fs, m) for m in matches]
     return sorted(dict.fromkeys(found))
+
+
+def _run_root(fs: Any, path: str) -> str | None:
+    """The output folder of the run that `path` is, or lies under the data/ folder of (the deepest such)."""
+    parts = path.rstrip("/").split("/")
+    candidates = ["/".join(parts), *("/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if parts[i] == "data")]
+    for root in candidates:
+        if root and not any(c in root for c in "*?[") and fs.exists(posixpath.join(root, "manifest.json")):
+            return root
+    return None
 
 
 def fingerprint_of(options: TokenizeOptions, tokenizer: Tokenizer, shards: list[str], sizes: list[int],
@@ -468,14 +490,18 @@ def _run_bounded(calls: list[tuple[str, Callable[[], ray.ObjectRef]]], limit: in
 
 def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | None = None,
                  workers: int | None = None, overwrite: bool = False, console: Console | None = None,
-                 show_progress: bool = True) -> TokenizeResult:
-    """Tokenize the Parquet shards of `inputs` into `options.output` (layout in the module docstring)."""
+                 show_progress: bool = True, allow_incomplete: bool = False) -> TokenizeResult:
+    """Tokenize the Parquet shards of `inputs` into `options.output` (layout in the module docstring).
+    `allow_incomplete`: read the output of a run that has not finished (tamis.engine.run_output)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     options.check()
     output = options.output if "://" in options.output else os.path.abspath(options.output)
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
-    shards = find_shards(inputs)
+    warnings: list[str] = []
+    shards = find_shards(inputs, allow_incomplete, warnings)
+    for warning in warnings:
+        console.print(line(("warning", "yellow"), f": {warning}"))
     check_distinct_ids(shards)
     sizes = []
     for shard in shards:

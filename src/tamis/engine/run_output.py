@@ -1,0 +1,77 @@
+"""Whether a `tamis run` output can be read as a dataset: its run has finished.
+
+Why: `tamis tokenize` and `tamis sample` read every shard under OUTPUT/data/. While a run writes, or after it
+stopped early (an input failed, the driver was killed, the disk filled), data/ holds part of the dataset only,
+and may hold a shard whose task failed while committing (the rerun writes it again, with the same bytes).
+Tokens made from such a folder would silently miss documents. So the readers ask here first, and read an
+unfinished run only when told to (`--allow-incomplete`), with a warning.
+
+A folder without a run's manifest (any Parquet files) is not a run's output: nothing is checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tamis.engine import layout
+from tamis.engine.output_lock import OutputLock, lockable
+from tamis.io.storage import read_json
+
+#: what readers say to do about an unfinished run
+REMEDY = ("Run the same `tamis run` command again to finish it, or pass --allow-incomplete to use the shards "
+          "written so far")
+
+
+class UnfinishedRunError(RuntimeError):
+    """A run's output was given to a reader before the run finished."""
+
+
+def unfinished_reason(fs: Any, root: str) -> str | None:
+    """Why the run whose output is `root` has not finished, or None when it has (or `root` is no run's output)."""
+    path = layout.manifest_path(root)
+    if not fs.exists(path):
+        return None
+    try:
+        manifest = read_json(fs, path)
+    except (OSError, ValueError) as exc:
+        return f"its manifest.json cannot be read ({type(exc).__name__})"
+    if not isinstance(manifest, dict) or "pipeline" not in manifest:
+        return None  # another tool's manifest (a tokenize output, say): not a run's
+    status = manifest.get("status")
+    if status == "complete":
+        return None
+    if status == "incomplete":
+        failed = manifest.get("failed") or {}
+        return f"its run stopped with {len(failed)} failed input(s){_progress(fs, root, manifest.get('fingerprint'))}"
+    if status == "running":
+        holder = OutputLock(root).live_holder() if lockable(fs) else None
+        if holder is not None:
+            return f"its run is still writing it (started {holder.since} by process {holder.pid})"
+        return "its run stopped before it finished (interrupted, or its driver was lost)"
+    return f"its run's status is {status!r}"
+
+
+def check_finished(fs: Any, root: str, shown: str, allow_incomplete: bool) -> str | None:
+    """Raise UnfinishedRunError naming `shown` if its run has not finished; with `allow_incomplete`, return the
+    warning to print instead. None when there is nothing to say."""
+    reason = unfinished_reason(fs, root)
+    if reason is None:
+        return None
+    if not allow_incomplete:
+        raise UnfinishedRunError(f"{shown}: {reason}, so its data/ holds part of the dataset only. {REMEDY}")
+    return f"{shown}: {reason}; using the shards written so far (--allow-incomplete)"
+
+
+def _progress(fs: Any, root: str, fingerprint: object) -> str:
+    """"; 12 of 40 unit(s) committed" from the stats.json the run wrote when it stopped, else ""."""
+    path = layout.merged_stats_path(root)
+    try:
+        stats = read_json(fs, path) if fs.exists(path) else None
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(stats, dict) or stats.get("fingerprint") != fingerprint:
+        return ""
+    committed, units = stats.get("committed"), stats.get("units")
+    if isinstance(committed, int) and isinstance(units, int):
+        return f"; {committed} of {units} unit(s) committed"
+    return ""
