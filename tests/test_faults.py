@@ -13,6 +13,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO
+from fsspec.implementations.local import LocalFileSystem
+
+from tamis.engine.run_output import unfinished_reason
+from tamis.engine.runner import run_pipeline
+from tamis.pipeline.spec import load_pipeline
 
 FAULT_SCRIPT = Path(__file__).parent / "scripts" / "cluster_fault_run.py"
 PIPELINE = REPO / "pipelines" / "fineweb.yaml"
@@ -54,12 +59,12 @@ def _tamis(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, tmp_path: Path,
+def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, small_corpus, tmp_path: Path,
                                                                 short_private_dir: Path) -> None:
     glob = str(small_corpus[0].parent / "*.warc.gz")
     env = {**_env(), "TAMIS_RAY_TEMP_DIR": str(short_private_dir)}
-    reference = _tamis(["--input", glob, "--output", str(tmp_path / "ref"), "--workers", "1"], env)
-    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
+    # the reference: the same pipeline and inputs, run in this process (the output does not depend on workers)
+    assert run_pipeline(load_pipeline(PIPELINE), [glob], str(tmp_path / "ref"), show_progress=False).ok
 
     output = tmp_path / "crashed"
     driver = _tamis(["--input", glob, "--output", str(output), "--workers", "1"], env)
@@ -67,11 +72,16 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, tm
     deadline = time.time() + 300
     while time.time() < deadline and len(list(markers.glob("*.json"))) < 2:
         time.sleep(0.05)
+    # what `tamis tokenize` and `tamis sample` would say of the output now (tamis.engine.run_output)
+    said = unfinished_reason(LocalFileSystem(), str(output))
+    assert said.startswith("its run is still writing it (started ") and f"by process {driver.pid})" in said, said
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     # A task already running when the driver died may still commit its unit (Ray's workers outlive a killed
     # driver for a moment); what counts is what is committed when the rerun starts.
     time.sleep(2)
+    assert unfinished_reason(LocalFileSystem(), str(output)) == ("its run stopped before it finished "
+                                                                 "(interrupted, or its driver was lost)")
     before = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
     assert 2 <= len(before) < len(small_corpus), before
 
