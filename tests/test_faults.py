@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 from fsspec.implementations.local import LocalFileSystem
 
-from tamis.engine.run_output import unfinished_reason
+from tamis.engine.run_output import UnfinishedRunError, check_finished, unfinished_reason
 from tamis.engine.runner import run_pipeline
 from tamis.pipeline.spec import load_pipeline
 
@@ -73,8 +73,11 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, sma
     while time.time() < deadline and len(list(markers.glob("*.json"))) < 2:
         time.sleep(0.05)
     # what `tamis tokenize` and `tamis sample` would say of the output now (tamis.engine.run_output)
-    said = unfinished_reason(LocalFileSystem(), str(output))
-    assert said.startswith("its run is still writing it (started ") and f"by process {driver.pid})" in said, said
+    with pytest.raises(UnfinishedRunError) as refused:
+        check_finished(LocalFileSystem(), str(output), "OUT", allow_incomplete=False)
+    said = str(refused.value)
+    assert said.startswith("OUT: its run is still writing it (started ") and f"by process {driver.pid})" in said
+    assert said.endswith("Wait for it to end, or pass --allow-incomplete to use the shards written so far"), said
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     # A task already running when the driver died may still commit its unit (Ray's workers outlive a killed

@@ -17,9 +17,12 @@ from tamis.engine import layout
 from tamis.engine.output_lock import OutputLock, lockable
 from tamis.io.storage import read_json
 
-#: what readers say to do about an unfinished run
-REMEDY = ("Run the same `tamis run` command again to finish it, or pass --allow-incomplete to use the shards "
-          "written so far")
+#: what readers say to do about an unfinished run, and about one that is still running
+REMEDY = "Run the same `tamis run` command again to finish it"
+REMEDY_RUNNING = "Wait for it to end"
+ALLOW = "or pass --allow-incomplete to use the shards written so far"
+#: how a reason that the run is still running begins
+STILL_WRITING = "its run is still writing it"
 
 
 class UnfinishedRunError(RuntimeError):
@@ -46,7 +49,7 @@ def unfinished_reason(fs: Any, root: str) -> str | None:
     if status == "running":
         holder = OutputLock(root).live_holder() if lockable(fs) else None
         if holder is not None:
-            return f"its run is still writing it (started {holder.since} by process {holder.pid})"
+            return f"{STILL_WRITING} (started {holder.since} by process {holder.pid})"
         return "its run stopped before it finished (interrupted, or its driver was lost)"
     return f"its run's status is {status!r}"
 
@@ -58,7 +61,8 @@ def check_finished(fs: Any, root: str, shown: str, allow_incomplete: bool) -> st
     if reason is None:
         return None
     if not allow_incomplete:
-        raise UnfinishedRunError(f"{shown}: {reason}, so its data/ holds part of the dataset only. {REMEDY}")
+        remedy = REMEDY_RUNNING if reason.startswith(STILL_WRITING) else REMEDY
+        raise UnfinishedRunError(f"{shown}: {reason}, so its data/ holds part of the dataset only. {remedy}, {ALLOW}")
     return f"{shown}: {reason}; using the shards written so far (--allow-incomplete)"
 
 
