@@ -47,7 +47,9 @@ def unfinished_reason(fs: Any, root: str) -> str | None:
         failed = manifest.get("failed") or {}
         return f"its run stopped with {len(failed)} failed input(s){_progress(fs, root, manifest.get('fingerprint'))}"
     if status == "running":
-        holder = OutputLock(root).live_holder() if lockable(fs) else None
+        if not lockable(fs):  # an object store: no lock tells whether the run still goes on
+            return "its manifest says its run is running (it may still be, or it was stopped before it finished)"
+        holder = OutputLock(root).live_holder()
         if holder is not None:
             return f"{STILL_WRITING} (started {holder.since} by process {holder.pid})"
         return "its run stopped before it finished (interrupted, or its driver was lost)"
