@@ -316,6 +316,9 @@ def test_bad_inputs_and_options_are_named(ray_session, corpus, tmp_path) -> None
         run_tokenize([str(root)], TokenizeOptions(str(tmp_path / "a"), format="arrow"))
     with pytest.raises(TokenizeError, match="no Parquet shards"):
         run_tokenize([str(tmp_path)], TokenizeOptions(str(tmp_path / "b")))
+    with pytest.raises(TokenizeError, match="input 'memory://host/nothing/x.parquet': no such file") as missing:
+        run_tokenize(["memory://user:SECRET@host/nothing/x.parquet"], TokenizeOptions(str(tmp_path / "d")))
+    assert "SECRET" not in str(missing.value)  # an input's credentials are never printed
     with pytest.raises(TokenizerError, match="expected 'gpt2' or a tokenizer file"):
         load_tokenizer("llama-3")
     bad = tmp_path / "in" / "no-text.parquet"

@@ -16,6 +16,7 @@ from tamis.dedup.rehydrate import rehydrate_shard
 from tamis.display import line
 from tamis.engine.ray_runtime import connect
 from tamis.engine.run_output import UnfinishedRunError, check_finished
+from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, url_of, write_json
 
 
@@ -45,7 +46,7 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
     console = Console(stderr=True)
     source_fs, source_root = filesystem(output)
     try:
-        warning = check_finished(source_fs, source_root.rstrip("/"), output, allow_incomplete)
+        warning = check_finished(source_fs, source_root.rstrip("/"), public_url(output), allow_incomplete)
     except UnfinishedRunError as exc:
         fail(console, exc, EXIT_USAGE)
     if warning is not None:

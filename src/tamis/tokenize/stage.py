@@ -53,6 +53,7 @@ from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
 from tamis.engine.run_output import UnfinishedRunError, check_finished
 from tamis.io.errors import full_storage_error
+from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, read_json, url_of, write_json
 from tamis.tokenize.formats import EXTENSIONS, FORMATS, ShardTokenWriter
 from tamis.tokenize.plan import Plan, locate, make_plan, prefixes, queries
@@ -370,10 +371,11 @@ def find_shards(inputs: list[str], allow_incomplete: bool = False, warnings: lis
     found: list[str] = []
     for pattern in inputs:
         fs, path = filesystem(pattern)
+        shown = public_url(pattern)  # a signed URL's signature is never printed
         run_root = _run_root(fs, path)
         if run_root is not None:
             try:
-                warning = check_finished(fs, run_root, pattern, allow_incomplete)
+                warning = check_finished(fs, run_root, shown, allow_incomplete)
             except UnfinishedRunError as exc:
                 raise TokenizeError(str(exc)) from None
             if warning is not None and warnings is not None:
@@ -386,10 +388,10 @@ def find_shards(inputs: list[str], allow_incomplete: bool = False, warnings: lis
         elif fs.exists(path):
             matches = [path]
         else:
-            raise TokenizeError(f"input {pattern!r}: no such file or folder")
+            raise TokenizeError(f"input {shown!r}: no such file or folder")
         matches = [m for m in matches if m.endswith(".parquet") and not posixpath.basename(m).startswith(".")]
         if not matches:
-            raise TokenizeError(f"input {pattern!r}: no Parquet shards found")
+            raise TokenizeError(f"input {shown!r}: no Parquet shards found")
         found += [url_of(fs, m) for m in matches]
     return sorted(dict.fromkeys(found))
 
