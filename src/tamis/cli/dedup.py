@@ -14,6 +14,7 @@ from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
 from tamis.engine.output_lock import OutputLockedError, output_lock
+from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, url_of
 
 
@@ -91,4 +92,4 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
     out.print(f"{summary['docs']} documents in {summary['shards']} shards: kept {summary['kept']}, removed "
               f"{summary['removed']} ({summary['candidate_pairs']} candidate pairs, {summary['rounds']} component "
               f"rounds, {summary['seconds']} s)")
-    out.print(line(f"shards: {output.rstrip('/')}/data/   work: {work}"))
+    out.print(line(f"shards: {public_url(output).rstrip('/')}/data/   work: {public_url(work)}"))

@@ -15,6 +15,7 @@ from tamis.display import line, plain, plugins_line
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.memory import parse_task_memory
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, RECORDED, run_pipeline
+from tamis.io.redact import public_url
 from tamis.pipeline.spec import load_pipeline
 from tamis.pipeline.validation import describe_params
 from tamis.steps.registry import available_steps, load_plugin_dir, loaded_plugin_files, plugin_file_of
@@ -70,7 +71,8 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
                               console=console, show_progress=not no_progress, task_memory=task_memory)
     print_summary(Console(), result)
     out = Console()
-    out.print(line(f"shards: {output.rstrip('/')}/data/   stats: {output.rstrip('/')}/stats.json"))
+    shown = public_url(output).rstrip("/")  # an output URL's credentials are never printed either
+    out.print(line(f"shards: {shown}/data/   stats: {shown}/stats.json"))
     if result.failed:
         sys.exit(EXIT_PARTIAL if result.completed else EXIT_FAILED)
 

@@ -53,7 +53,7 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
         console.print(line(("warning", "yellow"), f": {warning}"))
     shards = output_shards(output)
     if not shards:
-        raise click.UsageError(f"no shards under {output}/data/")
+        raise click.UsageError(f"no shards under {public_url(output).rstrip('/')}/data/")
     if "://" not in target:
         target = os.path.abspath(target)  # workers may run in another directory
     fs, root = filesystem(target)

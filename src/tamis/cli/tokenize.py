@@ -12,6 +12,7 @@ from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output
 from tamis.display import line
 from tamis.engine.layout import InputIdClash
 from tamis.engine.output_lock import OutputLockedError
+from tamis.io.redact import public_url
 from tamis.tokenize.formats import FORMATS
 from tamis.tokenize.stage import TokenizeError, TokenizeOptions, run_tokenize
 from tamis.tokenize.tokenizers import TokenizerError
@@ -73,4 +74,5 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
         out.print(f"budget: {totals['tokens']:,} tokens exactly (last document cut)")
     if not totals.get("budget_reached", True):
         out.print(f"[yellow]budget not reached[/yellow]: the inputs hold {totals['available_tokens']:,} tokens")
-    out.print(line(f"tokens: {output.rstrip('/')}/   manifest: {output.rstrip('/')}/manifest.json"))
+    shown = public_url(output).rstrip("/")
+    out.print(line(f"tokens: {shown}/   manifest: {shown}/manifest.json"))

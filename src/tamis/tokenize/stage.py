@@ -529,14 +529,14 @@ def _tokenize_holding_output(shards: list[str], sizes: list[int], options: Token
         if previous.get("fingerprint") != fingerprint:
             if not overwrite:
                 raise TokenizeConflictError(
-                    f"{output} holds tokens made with other options or inputs (fingerprint "
+                    f"{public_url(output)} holds tokens made with other options or inputs (fingerprint "
                     f"{previous.get('fingerprint')}, this run is {fingerprint}); use another --output, or "
                     "--overwrite to delete it and start over")
             _remove(fs, root, options.prefix)
         elif previous.get("status") == "complete":
             result = TokenizeResult(output, fingerprint, options.format, previous.get("files", []),
                                     skipped=len(previous.get("shards", [])), totals=previous["totals"])
-            console.print(line(f"tokenize: {output} is complete with these options; nothing to do"))
+            console.print(line(f"tokenize: {public_url(output)} is complete with these options; nothing to do"))
             return result
     elif overwrite:
         _remove(fs, root, options.prefix)
