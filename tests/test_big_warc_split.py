@@ -166,3 +166,44 @@ def test_plan_cuts_ranges_on_state_block_edges() -> None:
     # without blocks, ranges are equal and no larger than the limit
     plain = plan_units(["f"], {"f": size}, 3 * block)
     assert len(plain) == 4 and all(u.end - u.start <= 3 * block for u in plain)
+
+
+def test_a_paths_files_inputs_are_looked_up_and_split_and_a_resume_keeps_their_plan(ray_session, corpus: Path,
+                                                                                    tmp_path: Path) -> None:
+    """The files a Common Crawl paths file lists come without sizes: they are looked up, so a large one is
+    split as the same file given by name is (same ranges, same documents as one task over it). The rerun
+    takes the sizes from the manifest without looking them up: a file that could not be looked up (it was
+    not there yet) stays whole, so the units already committed keep their ids and nothing is done twice."""
+    from rich.console import Console
+
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(corpus, base / "big.warc.gz")
+    listing = tmp_path / "warc.paths"
+    listing.write_text("big.warc.gz\nlate.warc.gz\n")
+    spec = parse_pipeline(PIPELINE)
+    out = tmp_path / "out"
+
+    def run(said: Console):
+        return run_pipeline(spec, [str(listing)], str(out), paths_base=str(base), max_task_bytes=RANGE,
+                            console=said, show_progress=False)
+
+    said = Console(record=True, width=300)
+    first = run(said)
+    ranges = plan_units([str(base / "big.warc.gz")], {str(base / "big.warc.gz"): corpus.stat().st_size}, RANGE, RANGE)
+    assert len(ranges) >= 4 and sorted(first.completed) == sorted(unit.label() for unit in ranges)
+    assert list(first.failed) == [str(base / "late.warc.gz")]
+    text = said.export_text()
+    assert "looking up the sizes of 2 listed input file(s)" in text and "sizes: 1 found, 1 unknown (run whole)" in text
+    whole = run_pipeline(spec, [str(corpus)], str(tmp_path / "whole"), max_task_bytes=None, show_progress=False)
+    same = ["id", "text", "url", "token_count"]  # file_path names each run's own copy
+    assert rows_by_id(sorted(out.glob("data/**/*.parquet"))).select(same).equals(
+        rows_by_id(sorted((tmp_path / "whole").glob("data/**/*.parquet"))).select(same))
+    assert whole.totals["kept"] > 0
+
+    shutil.copy(corpus, base / "late.warc.gz")  # it arrives, larger than the limit
+    said = Console(record=True, width=300)
+    second = run(said)
+    assert "looking up" not in said.export_text()
+    assert second.ok and second.completed == [str(base / "late.warc.gz")]  # whole, as planned the first time
+    assert sorted(second.skipped) == sorted(unit.label() for unit in ranges)

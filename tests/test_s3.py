@@ -210,3 +210,20 @@ def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, cli_env, 
     assert {name: fs.cat(f"tokens/out/{name}") for name in local_files} == local_files
     assert json.loads(fs.cat("tokens/out/manifest.json"))["buckets"] > 8
     assert not fs.exists("tokens/out/_work"), "the encoded work is deleted once complete"
+
+
+def test_sizes_of_listed_files_are_looked_up_on_s3(s3_env, monkeypatch) -> None:
+    """A paths file's WARCs on S3: their sizes come from concurrent requests (so large ones can be split), a
+    missing one is None (run whole, and its task reports it), and the credentials are the environment's."""
+    from tamis.engine.inputs import lookup_sizes
+
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    fs = _fs(s3_env)
+    fs.mkdir("listed")
+    files = sorted(SAMPLE_DIR.glob("dolma*.warc.gz"))
+    for path in files:
+        fs.put(str(path), f"listed/{path.name}")
+    urls = [f"s3://listed/{path.name}" for path in files] + ["s3://listed/missing.warc.gz"]
+    assert lookup_sizes(urls, at_once=2) == {**{f"s3://listed/{p.name}": p.stat().st_size for p in files},
+                                              "s3://listed/missing.warc.gz": None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import fsspec
@@ -15,6 +16,10 @@ from tamis.io.storage import url_of, url_to_fs
 
 #: where the relative paths of a Common Crawl `warc.paths.gz` file live
 COMMON_CRAWL_BASE = "s3://commoncrawl/"
+
+
+#: size requests in flight at once when the files of a paths file are looked up (HEAD requests on S3 or HTTP)
+SIZE_LOOKUPS_AT_ONCE = 32
 
 
 class MissingInputError(FileNotFoundError):
@@ -148,3 +153,27 @@ def expand_inputs(patterns: list[str], paths_base: str = COMMON_CRAWL_BASE) -> t
             if info.get("size") is not None:
                 sizes[found[public_url(full)]] = int(info["size"])
     return [found[key] for key in sorted(found)], sizes
+
+
+def lookup_sizes(files: list[str], at_once: int = SIZE_LOOKUPS_AT_ONCE) -> dict[str, int | None]:
+    """The size of each file, None where it cannot be found out (missing, forbidden, no size given).
+
+    Why: the files a paths file lists come without sizes, and only an input of known size can be split into
+    byte ranges (tamis.engine.plan), which is what keeps a Common Crawl WARC (about 1 GiB) from being one
+    14-CPU-minute task. One request per file, `at_once` in flight, each retried on transient errors; a file
+    that cannot be looked up stays whole, and if it cannot be read either, its task fails and is reported.
+    """
+
+    def size_of(path: str) -> int | None:
+        try:
+            fs, inner = url_to_fs(path)
+            info = with_retries(lambda: fs.info(inner), attempts=3)
+        except Exception:  # noqa: BLE001 - any failure leaves the file whole; reading it reports the error
+            return None
+        size = info.get("size")
+        return int(size) if size is not None and info.get("type", "file") == "file" else None
+
+    if not files:
+        return {}
+    with ThreadPoolExecutor(min(at_once, len(files))) as pool:
+        return dict(zip(files, pool.map(size_of, files), strict=True))

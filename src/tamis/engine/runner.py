@@ -29,7 +29,7 @@ from tamis.display import line, plugins_line
 from tamis.engine import layout
 from tamis.engine.cluster_address import check_cluster_reachable, requested_address
 from tamis.engine.commits import CommitIndex, CommitState, load_commits
-from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs
+from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs, lookup_sizes
 from tamis.engine.memory import AUTO, resolve_task_memory, task_reservation
 from tamis.engine.output_lock import output_lock
 from tamis.engine.plan import WorkUnit, plan_units
@@ -54,8 +54,8 @@ MAX_TASK_RETRIES = 3
 MAX_TASK_CPUS = 4
 #: inputs larger than this are split into byte ranges, so no task reads more: a Common Crawl WARC file (about
 #: 1 GiB, ~14 CPU minutes of FineWeb's recipe) becomes 4 ranges of a few CPU minutes each, so one slow file
-#: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md. Only inputs
-#: whose size their listing gave are split: the files of a paths file are not looked up one by one
+#: cannot hold a job's tail (or a lost node's redo) for long; the figures are in docs/scaling.md. The files of a
+#: paths file come without sizes: they are looked up (or read from the manifest of the run being resumed)
 DEFAULT_MAX_TASK_BYTES = 256 * 2**20
 #: `max_task_bytes` default: the split size an existing output was made with (its manifest), else the default;
 #: the output does not depend on it (state blocks), but the units' ids do, so a resume keeps the recorded one
@@ -145,6 +145,39 @@ def _recorded_split(previous: dict[str, Any]) -> tuple[int | None, int | None]:
     return options.get("split_limit", split if split is not None else DEFAULT_MAX_TASK_BYTES), split
 
 
+def _with_listed_sizes(files: list[str], sizes: dict[str, int], previous: dict[str, Any] | None,
+                       console: Console) -> dict[str, int]:
+    """`sizes` with those of the inputs whose listing gave none (a paths file's), so that large ones are split.
+
+    A resumed run takes them from its manifest, never from a new lookup: the plan, and so the ids of the units
+    it has committed, must stay as they were (a file once run whole stays whole; a size that could not be
+    found is recorded as None). Otherwise they are looked up, concurrently (tamis.engine.inputs.lookup_sizes).
+    """
+    unknown = [path for path in files if path not in sizes]
+    if not unknown:
+        return sizes
+    recorded = (previous or {}).get("inputs") or {}
+    if isinstance(recorded, list):  # an older manifest's list of inputs: their sizes were not used
+        recorded = dict.fromkeys(recorded)
+    sizes = dict(sizes)
+    new = []
+    for path in unknown:
+        if public_url(path) not in recorded:
+            new.append(path)
+        elif isinstance(size := recorded[public_url(path)], int):
+            sizes[path] = size
+    if new:
+        console.print(line(f"looking up the sizes of {len(new):,} listed input file(s), to split those larger "
+                           "than --max-task-bytes"))
+        started = time.perf_counter()
+        found = lookup_sizes(new)
+        sizes.update({path: size for path, size in found.items() if size is not None})
+        missing = sum(size is None for size in found.values())
+        console.print(line(f"sizes: {len(new) - missing:,} found, {missing:,} unknown (run whole) in "
+                           f"{time.perf_counter() - started:.1f} s"))
+    return sizes
+
+
 def committed_inputs(fs: Any, root: str, fingerprint: str) -> set[str]:
     """Ids of the units already done with this fingerprint (see engine.commits: two listings, few reads)."""
     return load_commits(fs, root, fingerprint).units
@@ -220,6 +253,8 @@ def _run_holding_output(spec: PipelineSpec, files: list[str], sizes: dict[str, i
     recorded_limit, recorded_split = _recorded_split(previous) if previous else (DEFAULT_MAX_TASK_BYTES, None)
     if max_task_bytes == RECORDED:
         max_task_bytes = recorded_limit
+    if max_task_bytes is not None:
+        sizes = _with_listed_sizes(files, sizes, previous, console)
     units = plan_units(files, sizes, max_task_bytes, spec.reader.build().state_block_bytes)
     split = max_task_bytes if any(u.part is not None for u in units) else None
     fingerprint = spec.fingerprint(limit=limit, removed=removed_options, split=split)
