@@ -309,3 +309,10 @@ def test_fineweb2_recipe_end_to_end(ray_session, tmp_path):
     assert all(copies[0][k].equals(copies[1][k]) for k in copies[0])
     expected = sum(upsampling_weight(r["minhash_cluster_size"]) for r in rows)
     assert sum(t.num_rows for t in copies[0].values()) == expected > len(rows)
+    assert not (tmp_path / "rehydrated" / "_lock.json").exists()  # held while it wrote, then let go
+    # a copy into the run's own output (or its data/) would overwrite the shards it reads: refused
+    before = {path: path.read_bytes() for path in shards}
+    for inside in (out, out / "data"):
+        refused = CliRunner().invoke(sample, [str(out), "-o", str(inside), "--fraction", "0.5"], env={"COLUMNS": "300"})
+        assert refused.exit_code == 2 and "the copy would overwrite the shards it reads" in refused.output
+    assert {path: path.read_bytes() for path in shards} == before

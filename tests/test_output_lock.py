@@ -95,17 +95,18 @@ def test_a_second_run_into_a_held_output_is_refused_and_writes_nothing(tmp_path:
     assert json.loads(path.read_text())["pid"] == os.getpid()
 
 
-@pytest.mark.parametrize("command", ["tokenize", "dedup"])
-def test_tokenize_and_dedup_into_a_held_output_are_refused(tmp_path: Path, command: str) -> None:
+@pytest.mark.parametrize("command", ["tokenize", "dedup", "sample"])
+def test_tokenize_dedup_and_sample_into_a_held_output_are_refused(tmp_path: Path, command: str) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    shards = tmp_path / "shards"
-    shards.mkdir()
+    shards = tmp_path / "src" / "data" / "d"
+    shards.mkdir(parents=True)
     pq.write_table(pa.table({"id": ["a"], "text": ["a document"]}), shards / "part-0.parquet")
     output = tmp_path / "out"
     _write_lock(output, Holder.this_process())
     extra = ["--no-progress"] if command == "tokenize" else []
-    refused = tamis_cli(home, command, str(shards / "part-0.parquet"), "--output", str(output), *extra)
+    source = str(tmp_path / "src") if command == "sample" else str(shards / "part-0.parquet")
+    refused = tamis_cli(home, command, source, "--output", str(output), *extra)
     said = said_by(refused)
     assert refused.returncode == 2 and f"error: {output} is in use by the run started" in said, said
     assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]

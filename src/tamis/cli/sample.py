@@ -14,6 +14,7 @@ from rich.console import Console
 from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option
 from tamis.dedup.rehydrate import rehydrate_shard
 from tamis.display import line
+from tamis.engine.output_lock import OutputLockedError, output_lock
 from tamis.engine.ray_runtime import connect
 from tamis.engine.run_output import UnfinishedRunError, check_finished
 from tamis.io.redact import public_url
@@ -57,24 +58,38 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
     if "://" not in target:
         target = os.path.abspath(target)  # workers may run in another directory
     fs, root = filesystem(target)
+    source, copy = url_of(source_fs, source_root.rstrip("/")), url_of(fs, root.rstrip("/"))
+    if copy == source or copy.startswith(f"{source}/data/") or copy == f"{source}/data":
+        fail(console, f"--output {public_url(target)} is {public_url(output)} or inside its data/: the copy would "
+                      "overwrite the shards it reads. Give another folder", EXIT_USAGE)
+    try:
+        with output_lock(fs, root):  # one writer per folder, as for tamis run (tamis.engine.output_lock)
+            results = _copy_shards(shards, fs, root, seed, fraction, rehydrate, address, workers)
+            languages: dict[str, int] = {}
+            for r in results:
+                for lang, n in r["languages"].items():
+                    languages[lang] = languages.get(lang, 0) + n
+            summary = {"source": public_url(output), "rehydrate": rehydrate, "fraction": fraction, "seed": seed,
+                       "shards": len(results), "docs_in": sum(r["docs_in"] for r in results),
+                       "docs_out": sum(r["docs_out"] for r in results),
+                       "tokens_out": sum(r["tokens_out"] for r in results),
+                       "languages": dict(sorted(languages.items())), "files": [r["output"] for r in results]}
+            write_json(fs, posixpath.join(root, "sample.json"), summary)
+    except OutputLockedError as exc:
+        fail(console, exc, EXIT_USAGE)
+    console.print(f"{summary['docs_in']} documents in, {summary['docs_out']} out, in {len(results)} shard(s)")
+    click.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}))
+
+
+def _copy_shards(shards: list[tuple[str, str]], fs, root: str, seed: int | None, fraction: float, rehydrate: bool,
+                 address: str | None, workers: int | None) -> list[dict]:
+    """One Ray task per shard (tamis.dedup.rehydrate.rehydrate_shard); their counts, in shard order."""
     started = connect(address, num_cpus=workers)
     try:
         task = ray.remote(rehydrate_shard).options(num_cpus=1, max_retries=3)
         refs = [task.remote(url, url_of(fs, posixpath.join(root, rel)), seed, fraction, rehydrate)
                 for url, rel in shards]
-        results = ray.get(refs)
+        return ray.get(refs)
     finally:
         if started:
             ray.shutdown()
-    languages: dict[str, int] = {}
-    for r in results:
-        for lang, n in r["languages"].items():
-            languages[lang] = languages.get(lang, 0) + n
-    summary = {"source": output, "rehydrate": rehydrate, "fraction": fraction, "seed": seed,
-               "shards": len(results), "docs_in": sum(r["docs_in"] for r in results),
-               "docs_out": sum(r["docs_out"] for r in results),
-               "tokens_out": sum(r["tokens_out"] for r in results),
-               "languages": dict(sorted(languages.items())), "files": [r["output"] for r in results]}
-    write_json(fs, posixpath.join(root, "sample.json"), summary)
-    console.print(f"{summary['docs_in']} documents in, {summary['docs_out']} out, in {len(results)} shard(s)")
-    click.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}))
