@@ -314,5 +314,5 @@ def test_fineweb2_recipe_end_to_end(ray_session, tmp_path):
     before = {path: path.read_bytes() for path in shards}
     for inside in (out, out / "data"):
         refused = CliRunner().invoke(sample, [str(out), "-o", str(inside), "--fraction", "0.5"], env={"COLUMNS": "300"})
-        assert refused.exit_code == 2 and "the copy would overwrite the shards it reads" in refused.output
+        assert refused.exit_code == 2 and "would overwrite or mix with the shards it reads" in refused.output
     assert {path: path.read_bytes() for path in shards} == before

@@ -17,7 +17,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from tamis.engine.output_lock import OutputLock
-from tamis.engine.run_output import UnfinishedRunError, check_finished, unfinished_reason
+from tamis.engine.run_output import UnfinishedRunError, check_finished, find_run_root, unfinished_reason
 
 
 def _manifest(fs, root: str, **fields) -> None:
@@ -73,3 +73,16 @@ def test_on_an_object_store_a_running_manifest_may_be_a_live_run_or_a_stopped_on
                                                    "was stopped before it finished)")
     _manifest(fs, "/bucket/out", status="complete")
     assert unfinished_reason(fs, "/bucket/out") is None
+
+
+def test_the_run_an_input_belongs_to_is_the_deepest_folder_with_a_manifest(tmp_path) -> None:
+    """A run's output under a folder named data/ (a mount, say) is still found as itself, and a glob of its
+    shards finds it too; a folder with no manifest above it belongs to no run."""
+    run = tmp_path / "data" / "run"
+    (run / "data" / "CC-MAIN-2024-22").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    fs = LocalFileSystem()
+    assert find_run_root(fs, str(run)) == str(run)
+    assert find_run_root(fs, f"{run}/data/CC-MAIN-2024-22/part-1.parquet") == str(run)
+    assert find_run_root(fs, f"{run}/data/**/*.parquet") == str(run)
+    assert find_run_root(fs, str(tmp_path / "data")) is None

@@ -449,20 +449,3 @@ def test_the_output_of_a_run_that_has_not_finished_is_refused_unless_allowed(ray
     assert not run().failed
     whole = run_tokenize([str(out)], TokenizeOptions(str(tmp_path / "whole")), show_progress=False)
     assert whole.totals["documents"] == 2 * partial.totals["documents"]
-
-
-def test_the_run_an_input_belongs_to_is_the_deepest_folder_with_a_manifest(tmp_path) -> None:
-    """A run's output under a folder named data/ (a mount, say) is still found as itself, and a glob of its
-    shards finds it too; a folder with no manifest above it belongs to no run."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    from tamis.tokenize.stage import _run_root
-
-    run = tmp_path / "data" / "run"
-    (run / "data" / "CC-MAIN-2024-22").mkdir(parents=True)
-    (run / "manifest.json").write_text("{}")
-    fs = LocalFileSystem()
-    assert _run_root(fs, str(run)) == str(run)
-    assert _run_root(fs, f"{run}/data/CC-MAIN-2024-22/part-1.parquet") == str(run)
-    assert _run_root(fs, f"{run}/data/**/*.parquet") == str(run)
-    assert _run_root(fs, str(tmp_path / "data")) is None

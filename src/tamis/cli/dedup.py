@@ -14,6 +14,7 @@ from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
 from tamis.engine.output_lock import OutputLockedError, output_lock
+from tamis.engine.overlap import OverlapError, check_apart
 from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, url_of
 
@@ -70,7 +71,11 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
         raise click.UsageError(str(exc)) from None
     files = expand_shards(shards)
     if not files:
-        raise click.UsageError(f"no Parquet shards match {' '.join(shards)}")
+        raise click.UsageError(f"no Parquet shards match {' '.join(map(public_url, shards))}")
+    try:
+        check_apart(output, list(shards))
+    except OverlapError as exc:
+        fail(console, exc, EXIT_USAGE)
     work = work_dir or posixpath.join(output.rstrip("/"), "dedup")
 
     def progress(stage: str, done: int, total: int) -> None:

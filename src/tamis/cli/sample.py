@@ -15,6 +15,7 @@ from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option
 from tamis.dedup.rehydrate import rehydrate_shard
 from tamis.display import line
 from tamis.engine.output_lock import OutputLockedError, output_lock
+from tamis.engine.overlap import OverlapError, check_apart
 from tamis.engine.ray_runtime import connect
 from tamis.engine.run_output import UnfinishedRunError, check_finished
 from tamis.io.redact import public_url
@@ -58,10 +59,10 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
     if "://" not in target:
         target = os.path.abspath(target)  # workers may run in another directory
     fs, root = filesystem(target)
-    source, copy = url_of(source_fs, source_root.rstrip("/")), url_of(fs, root.rstrip("/"))
-    if copy == source or copy.startswith(f"{source}/data/") or copy == f"{source}/data":
-        fail(console, f"--output {public_url(target)} is {public_url(output)} or inside its data/: the copy would "
-                      "overwrite the shards it reads. Give another folder", EXIT_USAGE)
+    try:
+        check_apart(target, [output])
+    except OverlapError as exc:
+        fail(console, exc, EXIT_USAGE)
     try:
         with output_lock(fs, root):  # one writer per folder, as for tamis run (tamis.engine.output_lock)
             results = _copy_shards(shards, fs, root, seed, fraction, rehydrate, address, workers)

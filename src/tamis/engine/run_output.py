@@ -11,6 +11,7 @@ A folder without a run's manifest (any Parquet files) is not a run's output: not
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from tamis.engine import layout
@@ -54,6 +55,17 @@ def unfinished_reason(fs: Any, root: str) -> str | None:
             return f"{STILL_WRITING} (started {holder.since} by process {holder.pid})"
         return "its run stopped before it finished (interrupted, or its driver was lost)"
     return f"its run's status is {status!r}"
+
+
+def find_run_root(fs: Any, path: str) -> str | None:
+    """The output folder of the run that `path` is, or lies under the data/ folder of (the deepest such: a run's
+    output may itself sit under a folder named data/); None when there is none. `path` may be a glob."""
+    parts = path.rstrip("/").split("/")
+    candidates = ["/".join(parts), *("/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if parts[i] == "data")]
+    for root in candidates:
+        if root and not any(c in root for c in "*?[") and fs.exists(posixpath.join(root, "manifest.json")):
+            return root
+    return None
 
 
 def check_finished(fs: Any, root: str, shown: str, allow_incomplete: bool) -> str | None:

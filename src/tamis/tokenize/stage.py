@@ -49,9 +49,10 @@ from tamis.dedup.intermediate import CorruptIntermediateError
 from tamis.display import line
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.output_lock import output_lock
+from tamis.engine.overlap import OverlapError, check_apart
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect
-from tamis.engine.run_output import UnfinishedRunError, check_finished
+from tamis.engine.run_output import UnfinishedRunError, check_finished, find_run_root
 from tamis.io.errors import full_storage_error
 from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, read_json, url_of, write_json
@@ -372,7 +373,7 @@ def find_shards(inputs: list[str], allow_incomplete: bool = False, warnings: lis
     for pattern in inputs:
         fs, path = filesystem(pattern)
         shown = public_url(pattern)  # a signed URL's signature is never printed
-        run_root = _run_root(fs, path)
+        run_root = find_run_root(fs, path)
         if run_root is not None:
             try:
                 warning = check_finished(fs, run_root, shown, allow_incomplete)
@@ -394,16 +395,6 @@ def find_shards(inputs: list[str], allow_incomplete: bool = False, warnings: lis
             raise TokenizeError(f"input {shown!r}: no Parquet shards found")
         found += [url_of(fs, m) for m in matches]
     return sorted(dict.fromkeys(found))
-
-
-def _run_root(fs: Any, path: str) -> str | None:
-    """The output folder of the run that `path` is, or lies under the data/ folder of (the deepest such)."""
-    parts = path.rstrip("/").split("/")
-    candidates = ["/".join(parts), *("/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if parts[i] == "data")]
-    for root in candidates:
-        if root and not any(c in root for c in "*?[") and fs.exists(posixpath.join(root, "manifest.json")):
-            return root
-    return None
 
 
 def fingerprint_of(options: TokenizeOptions, tokenizer: Tokenizer, shards: list[str], sizes: list[int],
@@ -502,6 +493,10 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
     tokenizer = load_tokenizer(options.tokenizer, options.eos)
     warnings: list[str] = []
     shards = find_shards(inputs, allow_incomplete, warnings)
+    try:
+        check_apart(output, inputs)
+    except OverlapError as exc:
+        raise TokenizeError(str(exc)) from None
     for warning in warnings:
         console.print(line(("warning", "yellow"), f": {warning}"))
     check_distinct_ids(shards)
