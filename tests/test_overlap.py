@@ -61,3 +61,21 @@ def test_dedup_tokenize_and_sample_into_their_own_inputs_write_nothing(run_outpu
     with pytest.raises(TokenizeError, match="would overwrite or mix with the shards it reads"):
         run_tokenize([str(run_output)], TokenizeOptions(str(run_output)), overwrite=True, show_progress=False)
     assert (sorted(p.relative_to(run_output) for p in run_output.rglob("*")), shard.read_bytes()) == before
+
+
+def test_a_run_whose_inputs_are_under_its_output_data_is_refused(tmp_path: Path) -> None:
+    """WARC files kept under OUTPUT/data/ would sit among the shards, and `--overwrite` deletes data/."""
+    import shutil
+
+    from conftest import WARC_DIR
+
+    from tamis.engine.runner import OutputConflictError, run_pipeline
+    from tamis.pipeline.spec import parse_pipeline
+
+    inputs = tmp_path / "out" / "data"
+    inputs.mkdir(parents=True)
+    shutil.copy(WARC_DIR / "cc-main-2024-22_whirlwind.warc.gz", inputs / "crawl.warc.gz")
+    with pytest.raises(OutputConflictError, match="would overwrite or mix with the shards it reads"):
+        run_pipeline(parse_pipeline({"steps": [{"step": "trafilatura"}]}), [f"{inputs}/*.warc.gz"],
+                     str(tmp_path / "out"), overwrite=True, show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["crawl.warc.gz", "data"]

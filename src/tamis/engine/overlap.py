@@ -33,15 +33,16 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(f"{folder}/")
 
 
-def check_apart(output: str, inputs: list[str]) -> None:
+def check_apart(output: str, inputs: list[str], runs: bool = True) -> None:
     """Raise OverlapError, naming both, when `output` would overwrite or mix with the shards of `inputs`
-    (files, folders, globs or run outputs)."""
+    (files, folders, globs or run outputs). `runs=False` leaves out the run an input belongs to (for `tamis
+    run`, whose inputs are WARC files: finding a run would mean a request per input on a web server)."""
     out_fs, out_path = filesystem(output)
     out = _normal(out_fs, out_path)
     for given in inputs:
         fs, path = filesystem(given)
         source = _normal(fs, path)
-        root = find_run_root(fs, path)
+        root = find_run_root(fs, path) if runs else None
         run = _normal(fs, root) if root is not None else None
         if source == out or _inside(source, f"{out}/data") or (
                 run is not None and (out == run or _inside(out, f"{run}/data"))):

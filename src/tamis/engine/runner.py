@@ -32,6 +32,7 @@ from tamis.engine.commits import CommitIndex, CommitState, load_commits
 from tamis.engine.inputs import COMMON_CRAWL_BASE, expand_inputs, lookup_sizes
 from tamis.engine.memory import AUTO, resolve_task_memory, task_reservation
 from tamis.engine.output_lock import output_lock
+from tamis.engine.overlap import OverlapError, check_apart
 from tamis.engine.plan import WorkUnit, plan_units
 from tamis.engine.progress import ProgressCounter, ProgressDisplay
 from tamis.engine.ray_runtime import cluster_cpus, connect, disconnect, smallest_node_cpus
@@ -66,7 +67,7 @@ INTERMEDIATE = "intermediate"
 
 
 class OutputConflictError(RuntimeError):
-    """The output directory holds a run of a different pipeline."""
+    """The output directory holds a run of a different pipeline, or the inputs themselves."""
 
 
 @dataclass
@@ -232,6 +233,10 @@ def run_pipeline(
         raise PipelineError(str(exc)) from None
     files, sizes = expand_inputs(inputs, paths_base)
     layout.check_distinct_ids(files)
+    try:  # inputs under OUTPUT/data/ would be mixed with the shards, and deleted by --overwrite
+        check_apart(output, inputs, runs=False)
+    except OverlapError as exc:
+        raise OutputConflictError(str(exc)) from None
     fs, root = filesystem(output)
     cluster = requested_address(address)
     if cluster is not None and not ray.is_initialized():
