@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+from collections import Counter
+from typing import Any
 
 import click
 import ray
@@ -66,15 +68,8 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
     try:
         with output_lock(fs, root):  # one writer per folder, as for tamis run (tamis.engine.output_lock)
             results = _copy_shards(shards, fs, root, seed, fraction, rehydrate, address, workers)
-            languages: dict[str, int] = {}
-            for r in results:
-                for lang, n in r["languages"].items():
-                    languages[lang] = languages.get(lang, 0) + n
             summary = {"source": public_url(output), "rehydrate": rehydrate, "fraction": fraction, "seed": seed,
-                       "shards": len(results), "docs_in": sum(r["docs_in"] for r in results),
-                       "docs_out": sum(r["docs_out"] for r in results),
-                       "tokens_out": sum(r["tokens_out"] for r in results),
-                       "languages": dict(sorted(languages.items())), "files": [r["output"] for r in results]}
+                       **_totals(results)}
             write_json(fs, posixpath.join(root, "sample.json"), summary)
     except OutputLockedError as exc:
         fail(console, exc, EXIT_USAGE)
@@ -82,8 +77,18 @@ def sample(output, target, rehydrate, fraction, seed, address, workers, allow_in
     click.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}))
 
 
-def _copy_shards(shards: list[tuple[str, str]], fs, root: str, seed: int | None, fraction: float, rehydrate: bool,
-                 address: str | None, workers: int | None) -> list[dict]:
+def _totals(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """sample.json's counts: shards, documents in and out, tokens out, documents per language, files."""
+    languages: Counter[str] = Counter()
+    for result in results:
+        languages.update(result["languages"])
+    return {"shards": len(results), "docs_in": sum(r["docs_in"] for r in results),
+            "docs_out": sum(r["docs_out"] for r in results), "tokens_out": sum(r["tokens_out"] for r in results),
+            "languages": dict(sorted(languages.items())), "files": [r["output"] for r in results]}
+
+
+def _copy_shards(shards: list[tuple[str, str]], fs: Any, root: str, seed: int | None, fraction: float, rehydrate: bool,
+                 address: str | None, workers: int | None) -> list[dict[str, Any]]:
     """One Ray task per shard (tamis.dedup.rehydrate.rehydrate_shard); their counts, in shard order."""
     started = connect(address, num_cpus=workers)
     try:

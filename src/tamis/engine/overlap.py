@@ -14,6 +14,7 @@ inside an input's `data/`. A folder beside or above them is fine.
 from __future__ import annotations
 
 import posixpath
+from typing import Any
 
 from tamis.engine.run_output import find_run_root
 from tamis.io.redact import public_url
@@ -24,7 +25,7 @@ class OverlapError(ValueError):
     """`--output` is where the shards a command reads are."""
 
 
-def _normal(fs, path: str) -> str:
+def _normal(fs: Any, path: str) -> str:
     """`path` as its file system's URL: absolute for a local path, no trailing slash."""
     return url_of(fs, posixpath.normpath(path)).rstrip("/")
 
