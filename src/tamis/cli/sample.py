@@ -13,10 +13,10 @@ import click
 import ray
 from rich.console import Console
 
-from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option
+from tamis.cli.errors import output_folder_option, user_errors
 from tamis.dedup.rehydrate import rehydrate_shard
 from tamis.display import line
-from tamis.engine.output_lock import OutputLockedError, output_lock
+from tamis.engine.output_lock import output_lock
 from tamis.engine.overlap import OverlapError, check_apart
 from tamis.engine.ray_runtime import connect
 from tamis.engine.run_output import UnfinishedRunError, check_finished
@@ -48,31 +48,23 @@ def output_shards(output: str) -> list[tuple[str, str]]:
 def sample(output, target, rehydrate, fraction, seed, address, workers, allow_incomplete) -> None:
     """Write a sampled / rehydrated copy of a run's OUTPUT shards to --output."""
     console = Console(stderr=True)
-    source_fs, source_root = filesystem(output)
-    try:
+    with user_errors(console, UnfinishedRunError, OverlapError):  # a refusal: one line, exit 2, nothing written
+        source_fs, source_root = filesystem(output)
         warning = check_finished(source_fs, source_root.rstrip("/"), public_url(output), allow_incomplete)
-    except UnfinishedRunError as exc:
-        fail(console, exc, EXIT_USAGE)
-    if warning is not None:
-        console.print(line(("warning", "yellow"), f": {warning}"))
-    shards = output_shards(output)
-    if not shards:
-        raise click.UsageError(f"no shards under {public_url(output).rstrip('/')}/data/")
-    if "://" not in target:
-        target = os.path.abspath(target)  # workers may run in another directory
-    fs, root = filesystem(target)
-    try:
+        if warning is not None:
+            console.print(line(("warning", "yellow"), f": {warning}"))
+        shards = output_shards(output)
+        if not shards:
+            raise click.UsageError(f"no shards under {public_url(output).rstrip('/')}/data/")
+        if "://" not in target:
+            target = os.path.abspath(target)  # workers may run in another directory
+        fs, root = filesystem(target)
         check_apart(target, [output])
-    except OverlapError as exc:
-        fail(console, exc, EXIT_USAGE)
-    try:
         with output_lock(fs, root):  # one writer per folder, as for tamis run (tamis.engine.output_lock)
             results = _copy_shards(shards, fs, root, seed, fraction, rehydrate, address, workers)
             summary = {"source": public_url(output), "rehydrate": rehydrate, "fraction": fraction, "seed": seed,
                        **_totals(results)}
             write_json(fs, posixpath.join(root, "sample.json"), summary)
-    except OutputLockedError as exc:
-        fail(console, exc, EXIT_USAGE)
     console.print(f"{summary['docs_in']} documents in, {summary['docs_out']} out, in {len(results)} shard(s)")
     click.echo(json.dumps({k: v for k, v in summary.items() if k != "files"}))
 

@@ -117,12 +117,6 @@ class OutputLock:
         raise OutputLockedError(f"{self.path.parent} is in use by {who}: two runs into one output would do the "
                                 f"same work twice and could delete each other's. {remedy[0].upper()}{remedy[1:]}")
 
-    def live_holder(self) -> Holder | None:
-        """The run holding this lock; None when there is no lock, it cannot be read, or its process is gone
-        (a holder on another machine is returned: it cannot be told from here)."""
-        holder = _read_holder(self.path)
-        return None if holder is None or holder.alive_here() is False else holder
-
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -143,6 +137,13 @@ def _read_holder(path: Path) -> Holder | None:
         return Holder(str(data["host"]), int(data["pid"]), data.get("process_start"), str(data.get("since", "?")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def live_holder(root: str) -> Holder | None:
+    """The run holding the lock of `root`; None when there is no lock, it cannot be read, or its process is
+    gone (a holder on another machine is returned: it cannot be told from here)."""
+    holder = _read_holder(Path(root) / LOCK_NAME)
+    return None if holder is None or holder.alive_here() is False else holder
 
 
 def lockable(fs: Any) -> bool:

@@ -15,15 +15,13 @@ import posixpath
 from typing import Any
 
 from tamis.engine import layout
-from tamis.engine.output_lock import OutputLock, lockable
+from tamis.engine.output_lock import live_holder, lockable
 from tamis.io.storage import read_json
 
 #: what readers say to do about an unfinished run, and about one that is still running
 REMEDY = "Run the same `tamis run` command again to finish it"
 REMEDY_RUNNING = "Wait for it to end"
 ALLOW = "or pass --allow-incomplete to use the shards written so far"
-#: how a reason that the run is still running begins
-STILL_WRITING = "its run is still writing it"
 
 
 class UnfinishedRunError(RuntimeError):
@@ -32,13 +30,19 @@ class UnfinishedRunError(RuntimeError):
 
 def unfinished_reason(fs: Any, root: str) -> str | None:
     """Why the run whose output is `root` has not finished, or None when it has (or `root` is no run's output)."""
+    found = _unfinished(fs, root)
+    return None if found is None else found[0]
+
+
+def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
+    """(why the run of `root` has not finished, whether it is known to be still writing), or None."""
     path = layout.manifest_path(root)
     if not fs.exists(path):
         return None
     try:
         manifest = read_json(fs, path)
     except (OSError, ValueError) as exc:
-        return f"its manifest.json cannot be read ({type(exc).__name__})"
+        return f"its manifest.json cannot be read ({type(exc).__name__})", False
     if not isinstance(manifest, dict) or "pipeline" not in manifest:
         return None  # another tool's manifest (a tokenize output, say): not a run's
     status = manifest.get("status")
@@ -46,15 +50,16 @@ def unfinished_reason(fs: Any, root: str) -> str | None:
         return None
     if status == "incomplete":
         failed = manifest.get("failed") or {}
-        return f"its run stopped with {len(failed)} failed input(s){_progress(fs, root, manifest.get('fingerprint'))}"
+        progress = _progress(fs, root, manifest.get("fingerprint"))
+        return f"its run stopped with {len(failed)} failed input(s){progress}", False
     if status == "running":
         if not lockable(fs):  # an object store: no lock tells whether the run still goes on
-            return "its manifest says its run is running (it may still be, or it was stopped before it finished)"
-        holder = OutputLock(root).live_holder()
+            return "its manifest says its run is running (it may still be, or it was stopped before it finished)", False
+        holder = live_holder(root)
         if holder is not None:
-            return f"{STILL_WRITING} (started {holder.since} by process {holder.pid})"
-        return "its run stopped before it finished (interrupted, or its driver was lost)"
-    return f"its run's status is {status!r}"
+            return f"its run is still writing it (started {holder.since} by process {holder.pid})", True
+        return "its run stopped before it finished (interrupted, or its driver was lost)", False
+    return f"its run's status is {status!r}", False
 
 
 def find_run_root(fs: Any, path: str) -> str | None:
@@ -71,11 +76,12 @@ def find_run_root(fs: Any, path: str) -> str | None:
 def check_finished(fs: Any, root: str, shown: str, allow_incomplete: bool) -> str | None:
     """Raise UnfinishedRunError naming `shown` if its run has not finished; with `allow_incomplete`, return the
     warning to print instead. None when there is nothing to say."""
-    reason = unfinished_reason(fs, root)
-    if reason is None:
+    found = _unfinished(fs, root)
+    if found is None:
         return None
+    reason, running = found
     if not allow_incomplete:
-        remedy = REMEDY_RUNNING if reason.startswith(STILL_WRITING) else REMEDY
+        remedy = REMEDY_RUNNING if running else REMEDY
         raise UnfinishedRunError(f"{shown}: {reason}, so its data/ holds part of the dataset only. {remedy}, {ALLOW}")
     return f"{shown}: {reason}; using the shards written so far (--allow-incomplete)"
 
