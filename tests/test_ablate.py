@@ -352,6 +352,7 @@ def small_ablation(ray_session, tmp_path_factory):
     return root / "out", first, second
 
 
+@pytest.mark.slow
 def test_ablation_runs_every_variant_and_keeps_going_after_a_failure(small_ablation) -> None:
     output, result, _ = small_ablation
     assert result.token_budget == 1000

@@ -57,6 +57,7 @@ def texts() -> tuple[list[str], list[str]]:
     return docs[:60], docs[150:165]
 
 
+@pytest.mark.slow
 def test_real_text_scores_better_than_the_same_words_shuffled(tmp_path: Path, texts) -> None:
     train, held = texts
     holdout = write(tmp_path / "holdout.parquet", held)

@@ -39,6 +39,7 @@ def ablation(**changes) -> dict:
     return data
 
 
+@pytest.mark.slow
 def test_the_example_trainer_runs_through_command_on_the_token_files(ray_session, tmp_path) -> None:
     pytest.importorskip("torch")
     spec = parse_ablation(ablation(), str(tmp_path / "abl.yaml"), tmp_path)

@@ -118,6 +118,7 @@ def test_bytes_read_grows_while_a_range_is_read(corpus: Path) -> None:
         assert counters.events["bytes_read"] == end - start
 
 
+@pytest.mark.slow
 def test_deduplicate_cache_gives_the_same_documents_whole_or_split(ray_session, repeating_corpus: Path,
                                                                    tmp_path: Path) -> None:
     size = repeating_corpus.stat().st_size

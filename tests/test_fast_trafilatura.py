@@ -150,6 +150,7 @@ def extract_all(htmls: list[str]) -> list[str | None]:
     return [trafilatura.extract(h, favor_precision=True, include_comments=False, deduplicate=True) for h in htmls]
 
 
+@pytest.mark.slow
 def test_fast_path_text_is_identical_to_plain_trafilatura() -> None:
     htmls = warc_pages() + benchmark_pages(6) + pathological_pages(random.Random(3))
     assert len(htmls) > 250

@@ -29,6 +29,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_worker_nodes_removed_during_process_and_dedup(small_corpus, short_private_dir: Path) -> None:
     """Head + 3 one-CPU workers: one worker goes during the process stage, another during dedup."""
     work = short_private_dir
@@ -59,6 +60,7 @@ def _tamis(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             start_new_session=True)
 
 
+@pytest.mark.slow
 def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, small_corpus, tmp_path: Path,
                                                                 short_private_dir: Path) -> None:
     glob = str(small_corpus[0].parent / "*.warc.gz")
@@ -107,6 +109,7 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, sma
     assert stats["histograms"] == ref_stats["histograms"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stopped_by_a_signal_exits_cleanly_and_the_rerun_resumes(small_corpus, tmp_path: Path,
                                                                    short_private_dir: Path, signum) -> None:

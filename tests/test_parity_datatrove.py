@@ -115,6 +115,7 @@ def _compare(name: str, theirs: list[str | None], ours: list[str | None]) -> Non
     assert not differences, f"{name}: decisions or reasons differ (index, datatrove, ours): {differences[:10]}"
 
 
+@pytest.mark.slow
 def test_gopher_repetition(texts):
     from datatrove.pipeline.filters import GopherRepetitionFilter as Theirs
 
@@ -181,6 +182,7 @@ def _odd_whitespace_lines(texts: list[str], rng: random.Random) -> list[str]:
     return [line for line in lines if line]
 
 
+@pytest.mark.slow
 def test_sentence_counts_match_datatrove(texts):
     """C4's per-line sentence count is spaCy's sentencizer's (datatrove's `sent_tokenize`), with single spaces
     and with any other whitespace between words: every real line, and generated lines with odd whitespace."""

@@ -146,6 +146,7 @@ def _datatrove_reason(dt_filter, text: str) -> str | None:
     return None if keep else (reason or "filtered")
 
 
+@pytest.mark.slow
 def test_words_and_decisions_match_datatrove(cases):
     summary = []
     failures = []

@@ -132,6 +132,7 @@ def _gcs_cluster_id(port: int, token: str | None) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hostile", [False, True], ids=["clean-env", "hostile-env"])
 def test_tamis_run_listens_on_loopback_only_with_a_token(tmp_path: Path, hostile: bool) -> None:
     marker = uuid.uuid4().hex

@@ -60,6 +60,7 @@ def _fs(env: dict[str, str]):
                              endpoint_url=env["AWS_ENDPOINT_URL"], use_listings_cache=False)
 
 
+@pytest.mark.slow
 def test_run_reads_and_writes_s3(s3_env, cli_env, tmp_path: Path) -> None:
     fs = _fs(s3_env)
     fs.mkdir("crawl")
@@ -114,6 +115,7 @@ disconnect()
 """
 
 
+@pytest.mark.slow
 def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, cli_env, tmp_path: Path) -> None:
     """`tamis dedup` with shards and work directory on S3: block files are written and read through s3fs
     (ranged reads), the result is the same as on local disk, and a damaged signature file is recomputed."""
@@ -180,6 +182,7 @@ disconnect()
 """
 
 
+@pytest.mark.slow
 def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, cli_env, tmp_path: Path) -> None:
     """Encoded key files (block files), bucket totals and output shards on S3: the same bytes as on local disk."""
     import pyarrow as pa

@@ -132,6 +132,7 @@ def test_the_engine_reports_trafilaturas_own_rule_and_its_cache_replays() -> Non
         sandbox.close()
 
 
+@pytest.mark.slow
 def test_two_and_three_children_give_one_childs_text_on_every_real_page() -> None:
     """Every HTML page of ../shared/data (the WARC samples and both extraction sets), as one file."""
     htmls = warc_pages() + benchmark_pages(1)
@@ -141,6 +142,7 @@ def test_two_and_three_children_give_one_childs_text_on_every_real_page() -> Non
     assert sum(isinstance(text, str) for text in expected) > 300
 
 
+@pytest.mark.slow
 def test_repeated_pages_where_guesses_go_wrong_are_extracted_again_to_the_same_text() -> None:
     """Pages and site boilerplate repeated close together: the cache drops segments on later copies, the
     children's guessed caches miss some of that, and those pages are extracted again from the model."""

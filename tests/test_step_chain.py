@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from conftest import REPO, shared_warcs
 
 from tamis.batch import DocBatch
@@ -51,6 +52,7 @@ def _run_recipe(steps: list[tuple[str, Step]], overlapped: bool) -> dict[str, An
             "languages": by_language.to_dict()}
 
 
+@pytest.mark.slow
 def test_overlapped_chain_matches_steps_run_in_turn_on_real_pages() -> None:
     spec = load_pipeline(REPO / "pipelines" / "fineweb.yaml")
     steps = [(s.name, s.build()) for s in spec.steps]

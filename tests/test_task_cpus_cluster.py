@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import WARC_DIR
 
 SCRIPT = Path(__file__).parent / "scripts" / "cluster_task_cpus.py"
 
 
+@pytest.mark.slow
 def test_one_input_fits_the_smallest_node_then_spreads_on_bigger_ones(tmp_path: Path) -> None:
     """Worker nodes of 2 and 1 CPUs: the lone input's task asks for 1 CPU (so it fits either node); with only
     the 2-CPU node left it takes 2 CPUs (two extraction children), and the output is the same."""

@@ -82,6 +82,7 @@ def test_english_shortcut_gives_spacys_tokens_on_every_real_page(letter_chunks):
     assert words.split_words(text) == [token.text for token in nlp.tokenizer(text) if not token.is_space]
 
 
+@pytest.mark.slow
 def test_every_spacy_language_gives_spacys_tokens_with_the_shortcut(letter_chunks):
     """All of datatrove's spaCy languages (FineWeb-2), on the same chunks; most of them prove the shortcut."""
     proved = []

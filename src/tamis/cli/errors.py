@@ -26,7 +26,13 @@ EXIT_PARTIAL = 3
 
 
 def fail(console: Console, message: object, code: int) -> None:
-    console.print(line(("error:", "red"), f" {message}"))
+    """Print `error: MESSAGE` on one line and exit with `code`.
+
+    `soft_wrap`: rich would otherwise fold the line at the console's width (80 columns where stderr is not a
+    terminal: a log, CI, a pipe), splitting a long path or URL inside itself, so that the path copied from
+    the message is not the path. The terminal still wraps it for the eye.
+    """
+    console.print(line(("error:", "red"), f" {message}"), soft_wrap=True)
     sys.exit(code)
 
 

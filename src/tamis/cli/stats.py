@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tamis.cli.errors import output_file_option
+from tamis.cli.errors import fail, output_file_option
 from tamis.display import line, plain, visible
 from tamis.stats.load import RunNotFoundError, load_run, to_json
 from tamis.stats.report_terminal import print_report, status_line
@@ -24,8 +24,7 @@ def _load(output: str, console: Console):
     try:
         return load_run(output)
     except (RunNotFoundError, FileNotFoundError) as exc:
-        console.print(line(("error:", "red"), f" {exc}"))
-        sys.exit(EXIT_NOT_FOUND)
+        fail(console, exc, EXIT_NOT_FOUND)
 
 
 @click.command()
@@ -97,8 +96,7 @@ def inspect_command(output: str, step: str | None, reason: str | None, kept: boo
                          features=not no_features)
         comparison = compare(run, _load(other, err), sampled.documents) if other else None
     except InspectError as exc:
-        err.print(line(("error:", "red"), f" {exc}"))
-        sys.exit(EXIT_USAGE)
+        fail(err, exc, EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({"label": run.label, "selection": sampled.description, "candidates": sampled.candidates,
                                "notes": sampled.notes, "documents": sampled.documents, "compare": comparison},
