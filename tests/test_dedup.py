@@ -293,3 +293,29 @@ def test_a_task_that_meets_a_network_error_is_run_again_and_a_bug_is_not(ray_ses
     with pytest.raises(DedupError, match=r"(?s)dedup task t/bug failed: .*ValueError: a bug"):
         driver.run([_Task("t", "bug", _fails_first, (str(tmp_path / "bug"), "bug"), files=lambda s: [])])
     assert (tmp_path / "bug").read_text() == "1"
+
+
+def test_dedup_progress_is_one_line_per_stage_in_a_log_and_rewritten_on_a_terminal() -> None:
+    """Before, a log (CI, a cluster's job log) got every count joined by carriage returns into one line."""
+    import io
+
+    from rich.console import Console
+
+    from tamis.cli.dedup import _progress_printer
+
+    calls = [("signatures", 0, 2), ("signatures", 1, 2), ("signatures", 2, 2), ("buckets", 14, 14)]
+    log = io.StringIO()
+    progress = _progress_printer(Console(file=log, force_terminal=False))
+    for call in calls:
+        progress(*call)
+    assert log.getvalue() == "signatures: 2/2\nbuckets: 14/14\n"
+    log = io.StringIO()
+    progress = _progress_printer(Console(file=log, force_terminal=False), every=0)
+    for call in calls:
+        progress(*call)
+    assert log.getvalue().splitlines() == [f"{stage}: {done}/{total}" for stage, done, total in calls]
+    screen = io.StringIO()
+    progress = _progress_printer(Console(file=screen, force_terminal=True, color_system=None))
+    for call in calls:
+        progress(*call)
+    assert screen.getvalue() == "".join(f"{stage}: {done}/{total}\r" for stage, done, total in calls)

@@ -79,3 +79,31 @@ def test_a_run_whose_inputs_are_under_its_output_data_is_refused(tmp_path: Path)
         run_pipeline(parse_pipeline({"steps": [{"step": "trafilatura"}]}), [f"{inputs}/*.warc.gz"],
                      str(tmp_path / "out"), overwrite=True, show_progress=False)
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["crawl.warc.gz", "data"]
+
+
+def test_readers_refuse_the_output_of_a_run_they_do_not_read(run_output: Path, tmp_path: Path) -> None:
+    """Before: `tamis dedup OTHER -o out` wrote its final shards among (or over) out's, and `tamis tokenize OTHER
+    -o out --overwrite` deleted out's manifest and commit markers: out's dataset changed without a word."""
+    other = tmp_path / "other"
+    (other / "data" / "CC-MAIN-2024-22").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["c"], "text": ["a third document"]}),
+                   other / "data" / "CC-MAIN-2024-22" / "part-0.parquet")
+    before = sorted(p.relative_to(run_output) for p in run_output.rglob("*"))
+    for target in (run_output, run_output / "data" / "CC-MAIN-2024-22"):
+        for args in (["dedup", str(other), "--output", str(target)], ["sample", str(other), "--output", str(target)]):
+            refused = CliRunner().invoke(cli, args, env={"COLUMNS": "300"})
+            assert refused.exit_code == 2 and "of a `tamis run`" in refused.output, refused.output
+        with pytest.raises(TokenizeError, match=r"(is the output|lies inside the data/ folder) of a `tamis run`"):
+            run_tokenize([str(other)], TokenizeOptions(str(target)), overwrite=True, show_progress=False)
+    assert sorted(p.relative_to(run_output) for p in run_output.rglob("*")) == before
+
+
+def test_a_readers_own_earlier_output_is_not_a_runs(tmp_path: Path) -> None:
+    """A tokenize output has a manifest.json too (without a pipeline): writing into it again is its resume."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / "manifest.json").write_text(json.dumps({"fingerprint": "f", "status": "running"}))
+    check_apart(str(tokens), [str(tmp_path / "shards")])
+    (tokens / "manifest.json").write_text(json.dumps({"pipeline": {}, "status": "complete"}))
+    with pytest.raises(OverlapError, match="is the output of a `tamis run`"):
+        check_apart(str(tokens), [str(tmp_path / "shards")])

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import posixpath
 import sys
+import time
+from collections.abc import Callable
 
 import click
 from rich.console import Console
 
-from tamis.cli.errors import EXIT_USAGE, fail, output_folder_option, resumable
+from tamis.cli.errors import output_folder_option, resumable, user_errors
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
 from tamis.display import line
-from tamis.engine.output_lock import OutputLockedError, output_lock
+from tamis.engine.output_lock import output_lock
 from tamis.engine.overlap import OverlapError, check_apart
 from tamis.io.redact import public_url
 from tamis.io.storage import filesystem, url_of
@@ -29,6 +31,22 @@ def expand_shards(patterns: tuple[str, ...]) -> list[str]:
             matches = fs.glob(posixpath.join(path, "**", "*.parquet"))
         found += [url_of(fs, m) for m in matches if m.endswith(".parquet")]
     return sorted(dict.fromkeys(found))
+
+
+def _progress_printer(console: Console, every: float = 30.0) -> Callable[[str, int, int], None]:
+    """Each stage's `done/total`: rewritten in place on a terminal; in a log (CI, a cluster's job log), a line
+    when a stage ends and at most one every `every` seconds before, instead of carriage returns that run
+    every count into one line."""
+    last = [time.monotonic()]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if console.is_terminal:
+            console.print(f"{stage}: {done}/{total}", end="\r")
+        elif done == total or time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            console.print(f"{stage}: {done}/{total}")
+
+    return progress
 
 
 @click.command("dedup")
@@ -72,24 +90,18 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
     files = expand_shards(shards)
     if not files:
         raise click.UsageError(f"no Parquet shards match {' '.join(map(public_url, shards))}")
-    try:
+    with user_errors(console, OverlapError):
         check_apart(output, list(shards))
-    except OverlapError as exc:
-        fail(console, exc, EXIT_USAGE)
     work = work_dir or posixpath.join(output.rstrip("/"), "dedup")
-
-    def progress(stage: str, done: int, total: int) -> None:
-        console.print(f"{stage}: {done}/{total}", end="\r")
-
     fs, root = filesystem(output)
     try:
-        with resumable(console), output_lock(fs, root):  # one writer per output, as `tamis run`
-            summary = run_dedup(files, work, output, options, address=address, workers=workers, progress=progress)
+        # one writer per output, as `tamis run`; its OutputLockedError exits 2 through user_errors
+        with user_errors(console), resumable(console), output_lock(fs, root):
+            summary = run_dedup(files, work, output, options, address=address, workers=workers,
+                                progress=_progress_printer(console))
     except DedupError as exc:
         console.print(line(("dedup failed", "red"), f": {exc}"))
         sys.exit(1)
-    except OutputLockedError as exc:
-        fail(console, exc, EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "tasks"}, indent=1))
         return

@@ -62,6 +62,16 @@ def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
     return f"its run's status is {status!r}", False
 
 
+def is_run_output(fs: Any, root: str) -> bool:
+    """Whether `root` holds a `tamis run`'s manifest (not a tokenize output's, which has one too)."""
+    path = layout.manifest_path(root)
+    try:
+        manifest = read_json(fs, path) if fs.exists(path) else None
+    except (OSError, ValueError):
+        return True  # a manifest.json where a run writes one, unreadable: treated as a run's, never written over
+    return isinstance(manifest, dict) and "pipeline" in manifest
+
+
 def find_run_root(fs: Any, path: str) -> str | None:
     """The output folder of the run that `path` is, or lies under the data/ folder of (the deepest such: a run's
     output may itself sit under a folder named data/); None when there is none. `path` may be a glob."""
