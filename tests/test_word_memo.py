@@ -74,3 +74,76 @@ def test_gopher_quality_word_memo_stays_exact_past_its_bound(monkeypatch):
     monkeypatch.setattr(gopher_quality, "_HAS_LETTER", {})
     assert measures() == unbounded
     assert len(gopher_quality._SYMBOLS_ONLY) <= 5 + 30 * 3
+
+
+def test_a_chunks_memoised_tokens_are_its_own_whatever_it_was_memoised_beside():
+    """spaCy matches special cases such as the emoticons `):` and `:)` over the whole text it is given, across
+    single spaces. The memo once tokenised its unseen chunks joined by spaces: next to a chunk that starts with
+    `)`, `Irvine):` was memoised as `Irvine`, `)`, `:`, and every later document got those words."""
+    nlp = words.english_nlp()
+    for neighbours in (["Irvine):", "-)"], ["Irvine):", "o)"], ["Irvine):", ")))"], ["x:", "-)", "(:"]):
+        memo: dict[str, tuple[str, ...]] = {}
+        words.memoise_chunk_tokens(nlp, memo, neighbours, shortcut=False)
+        assert memo == {chunk: tuple(t.text for t in nlp.tokenizer(chunk)) for chunk in neighbours}, neighbours
+
+
+CROSSING = [
+    "(University of California, Irvine): -) marks it", "x): o) y", "we said :) and left", "a): ))) b",
+    "see: ) or (: here",
+    "the students' s and the teachers' ll", "Mr . Smith met Mrs . Jones at 10a.m . sharp", "a :-) b :- ) c : -)",
+    "line one\n)x after a newline", "two  spaces :  ) here",
+]
+
+
+def test_words_and_line_tokens_are_spacys_where_a_special_case_spans_two_chunks(monkeypatch):
+    monkeypatch.setattr(words, "_CHUNK_TOKENS", {})
+    theirs = load_word_tokenizer("en")
+    nlp = words.english_nlp()
+    for text in CROSSING + [" ".join(CROSSING)]:
+        words.split_words(text.replace(" ", "\n"))  # the chunks memoised alone first, then met side by side
+        assert words.split_words(text) == theirs.word_tokenize(text), text
+        line = " ".join(text.split("\n"))
+        assert words._line_tokens(line) == [t.text for t in nlp.tokenizer(line)], line
+    german = load_word_tokenizer("de")  # the other spaCy languages' memos (FineWeb-2) the same way
+    for text in CROSSING:
+        languages.split_words_for(text.replace(" ", "\n"), "deu_Latn")
+        assert languages.split_words_for(text, "deu_Latn") == german.word_tokenize(text), text
+
+
+def _page_texts() -> list[str]:
+    """The main text (resiliparse) of every real HTML page in ../shared/data."""
+    import gzip
+
+    from conftest import SHARED, WARC_DIR
+    from resiliparse.extract.html2text import extract_plain_text
+
+    from tamis.readers.warc import WarcReader
+    from tamis.stats.counters import StepCounters
+
+    pages = [html for path in sorted(WARC_DIR.glob("*.warc.gz"))
+             for batch in WarcReader().iter_batches(str(path), StepCounters()) for html in batch["html"] if html]
+    for folder in ("extraction/scrapinghub_aeb/html", "extraction/readability_testpages/html"):
+        pages += [gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+                  for path in sorted((SHARED / folder).glob("*.html.gz"))]
+    assert len(pages) >= 500, f"only {len(pages)} pages found"
+    return [text for text in (extract_plain_text(html, main_content=True) for html in pages) if text.strip()]
+
+
+@pytest.mark.slow
+def test_words_are_datatroves_on_every_real_page_and_memo_entries_are_each_chunks_own(monkeypatch):
+    """Every real page's words are datatrove's (spaCy on the whole text). Then every distinct chunk of those
+    pages is memoised in one batch, each beside a special case that could once reach across the space into
+    it (`-)`, `o)`, `:-)`...): its memoised tokens must still be its own."""
+    monkeypatch.setattr(words, "_CHUNK_TOKENS", {})
+    theirs = load_word_tokenizer("en")
+    texts = _page_texts()
+    for index, text in enumerate(texts):
+        assert words.split_words(text) == theirs.word_tokenize(text), index
+    nlp = words.english_nlp()
+    chunks = sorted({chunk for text in texts for chunk in text.split()})
+    specials = sorted(key for key in nlp.tokenizer.rules if not key.isalpha() and key.split() == [key])
+    batch = [piece for i, chunk in enumerate(chunks) for piece in (chunk, specials[i % len(specials)])]
+    memo: dict[str, tuple[str, ...]] = {}
+    words.memoise_chunk_tokens(nlp, memo, batch, shortcut=False)
+    wrong = [chunk for chunk in chunks if memo[chunk] != tuple(t.text for t in nlp.tokenizer(chunk))]
+    assert len(chunks) > 30_000 and not wrong, wrong[:20]

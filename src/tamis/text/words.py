@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 from tamis.text.spacy_import import import_spacy
@@ -49,16 +50,102 @@ def _whole_words(tokenizer: Any) -> WholeWords | None:
     return entry[1]
 
 
+@dataclass(frozen=True)
+class Crossings:
+    """Where spaCy may match a special case across the space between two chunks, for one tokenizer.
+
+    Why: spaCy applies a special case that holds a prefix, suffix or infix character (the emoticons `):` and
+    `:-)`, `Mr.`, `'s`) by matching its pieces over the whole document after splitting on whitespace, and of
+    two overlapping matches keeps the longer. In `Irvine): -)`, the match of `:-)` over the last piece of
+    `Irvine):` and the next chunk beats the chunk's own `):`, which then stays `)`, `:`: a chunk's tokens can
+    depend on its neighbour. Such a match holds two neighbouring pieces of a special case, one each side of
+    the space: `pairs`, read from the installed tokenizer's rules (each special case split without special
+    cases, as spaCy builds its matcher). A chunk's last piece before that matching is its last token, or the
+    last piece of the special case that made its last token (`made_last`); likewise for the first.
+
+    A match across a space changes nothing by itself (no special case holds that space, so spaCy keeps the
+    pieces as they are): it matters only when it beats a special case matched inside one of the two chunks,
+    at its edge, which then made the chunk's last (or first) token (`made_last`, `made_first`). Between chunks
+    that end and start with plain pieces (`science. Our`, `chat: 1)`), the chunks' own tokens stand.
+    """
+
+    pairs: frozenset[tuple[str, str]]
+    #: a token that a special case of several pieces may leave at the end of a chunk -> that case's last piece
+    made_last: dict[str, frozenset[str]]
+    #: a token that a special case of several pieces may leave at the start of a chunk -> its first piece
+    made_first: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> Crossings:
+        from spacy.attrs import ORTH
+        from spacy.tokenizer import Tokenizer
+
+        plain = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
+                          suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
+                          token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+        split = [([token.text for token in plain(special)], [sub.get(ORTH, sub.get("ORTH", "")) for sub in subs])
+                 for special, subs in tokenizer.rules.items()]
+        pairs = frozenset((left, right) for pieces, _ in split for left, right in pairwise(pieces)
+                          if left.strip() and right.strip())
+        last: dict[str, set[str]] = {}
+        first: dict[str, set[str]] = {}
+        for pieces, tokens in split:
+            if len(pieces) > 1 and tokens:
+                last.setdefault(tokens[-1], set()).add(pieces[-1])
+                first.setdefault(tokens[0], set()).add(pieces[0])
+        return cls(pairs, {k: frozenset(v) for k, v in last.items()}, {k: frozenset(v) for k, v in first.items()})
+
+    def any_between(self, chunk_tokens: list[tuple[str, ...]]) -> bool:
+        """Whether a special case may match across two neighbouring chunks and beat one matched inside either,
+        given each chunk's own tokens (in order). Any whitespace between them counts, not only one space: the
+        answer errs towards spaCy on the whole text, never away from it."""
+        made_last, made_first, pairs = self.made_last, self.made_first, self.pairs
+        for before, after in pairwise(chunk_tokens):
+            last, first = before[-1], after[0]
+            lefts, rights = made_last.get(last), made_first.get(first)
+            if lefts is None and rights is None:
+                continue  # both edges are plain pieces: nothing inside the chunks for a match across to beat
+            if lefts is not None and any((left, right) in pairs for left in lefts
+                                         for right in (first, *(rights or ()))):
+                return True
+            if rights is not None and any((last, right) in pairs for right in rights):
+                return True
+        return False
+
+
+#: per tokenizer (by id, with the tokenizer kept alive): its Crossings
+_CROSSINGS: dict[int, tuple[Any, Crossings]] = {}
+
+
+def crossings(tokenizer: Any) -> Crossings:
+    """`Crossings.of(tokenizer)`, worked out once per tokenizer."""
+    entry = _CROSSINGS.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        entry = (tokenizer, Crossings.of(tokenizer))
+        _CROSSINGS[id(tokenizer)] = entry
+    return entry[1]
+
+
+def spacy_words(nlp: Any, text: str) -> list[str]:
+    """spaCy's tokens of the whole `text`, whitespace tokens dropped (datatrove's word list, its way; not
+    `is_space`, a lexical attribute that `english_nlp` turns off)."""
+    with nlp.memory_zone():
+        return [word for word in (token.text.strip() for token in nlp.tokenizer(text)) if word]
+
+
 def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: list[str],
                          shortcut: bool = True) -> None:
-    """Put each unseen chunk's spaCy tokens in `memo`; spaCy runs once, over the chunks it must see.
+    """Put each unseen chunk's spaCy tokens in `memo`, as spaCy splits the chunk alone; spaCy runs once,
+    over the chunks it must see.
 
     With `shortcut`, a chunk of letters that is not one of the tokenizer's special cases is its own single
     token, without spaCy, where `tamis.text.whole_chunks` proved from the tokenizer's rules that spaCy would
     keep it whole (about 4 in 10 distinct English chunks; a quarter of spaCy's time on unseen chunks).
-    The others are joined by single spaces and tokenised in one call: a single space between chunks never
-    becomes a token, spaCy records it as the trailing whitespace of the chunk's last token, which is how we
-    find where each chunk's tokens end.
+    The others are joined by newlines and tokenised in one call: each newline becomes a token of its own,
+    which is how we find where each chunk's tokens end, and which no special case can match across. (Joined
+    by single spaces, as before 2026-12-07, a special case could match across two unrelated chunks and change
+    the tokens memoised for one of them: `Irvine):` was memoised as `Irvine`, `)`, `:` after some neighbours
+    and as `Irvine`, `):` after others, so a document's words depended on what its worker had seen before.)
     """
     whole = _whole_words(nlp.tokenizer) if shortcut else None
     if whole is not None:
@@ -74,24 +161,33 @@ def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: lis
     with nlp.memory_zone():
         current: list[str] = []
         index = 0
-        for token in nlp.tokenizer(" ".join(chunks)):
-            current.append(token.text)
-            if token.whitespace_:
+        for token in nlp.tokenizer("\n".join(chunks)):
+            if token.text == "\n":
                 memo[chunks[index]] = tuple(current)
                 current = []
                 index += 1
+            else:
+                current.append(token.text)
         memo[chunks[index]] = tuple(current)
+
+
+def _memoised(chunks: list[str]) -> list[tuple[str, ...]] | None:
+    """Each chunk's own tokens, from the memo (filled with the unseen ones); None when a special case may
+    match across two of the chunks (`Crossings`), where only spaCy on the whole text gives datatrove's."""
+    if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
+        _CHUNK_TOKENS.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
+    unseen = set(chunks).difference(_CHUNK_TOKENS)
+    nlp = english_nlp()
+    if unseen:
+        memoise_chunk_tokens(nlp, _CHUNK_TOKENS, list(unseen))
+    tokens = list(map(_CHUNK_TOKENS.__getitem__, chunks))
+    return None if crossings(nlp.tokenizer).any_between(tokens) else tokens
 
 
 def split_words(text: str) -> list[str]:
     """The words of `text`: spaCy blank-English tokens without whitespace tokens (datatrove's list)."""
-    chunks = text.split()
-    if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
-        _CHUNK_TOKENS.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
-    unseen = set(chunks).difference(_CHUNK_TOKENS)
-    if unseen:
-        memoise_chunk_tokens(english_nlp(), _CHUNK_TOKENS, list(unseen))
-    return list(chain.from_iterable(map(_CHUNK_TOKENS.__getitem__, chunks)))
+    tokens = _memoised(text.split())
+    return spacy_words(english_nlp(), text) if tokens is None else list(chain.from_iterable(tokens))
 
 
 @lru_cache(maxsize=1)
@@ -136,15 +232,20 @@ _WHITESPACE_RUN = re.compile(r"(\s+)")
 
 def _line_tokens(line: str) -> list[str]:
     """spaCy's tokens of a stripped line, whitespace tokens included."""
-    words = split_words(line)
-    if " ".join(line.split()) == line:
-        return words
+    chunks = line.split()
+    memoised = _memoised(chunks)
+    if memoised is None:
+        nlp = english_nlp()
+        with nlp.memory_zone():
+            return [token.text for token in nlp.tokenizer(line)]
+    if " ".join(chunks) == line:
+        return list(chain.from_iterable(memoised))
     tokens: list[str] = []
-    parts = _WHITESPACE_RUN.split(line)
-    for i in range(0, len(parts), 2):
-        if i:
-            gap = parts[i - 1]
+    gaps = _WHITESPACE_RUN.findall(line)
+    for index, chunk_tokens in enumerate(memoised):
+        if index:
+            gap = gaps[index - 1]
             if gap != " ":
                 tokens.append(gap[1:] if gap[0] == " " else gap)
-        tokens += _CHUNK_TOKENS[parts[i]]
+        tokens += chunk_tokens
     return tokens
