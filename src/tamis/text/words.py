@@ -63,13 +63,17 @@ class Crossings:
     cases, as spaCy builds its matcher). A chunk's last piece before that matching is its last token, or the
     last piece of the special case that made its last token (`made_last`); likewise for the first.
 
-    A match across a space changes nothing by itself (no special case holds that space, so spaCy keeps the
-    pieces as they are): it matters only when it beats a special case matched inside one of the two chunks,
-    at its edge, which then made the chunk's last (or first) token (`made_last`, `made_first`). Between chunks
-    that end and start with plain pieces (`science. Our`, `chat: 1)`), the chunks' own tokens stand.
+    A match across a space changes nothing by itself unless its special case is written with that space
+    (`spaced`; spaCy otherwise keeps the pieces as they are): it matters when it beats a special case matched
+    inside one of the two chunks, at its edge, which then made the chunk's last (or first) token
+    (`made_last`, `made_first`). Between chunks that end and start with plain pieces (`science. Our`,
+    `chat: 1)`), the chunks' own tokens stand.
     """
 
     pairs: frozenset[tuple[str, str]]
+    #: the pairs of special cases written with a space (Spanish `EE. UU.`, Russian `в т.ч.`): spaCy applies
+    #: these across the space between two chunks, whatever the chunks' own tokens
+    spaced: frozenset[tuple[str, str]]
     #: a token that a special case of several pieces may leave at the end of a chunk -> that case's last piece
     made_last: dict[str, frozenset[str]]
     #: a token that a special case of several pieces may leave at the start of a chunk -> its first piece
@@ -87,21 +91,27 @@ class Crossings:
                  for special, subs in tokenizer.rules.items()]
         pairs = frozenset((left, right) for pieces, _ in split for left, right in pairwise(pieces)
                           if left.strip() and right.strip())
+        spaced = frozenset((left, right) for special, (pieces, _) in zip(tokenizer.rules, split, strict=True)
+                           if special.split() != [special] for left, right in pairwise(pieces)
+                           if left.strip() and right.strip())
         last: dict[str, set[str]] = {}
         first: dict[str, set[str]] = {}
         for pieces, tokens in split:
             if len(pieces) > 1 and tokens:
                 last.setdefault(tokens[-1], set()).add(pieces[-1])
                 first.setdefault(tokens[0], set()).add(pieces[0])
-        return cls(pairs, {k: frozenset(v) for k, v in last.items()}, {k: frozenset(v) for k, v in first.items()})
+        return cls(pairs, spaced, {k: frozenset(v) for k, v in last.items()},
+                   {k: frozenset(v) for k, v in first.items()})
 
     def any_between(self, chunk_tokens: list[tuple[str, ...]]) -> bool:
         """Whether a special case may match across two neighbouring chunks and beat one matched inside either,
         given each chunk's own tokens (in order). Any whitespace between them counts, not only one space: the
         answer errs towards spaCy on the whole text, never away from it."""
-        made_last, made_first, pairs = self.made_last, self.made_first, self.pairs
+        made_last, made_first, pairs, spaced = self.made_last, self.made_first, self.pairs, self.spaced
         for before, after in pairwise(chunk_tokens):
             last, first = before[-1], after[0]
+            if spaced and (last, first) in spaced:
+                return True
             lefts, rights = made_last.get(last), made_first.get(first)
             if lefts is None and rights is None:
                 continue  # both edges are plain pieces: nothing inside the chunks for a match across to beat
