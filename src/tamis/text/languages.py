@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from tamis.text.library_files import release_crf_model_file, use_private_jieba_cache
 from tamis.text.spacy_import import import_spacy
-from tamis.text.words import crossings, memoise_chunk_tokens, spacy_words, split_words
+from tamis.text.words import crossing_words, crossings, memoise_chunk_tokens, split_words
 
 #: the names `tokenizer_name_for` returns start with this for a fallback tokenizer
 FALLBACK_PREFIX = "fallback:"
@@ -204,7 +204,7 @@ class _ChunkMemoSplitter:
             memoise_chunk_tokens(self.nlp, self.memo, list(unseen))
         tokens = list(map(self.memo.__getitem__, chunks))
         if crossings(self.nlp.tokenizer).any_between(tokens):  # see tamis.text.words.Crossings
-            return spacy_words(self.nlp, text)
+            return crossing_words(self.nlp, text, tokens)
         return list(chain.from_iterable(tokens))
 
 

@@ -123,6 +123,40 @@ class Crossings:
         return False
 
 
+    def may_link(self, before: tuple[str, ...], after: tuple[str, ...]) -> bool:
+        """Whether any special case may match across the space between a chunk with tokens `before` and the
+        next with tokens `after`, whatever it changes (a superset of `any_between`'s test): a match never
+        reaches across a space where this is False."""
+        last, first = before[-1], after[0]
+        lefts = (last, *self.made_last.get(last, ()))
+        rights = (first, *self.made_first.get(first, ()))
+        return any((left, right) in self.pairs for left in lefts for right in rights)
+
+
+def crossing_words(nlp: Any, text: str, chunk_tokens: list[tuple[str, ...]]) -> list[str]:
+    """The words of `text` (whose chunks have these own tokens) where special cases may match across chunks:
+    spaCy on each run of chunks that matches may link (`Crossings.may_link`), cut from the text as it is
+    (its whitespace included); each other chunk's own tokens. No match reaches across the space between two
+    runs, so this is spaCy on the whole text, at the cost of the runs alone."""
+    links = crossings(nlp.tokenizer)
+    places = [match.span() for match in _CHUNK.finditer(text)]
+    words: list[str] = []
+    start = 0
+    for index in range(1, len(chunk_tokens) + 1):
+        if index < len(chunk_tokens) and links.may_link(chunk_tokens[index - 1], chunk_tokens[index]):
+            continue
+        if index - start == 1:
+            words += chunk_tokens[start]
+        else:
+            words += spacy_words(nlp, text[places[start][0]:places[index - 1][1]])
+        start = index
+    return words
+
+
+#: a whitespace-delimited chunk, as `str.split()` finds them (`\s` is `str.isspace`)
+_CHUNK = re.compile(r"\S+")
+
+
 #: per tokenizer (by id, with the tokenizer kept alive): its Crossings
 _CROSSINGS: dict[int, tuple[Any, Crossings]] = {}
 
@@ -196,8 +230,11 @@ def _memoised(chunks: list[str]) -> list[tuple[str, ...]] | None:
 
 def split_words(text: str) -> list[str]:
     """The words of `text`: spaCy blank-English tokens without whitespace tokens (datatrove's list)."""
-    tokens = _memoised(text.split())
-    return spacy_words(english_nlp(), text) if tokens is None else list(chain.from_iterable(tokens))
+    chunks = text.split()
+    tokens = _memoised(chunks)
+    if tokens is None:
+        return crossing_words(english_nlp(), text, list(map(_CHUNK_TOKENS.__getitem__, chunks)))
+    return list(chain.from_iterable(tokens))
 
 
 @lru_cache(maxsize=1)
