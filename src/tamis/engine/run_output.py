@@ -34,17 +34,25 @@ def unfinished_reason(fs: Any, root: str) -> str | None:
     return None if found is None else found[0]
 
 
-def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
-    """(why the run of `root` has not finished, whether it is known to be still writing), or None."""
+def _run_manifest(fs: Any, root: str) -> dict[str, Any] | None:
+    """The manifest of the `tamis run` whose output is `root`; None when there is none there (no manifest, or
+    another tool's: a tokenize output has one without a pipeline). Raises OSError or ValueError when a
+    manifest.json is there but cannot be read."""
     path = layout.manifest_path(root)
     if not fs.exists(path):
         return None
+    manifest = read_json(fs, path)
+    return manifest if isinstance(manifest, dict) and "pipeline" in manifest else None
+
+
+def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
+    """(why the run of `root` has not finished, whether it is known to be still writing), or None."""
     try:
-        manifest = read_json(fs, path)
+        manifest = _run_manifest(fs, root)
     except (OSError, ValueError) as exc:
         return f"its manifest.json cannot be read ({type(exc).__name__})", False
-    if not isinstance(manifest, dict) or "pipeline" not in manifest:
-        return None  # another tool's manifest (a tokenize output, say): not a run's
+    if manifest is None:
+        return None
     status = manifest.get("status")
     if status == "complete":
         return None
@@ -64,12 +72,10 @@ def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
 
 def is_run_output(fs: Any, root: str) -> bool:
     """Whether `root` holds a `tamis run`'s manifest (not a tokenize output's, which has one too)."""
-    path = layout.manifest_path(root)
     try:
-        manifest = read_json(fs, path) if fs.exists(path) else None
+        return _run_manifest(fs, root) is not None
     except (OSError, ValueError):
         return True  # a manifest.json where a run writes one, unreadable: treated as a run's, never written over
-    return isinstance(manifest, dict) and "pipeline" in manifest
 
 
 def find_run_root(fs: Any, path: str) -> str | None:

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from tamis.text.library_files import release_crf_model_file, use_private_jieba_cache
 from tamis.text.spacy_import import import_spacy
-from tamis.text.words import crossing_words, crossings, memoise_chunk_tokens, split_words
+from tamis.text.words import memoised_chunk_tokens, split_words, words_of_chunks
 
 #: the names `tokenizer_name_for` returns start with this for a fallback tokenizer
 FALLBACK_PREFIX = "fallback:"
@@ -199,13 +199,7 @@ class _ChunkMemoSplitter:
         if sum(map(len, self.memos)) > _MAX_CACHED_CHUNKS:
             for memo in self.memos:  # before finding the unseen chunks: every chunk of `text` must be there after
                 memo.clear()
-        unseen = set(chunks).difference(self.memo)
-        if unseen:
-            memoise_chunk_tokens(self.nlp, self.memo, list(unseen))
-        tokens = list(map(self.memo.__getitem__, chunks))
-        if crossings(self.nlp.tokenizer).any_between(tokens):  # see tamis.text.words.Crossings
-            return crossing_words(self.nlp, text, tokens)
-        return list(chain.from_iterable(tokens))
+        return words_of_chunks(self.nlp, text, memoised_chunk_tokens(self.nlp, self.memo, chunks))
 
 
 class _WholeTextSplitter:

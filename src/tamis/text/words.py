@@ -78,6 +78,11 @@ class Crossings:
     made_last: dict[str, frozenset[str]]
     #: a token that a special case of several pieces may leave at the start of a chunk -> its first piece
     made_first: dict[str, frozenset[str]]
+    #: the tokens that may end a chunk that a match links to the next (a pair's left piece, or a token made by
+    #: a special case whose last piece is one): `may_link`'s quick test
+    ends_link: frozenset[str]
+    #: likewise, the tokens that may start a chunk that a match links to the one before
+    starts_link: frozenset[str]
 
     @classmethod
     def of(cls, tokenizer: Any) -> Crossings:
@@ -87,21 +92,25 @@ class Crossings:
         plain = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
                           suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
                           token_match=tokenizer.token_match, url_match=tokenizer.url_match)
-        split = [([token.text for token in plain(special)], [sub.get(ORTH, sub.get("ORTH", "")) for sub in subs])
+        split = [(special, [token.text for token in plain(special)],
+                  [sub.get(ORTH, sub.get("ORTH", "")) for sub in subs])
                  for special, subs in tokenizer.rules.items()]
-        pairs = frozenset((left, right) for pieces, _ in split for left, right in pairwise(pieces)
+        pairs = frozenset((left, right) for _, pieces, _ in split for left, right in pairwise(pieces)
                           if left.strip() and right.strip())
-        spaced = frozenset((left, right) for special, (pieces, _) in zip(tokenizer.rules, split, strict=True)
-                           if special.split() != [special] for left, right in pairwise(pieces)
-                           if left.strip() and right.strip())
+        spaced = frozenset((left, right) for special, pieces, _ in split if special.split() != [special]
+                           for left, right in pairwise(pieces) if left.strip() and right.strip())
         last: dict[str, set[str]] = {}
         first: dict[str, set[str]] = {}
-        for pieces, tokens in split:
+        for _, pieces, tokens in split:
             if len(pieces) > 1 and tokens:
                 last.setdefault(tokens[-1], set()).add(pieces[-1])
                 first.setdefault(tokens[0], set()).add(pieces[0])
+        link_lefts = {left for left, _ in pairs}
+        link_rights = {right for _, right in pairs}
         return cls(pairs, spaced, {k: frozenset(v) for k, v in last.items()},
-                   {k: frozenset(v) for k, v in first.items()})
+                   {k: frozenset(v) for k, v in first.items()},
+                   frozenset(link_lefts | {k for k, v in last.items() if v & link_lefts}),
+                   frozenset(link_rights | {k for k, v in first.items() if v & link_rights}))
 
     def any_between(self, chunk_tokens: list[tuple[str, ...]]) -> bool:
         """Whether a special case may match across two neighbouring chunks and beat one matched inside either,
@@ -122,12 +131,13 @@ class Crossings:
                 return True
         return False
 
-
     def may_link(self, before: tuple[str, ...], after: tuple[str, ...]) -> bool:
         """Whether any special case may match across the space between a chunk with tokens `before` and the
         next with tokens `after`, whatever it changes (a superset of `any_between`'s test): a match never
         reaches across a space where this is False."""
         last, first = before[-1], after[0]
+        if last not in self.ends_link or first not in self.starts_link:
+            return False
         lefts = (last, *self.made_last.get(last, ()))
         rights = (first, *self.made_first.get(first, ()))
         return any((left, right) in self.pairs for left in lefts for right in rights)
@@ -139,16 +149,21 @@ def crossing_words(nlp: Any, text: str, chunk_tokens: list[tuple[str, ...]]) -> 
     (its whitespace included); each other chunk's own tokens. No match reaches across the space between two
     runs, so this is spaCy on the whole text, at the cost of the runs alone."""
     links = crossings(nlp.tokenizer)
-    places = [match.span() for match in _CHUNK.finditer(text)]
+    linked = [links.may_link(before, after) for before, after in pairwise(chunk_tokens)]
+    places = _CHUNK.finditer(text)
     words: list[str] = []
     start = 0
     for index in range(1, len(chunk_tokens) + 1):
-        if index < len(chunk_tokens) and links.may_link(chunk_tokens[index - 1], chunk_tokens[index]):
+        if index < len(chunk_tokens) and linked[index - 1]:
             continue
         if index - start == 1:
             words += chunk_tokens[start]
+            next(places)
         else:
-            words += spacy_words(nlp, text[places[start][0]:places[index - 1][1]])
+            begin = next(places).start()
+            for _ in range(index - start - 2):
+                next(places)
+            words += spacy_words(nlp, text[begin:next(places).end()])
         start = index
     return words
 
@@ -215,26 +230,32 @@ def memoise_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: lis
         memo[chunks[index]] = tuple(current)
 
 
-def _memoised(chunks: list[str]) -> list[tuple[str, ...]] | None:
-    """Each chunk's own tokens, from the memo (filled with the unseen ones); None when a special case may
-    match across two of the chunks (`Crossings`), where only spaCy on the whole text gives datatrove's."""
+def memoised_chunk_tokens(nlp: Any, memo: dict[str, tuple[str, ...]], chunks: list[str]) -> list[tuple[str, ...]]:
+    """Each chunk's own tokens (as spaCy splits it alone), from `memo`, filled first with the unseen ones."""
+    unseen = set(chunks).difference(memo)
+    if unseen:
+        memoise_chunk_tokens(nlp, memo, list(unseen))
+    return list(map(memo.__getitem__, chunks))
+
+
+def words_of_chunks(nlp: Any, text: str, chunk_tokens: list[tuple[str, ...]]) -> list[str]:
+    """The words of `text`, given its chunks' own tokens: these, in order, unless a special case may match
+    across two chunks (`Crossings`), where spaCy on the runs of linked chunks gives datatrove's words."""
+    if crossings(nlp.tokenizer).any_between(chunk_tokens):
+        return crossing_words(nlp, text, chunk_tokens)
+    return list(chain.from_iterable(chunk_tokens))
+
+
+def _english_chunk_tokens(chunks: list[str]) -> list[tuple[str, ...]]:
+    """`memoised_chunk_tokens` for English, with the memo's bound."""
     if len(_CHUNK_TOKENS) > _MAX_CACHED_CHUNKS:
         _CHUNK_TOKENS.clear()  # before finding the unseen chunks: every chunk of `text` must be there after
-    unseen = set(chunks).difference(_CHUNK_TOKENS)
-    nlp = english_nlp()
-    if unseen:
-        memoise_chunk_tokens(nlp, _CHUNK_TOKENS, list(unseen))
-    tokens = list(map(_CHUNK_TOKENS.__getitem__, chunks))
-    return None if crossings(nlp.tokenizer).any_between(tokens) else tokens
+    return memoised_chunk_tokens(english_nlp(), _CHUNK_TOKENS, chunks)
 
 
 def split_words(text: str) -> list[str]:
     """The words of `text`: spaCy blank-English tokens without whitespace tokens (datatrove's list)."""
-    chunks = text.split()
-    tokens = _memoised(chunks)
-    if tokens is None:
-        return crossing_words(english_nlp(), text, list(map(_CHUNK_TOKENS.__getitem__, chunks)))
-    return list(chain.from_iterable(tokens))
+    return words_of_chunks(english_nlp(), text, _english_chunk_tokens(text.split()))
 
 
 @lru_cache(maxsize=1)
@@ -280,9 +301,9 @@ _WHITESPACE_RUN = re.compile(r"(\s+)")
 def _line_tokens(line: str) -> list[str]:
     """spaCy's tokens of a stripped line, whitespace tokens included."""
     chunks = line.split()
-    memoised = _memoised(chunks)
-    if memoised is None:
-        nlp = english_nlp()
+    memoised = _english_chunk_tokens(chunks)
+    nlp = english_nlp()
+    if crossings(nlp.tokenizer).any_between(memoised):  # only spaCy on the whole line gives its tokens
         with nlp.memory_zone():
             return [token.text for token in nlp.tokenizer(line)]
     if " ".join(chunks) == line:
