@@ -65,6 +65,23 @@ def test_common_crawl_paths_file(ray_session, tmp_path: Path) -> None:
     assert result.ok and len(result.completed) == len(names)
 
 
+def test_a_failed_inputs_line_names_its_whole_path_in_a_log(ray_session, tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    """Where stderr is not a terminal (a log, CI), the run's lines are not folded at the console's width:
+    the path in `failed PATH: …` is the whole path, on one line, so that it can be copied from the log."""
+    monkeypatch.setenv("COLUMNS", "80")
+    sample = sorted(SAMPLE_DIR.glob("*.warc.gz"))[0]
+    missing = "crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/" + "x" * 40 + ".warc.gz"
+    listing = tmp_path / "warc.paths"
+    listing.write_text(f"examples/data/{sample.name}\n{missing}\n")
+    result = run_pipeline(parse_pipeline(PIPELINE), [str(listing)], str(tmp_path / "out"),
+                          paths_base=str(SAMPLE_DIR.parent.parent), show_progress=False)
+    whole = str(SAMPLE_DIR.parent.parent / missing)
+    assert list(result.failed) == [whole] and len(whole) > 80
+    said = capsys.readouterr().err.splitlines()
+    assert any(said_line.startswith(f"failed {whole}: ") for said_line in said), said
+
+
 class FlakyFileSystem(LocalFileSystem):
     """A local filesystem whose first opens of each file time out, like a throttled object store."""
 

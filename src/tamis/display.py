@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rich.console import Console
 from rich.text import Text
 
 #: invisible characters that change how the rest of a line is displayed: bidi embeddings, overrides and
@@ -64,6 +65,13 @@ def line(*parts: Any) -> Text:
         else:
             out.append(visible(part))
     return out
+
+
+def stderr_console() -> Console:
+    """The console every command reports on (stderr), with `soft_wrap`: where stderr is not a terminal (a log,
+    CI, a pipe) rich folds each line at 80 columns, inside a long path or URL, so that the path copied from a
+    log is not the path. The terminal still wraps long lines for the eye."""
+    return Console(stderr=True, soft_wrap=True)
 
 
 class VisibleControlsFormatter(logging.Formatter):

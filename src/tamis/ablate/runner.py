@@ -39,7 +39,7 @@ from tamis.ablate.report import write_report
 from tamis.ablate.sampling import available_tokens, holdout_documents, sample_path, sample_tokens
 from tamis.ablate.spec import AblationSpec, EvaluatorSpec
 from tamis.ablate.stats import compare, interval
-from tamis.display import line
+from tamis.display import line, stderr_console
 from tamis.engine.ray_runtime import connect, disconnect
 from tamis.engine.runner import run_pipeline
 from tamis.io.storage import filesystem, write_json
@@ -174,7 +174,7 @@ def run_ablation(spec: AblationSpec, output: str, *, address: str | None = None,
                  limit: int | None = None, console: Console | None = None, show_progress: bool = False,
                  on_result: Callable[[dict[str, Any]], None] | None = None) -> AblationResult:
     """Run the ablation into `output` (see the module docstring for the layout)."""
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     started = time.perf_counter()
     fs, root = filesystem(output)
     result = AblationResult(output=output)

@@ -12,7 +12,7 @@ from tamis.ablate.report import difference_table, summary_table
 from tamis.ablate.runner import run_ablation
 from tamis.ablate.spec import AblationError, load_ablation, with_overrides
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, resumable, user_errors
-from tamis.display import line
+from tamis.display import line, stderr_console
 
 
 def _seeds(value: str | None) -> list[int] | None:
@@ -44,7 +44,7 @@ def ablate(ablation: str, output: str, inputs: tuple[str, ...], seeds: str | Non
     """Run the variants of ABLATION (a YAML file), sample the same token budget from each, evaluate a proxy
     model on each sample and seed, and write results.parquet, results.json, chart.png and report.html.
     Exit 0 when every evaluation succeeded, 1 when none did, 2 for a bad file or option, 3 when some failed."""
-    console = Console(stderr=True)
+    console = stderr_console()
     with resumable(console), user_errors(console, AblationError):
         spec = with_overrides(load_ablation(ablation, allow_plugins=not no_plugins), inputs=list(inputs),
                               seeds=_seeds(seeds), token_budget=token_budget)

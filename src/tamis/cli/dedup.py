@@ -14,7 +14,7 @@ from rich.console import Console
 from tamis.cli.errors import output_folder_option, resumable, user_errors
 from tamis.dedup.options import DedupOptions, DedupOptionsError, parse_size
 from tamis.dedup.stage import DedupError, run_dedup
-from tamis.display import line
+from tamis.display import line, stderr_console
 from tamis.engine.output_lock import output_lock
 from tamis.engine.overlap import OverlapError, check_apart
 from tamis.io.redact import public_url
@@ -78,7 +78,7 @@ def dedup(shards, output, work_dir, kind, n_grams, bands, rows_per_band, hash_bi
           ranges_per_band, memory_per_task, keep, cluster_columns, pii, token_count, previous_index, address,
           workers, as_json) -> None:
     """Deduplicate existing shards (MinHash or exact) and write final shards; signatures in a separate pass."""
-    console = Console(stderr=True)
+    console = stderr_console()
     try:
         options = DedupOptions(kind=kind, n_grams=n_grams, bands=bands, rows_per_band=rows_per_band,
                                hash_bits=int(hash_bits), hash_function=hash_function, seed=seed,

@@ -13,7 +13,7 @@ import logging
 import click
 
 from tamis import __version__
-from tamis.display import VisibleControlsFormatter
+from tamis.display import VisibleControlsFormatter, stderr_console
 from tamis.engine.cluster_address import ClusterUnreachableError
 from tamis.io.errors import MissingStorageLibraryError
 
@@ -63,11 +63,10 @@ def main() -> None:
         reported = _one_line(exc)
         if reported is None:
             raise
-        from rich.console import Console
 
         from tamis.cli.errors import fail
 
-        fail(Console(stderr=True), *reported)
+        fail(stderr_console(), *reported)
 
 
 def _one_line(exc: Exception) -> tuple[str, int] | None:

@@ -11,7 +11,7 @@ from rich.table import Table
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, output_folder_option, resumable, user_errors
 from tamis.cli.plugins import plugin_dirs
 from tamis.cli.summary import print_summary
-from tamis.display import line, plain, plugins_line
+from tamis.display import line, plain, plugins_line, stderr_console
 from tamis.engine.inputs import COMMON_CRAWL_BASE
 from tamis.engine.memory import parse_task_memory
 from tamis.engine.runner import DEFAULT_MAX_TASK_BYTES, RECORDED, run_pipeline
@@ -63,7 +63,7 @@ def run(pipeline: str, inputs: tuple[str, ...], output: str, address: str | None
 
     Exit 0 when every input is committed, 1 when inputs are missing or every task failed, 2 for a bad
     pipeline file or option (nothing started), 3 when some inputs failed (listed at the end)."""
-    console = Console(stderr=True)
+    console = stderr_console()
     with resumable(console), user_errors(console):
         spec = load_pipeline(pipeline, plugin_dirs(plugins, no_plugins), allow_plugins=not no_plugins)
         result = run_pipeline(spec, list(inputs), output, address=address, workers=workers, limit=limit,

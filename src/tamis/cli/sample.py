@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 import ray
-from rich.console import Console
 
 from tamis.cli.errors import output_folder_option, user_errors
 from tamis.dedup.rehydrate import rehydrate_shard
-from tamis.display import line
+from tamis.display import line, stderr_console
 from tamis.engine.output_lock import output_lock
 from tamis.engine.overlap import OverlapError, check_apart
 from tamis.engine.ray_runtime import connect
@@ -47,7 +46,7 @@ def output_shards(output: str) -> list[tuple[str, str]]:
               help="Read OUTPUT even though its run has not finished (part of its documents only).")
 def sample(output, target, rehydrate, fraction, seed, address, workers, allow_incomplete) -> None:
     """Write a sampled / rehydrated copy of a run's OUTPUT shards to --output."""
-    console = Console(stderr=True)
+    console = stderr_console()
     with user_errors(console, UnfinishedRunError, OverlapError):  # a refusal: one line, exit 2, nothing written
         source_fs, source_root = filesystem(output)
         warning = check_finished(source_fs, source_root.rstrip("/"), public_url(output), allow_incomplete)

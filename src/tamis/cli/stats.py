@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tamis.cli.errors import fail, output_file_option
-from tamis.display import line, plain, visible
+from tamis.display import line, plain, stderr_console, visible
 from tamis.stats.load import RunNotFoundError, load_run, to_json
 from tamis.stats.report_terminal import print_report, status_line
 
@@ -45,7 +45,7 @@ def stats(output: str, shards: bool, as_json: bool, html_path: str | None, top: 
     """Totals, per-step funnel, drop reasons, languages and shards of the run in OUTPUT (a directory or an
     fsspec URL such as s3://bucket/prefix). A run still in progress shows its committed inputs, labelled
     PARTIAL."""
-    err = Console(stderr=True)
+    err = stderr_console()
     if watching:
         if as_json or html_path or shards:
             err.print("[red]error:[/red] --watch prints the report only (no --json, --html or --shards)")
@@ -86,7 +86,7 @@ def inspect_command(output: str, step: str | None, reason: str | None, kept: boo
     # imported here: it reads shards and rebuilds filters, which `tamis stats` does not need to import
     from tamis.stats.inspect import InspectError, Selection, compare, sample
 
-    err = Console(stderr=True)
+    err = stderr_console()
     if kept and (step or reason):
         err.print("[red]error:[/red] --kept selects kept documents; --step/--reason select removed ones")
         sys.exit(EXIT_USAGE)

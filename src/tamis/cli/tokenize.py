@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tamis.cli.errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, output_folder_option, resumable
-from tamis.display import line
+from tamis.display import line, stderr_console
 from tamis.engine.layout import InputIdClash
 from tamis.engine.output_lock import OutputLockedError
 from tamis.io.redact import public_url
@@ -44,7 +44,7 @@ def tokenize(inputs: tuple[str, ...], output: str, tokenizer: str, fmt: str, shu
     """Tokenize INPUTS (a `tamis run` output, folders, Parquet files or globs): every document followed by
     end-of-text, in datatrove (.ds), Megatron (.bin/.idx) or numpy (.bin + .json) format.
     Exit 0 when complete, 1 when every input failed, 2 for a bad option, 3 when some inputs failed."""
-    console = Console(stderr=True)
+    console = stderr_console()
     options = TokenizeOptions(output, tokenizer=tokenizer, format=fmt, shuffle=shuffle, seed=seed,
                               max_tokens=max_tokens, eos=eos, shards=shards)
     try:

@@ -25,7 +25,7 @@ from rich.console import Console
 import tamis
 from tamis.dedup.options import DEDUP_DIR, FINALIZE_STEPS, DedupOptions
 from tamis.dedup.stage import run_dedup
-from tamis.display import line, plugins_line
+from tamis.display import line, plugins_line, stderr_console
 from tamis.engine import layout
 from tamis.engine.cluster_address import check_cluster_reachable, requested_address
 from tamis.engine.commits import CommitIndex, CommitState, load_commits
@@ -222,7 +222,7 @@ def run_pipeline(
     the relative lines of a Common Crawl `*.paths.gz` input live; `task_memory` is each task's memory
     ceiling in bytes, `"auto"` (each CPU's share of a node) or None (see tamis.engine.memory).
     """
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     started = time.perf_counter()
     if "://" not in output:
         # workers may run in another directory (or on another node with shared storage): no relative paths

@@ -46,7 +46,7 @@ from rich.console import Console
 
 from tamis.dedup.block_file import locate_blocks, read_located, write_blocks
 from tamis.dedup.intermediate import CorruptIntermediateError
-from tamis.display import line
+from tamis.display import line, stderr_console
 from tamis.engine.layout import INPUT_ID_HEX_DIGITS, check_distinct_ids, input_id
 from tamis.engine.output_lock import output_lock
 from tamis.engine.overlap import OverlapError, check_apart
@@ -486,7 +486,7 @@ def run_tokenize(inputs: list[str], options: TokenizeOptions, *, address: str | 
                  show_progress: bool = True, allow_incomplete: bool = False) -> TokenizeResult:
     """Tokenize the Parquet shards of `inputs` into `options.output` (layout in the module docstring).
     `allow_incomplete`: read the output of a run that has not finished (tamis.engine.run_output)."""
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     started = time.perf_counter()
     options.check()
     output = options.output if "://" in options.output else os.path.abspath(options.output)
