@@ -153,3 +153,35 @@ def test_words_are_datatroves_on_every_real_page_and_memo_entries_are_each_chunk
     words.memoise_chunk_tokens(nlp, memo, batch, shortcut=False)
     wrong = [chunk for chunk in chunks if memo[chunk] != tuple(t.text for t in nlp.tokenizer(chunk))]
     assert len(chunks) > 30_000 and not wrong, wrong[:20]
+
+
+@pytest.mark.parametrize("code", ["en", "ru", "es"])
+def test_two_chunks_spacy_splits_otherwise_than_alone_meet_at_a_crossing_edge(code):
+    """`Crossings.crossing` is built from the tokenizer's rules, not found by trying: check it against spaCy on
+    pairs of chunks made where matches across a space happen: a special case cut in two (`:` `-)`, `в` `т.ч.`),
+    each half also as the end or start of another special case, alone or in a longer chunk (`Irvine):` `-)`).
+    Wherever spaCy splits `A B` otherwise than A and B alone, the edge (A's last token, B's first) is in
+    `crossing` and in `linking`; and such pairs exist (the check is not empty)."""
+    nlp = words.english_nlp() if code == "en" else languages._spacy_blank(code)
+    links = words.crossings(nlp.tokenizer)
+    rules = sorted(nlp.tokenizer.rules)
+    pairs = set()
+    for special in rules:
+        cuts = [(special[:i], special[i:]) for i in range(1, len(special)) if not special[i - 1:i + 1].isspace()]
+        for left, right in (tuple(special.split(" ", 1)),) if " " in special else cuts:
+            befores = [left, *[other for other in rules if other.endswith(left) and " " not in other][:3]]
+            afters = [right, *[other for other in rules if other.startswith(right) and " " not in other][:3]]
+            befores += ["Irvine" + before for before in befores]  # a chunk that holds a special case
+            afters += [after + "s" for after in afters]
+            pairs.update((before.strip(), after.strip()) for before in befores for after in afters)
+    pairs = {(before, after) for before, after in pairs
+             if before and after and len(f"{before} {after}".split()) == 2}
+    memo: dict[str, tuple[str, ...]] = {}
+    words.memoise_chunk_tokens(nlp, memo, sorted({chunk for pair in pairs for chunk in pair}))
+    differ = 0
+    for before, after in sorted(pairs):
+        if words.spacy_words(nlp, f"{before} {after}") != [*memo[before], *memo[after]]:
+            differ += 1
+            edge = (memo[before][-1], memo[after][0])
+            assert edge in links.crossing and edge in links.linking, (before, after)
+    assert differ > 0, len(pairs)
