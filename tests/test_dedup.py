@@ -220,8 +220,14 @@ def test_dedup_stage_end_to_end_on_ray(ray_session, tmp_path):
 
     paths, origin = make_corpus(tmp_path / "in", originals=80, exact=30, near=30, words=300, shards=3)
     options = DedupOptions(cluster_columns=True, memory_per_task=16 * 2**20, ranges_per_band=2)
-    summary = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options)
+    said: list[tuple[str, int, int]] = []
+    summary = run_dedup(paths, str(tmp_path / "work"), str(tmp_path / "out"), options,
+                        progress=lambda *call: said.append(call))
     kept = _kept(tmp_path / "out")
+    # each batch of tasks is named in the progress lines: the components' rounds apart, not one name twice
+    ended = [stage for stage, done, total in said if done == total]
+    assert ended[:3] == ["signatures", "buckets", "components (scatter)"] and ended[-1] == "finalize", ended
+    assert "components (round 1, large-star)" in ended and len(ended) == len(set(ended)), ended
     origins = [origin[r["id"]] for r in kept]
     assert summary["docs"] == 140 and summary["kept"] == len(kept)
     assert len(set(origins)) == 80  # nothing wrongly removed: every origin survives

@@ -129,9 +129,11 @@ class _Driver:
             return None
         return summary
 
-    def run(self, tasks: list[_Task], keep: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+    def run(self, tasks: list[_Task], keep: Callable[[dict[str, Any]], Any] | None = None,
+            label: str | None = None) -> list[Any]:
         """Each task's summary, in task order, committed or computed now; with `keep`, what `keep` returns for
-        it instead (called once per task, in the order results arrive), so the driver holds only that."""
+        it instead (called once per task, in the order results arrive), so the driver holds only that.
+        `label` names the batch in progress lines (default: its stage), where a stage runs several batches."""
         results: list[Any] = [None] * len(tasks)
         todo = []
         for i, task in enumerate(tasks):
@@ -175,7 +177,8 @@ class _Driver:
                 self._record(task, summary, reused=False)
                 results[i] = keep(summary) if keep else summary
             if self.progress is not None:
-                self.progress(tasks[0].stage if tasks else "", sum(r is not None for r in results), len(tasks))
+                self.progress(label or (tasks[0].stage if tasks else ""), sum(r is not None for r in results),
+                              len(tasks))
         return results  # type: ignore[return-value]
 
     def _drop(self, pending: dict[ray.ObjectRef, int]) -> None:
@@ -325,20 +328,20 @@ def _plan_and_run(driver: _Driver, shards: list[str], ranges: int, indexes: list
         chunks = [edge_files[i:i + per_task] for i in range(0, len(edge_files), per_task)]
         scattered = driver.run([_Task("components", f"scatter-{t:05d}", scatter_task, (t, chunk, partitions,
                                                                                       work_dir), memory)
-                                for t, chunk in enumerate(chunks)])
+                                for t, chunk in enumerate(chunks)], label="components (scatter)")
         current = ray.put([s["file"] for s in scattered])
         for rounds in range(1, MAX_ROUNDS + 1):
             large = driver.run([_Task("components", f"large-{rounds:03d}-{p:05d}", large_star_task,
                                       (rounds, p, current, partitions, work_dir), memory,
                                       files=lambda s: [s["file"], s["members"]])
-                                for p in range(partitions)])
+                                for p in range(partitions)], label=f"components (round {rounds}, large-star)")
             if sum(t["violations"] for t in large) == 0:
                 members = [t["members"] for t in large]
                 break
             large_files = ray.put([t["file"] for t in large])
             small = driver.run([_Task("components", f"small-{rounds:03d}-{p:05d}", small_star_task,
                                       (rounds, p, large_files, partitions, work_dir), memory)
-                                for p in range(partitions)])
+                                for p in range(partitions)], label=f"components (round {rounds}, small-star)")
             current = ray.put([t["file"] for t in small])
         else:
             raise DedupError(f"connected components did not converge in {MAX_ROUNDS} rounds")
