@@ -63,7 +63,6 @@ def main() -> None:
         reported = _one_line(exc)
         if reported is None:
             raise
-
         from tamis.cli.errors import fail
 
         fail(stderr_console(), *reported)

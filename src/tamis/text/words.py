@@ -70,6 +70,9 @@ class Crossings:
     inside one of the two chunks, at its edge, which then made the chunk's last (or first) token
     (`made_last`, `made_first`). Between chunks that end and start with plain pieces (`science. Our`,
     `chat: 1)`), the chunks' own tokens stand.
+
+    `pairs`, `spaced`, `made_last` and `made_first` are what `of` reads from the rules; what it keeps is the
+    two sets of edges below, which they imply.
     """
 
     #: (last token of a chunk, first token of the next) where a special case may match across the space
@@ -127,7 +130,8 @@ class Crossings:
         """Whether a special case may match across two neighbouring chunks and beat one matched inside either,
         given each chunk's own tokens (in order). Any whitespace between them counts, not only one space: the
         answer errs towards spaCy on the whole text, never away from it. One set test over the document's
-        edges, in C (a loop in Python per boundary cost a tenth of the words' time)."""
+        edges, in C: on the 447 real pages' texts, 76-93 ms against 158-195 ms for the loop in Python over
+        each boundary that it replaced (2026-12-07)."""
         return not self.crossing.isdisjoint(_edges(chunk_tokens))
 
 
