@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, pairwise
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from tamis.text.spacy_import import import_spacy
 from tamis.text.whole_chunks import WholeWords, words_kept_whole
@@ -26,6 +26,8 @@ from tamis.text.whole_chunks import WholeWords, words_kept_whole
 #: memo of chunk -> its spaCy tokens; emptied past this many chunks (about 230 bytes each: bounded memory)
 _MAX_CACHED_CHUNKS = 2_000_000
 _CHUNK_TOKENS: dict[str, tuple[str, ...]] = {}
+#: what `_once_per_tokenizer` works out from a tokenizer's rules
+Ruled = TypeVar("Ruled")
 
 
 @lru_cache(maxsize=1)
@@ -39,17 +41,24 @@ def english_nlp() -> Any:
     return nlp
 
 
-#: per tokenizer (by id, with the tokenizer kept alive): what the whole-word proof allows, if anything
-_WHOLE_WORD_PROOFS: dict[int, tuple[Any, WholeWords | None]] = {}
+#: per tokenizer (by id, with the tokenizer kept alive, so that a new tokenizer never takes a dead one's id):
+#: what was worked out from its rules, by what works it out
+_FROM_RULES: dict[tuple[Callable[[Any], Any], int], tuple[Any, Any]] = {}
+
+
+def _once_per_tokenizer(work_out: Callable[[Any], Ruled], tokenizer: Any) -> Ruled:
+    """`work_out(tokenizer)`, worked out once per tokenizer (a spaCy tokenizer is not hashable)."""
+    key = (work_out, id(tokenizer))
+    entry = _FROM_RULES.get(key)
+    if entry is None or entry[0] is not tokenizer:
+        entry = (tokenizer, work_out(tokenizer))
+        _FROM_RULES[key] = entry
+    return entry[1]
 
 
 def _whole_words(tokenizer: Any) -> WholeWords | None:
     """`tamis.text.whole_chunks.words_kept_whole(tokenizer)`, worked out once per tokenizer."""
-    entry = _WHOLE_WORD_PROOFS.get(id(tokenizer))
-    if entry is None or entry[0] is not tokenizer:
-        entry = (tokenizer, words_kept_whole(tokenizer))
-        _WHOLE_WORD_PROOFS[id(tokenizer)] = entry
-    return entry[1]
+    return _once_per_tokenizer(words_kept_whole, tokenizer)
 
 
 @dataclass(frozen=True)
@@ -171,17 +180,9 @@ def crossing_words(nlp: Any, text: str, chunk_tokens: list[tuple[str, ...]]) -> 
 _CHUNK = re.compile(r"\S+")
 
 
-#: per tokenizer (by id, with the tokenizer kept alive): its Crossings
-_CROSSINGS: dict[int, tuple[Any, Crossings]] = {}
-
-
 def crossings(tokenizer: Any) -> Crossings:
     """`Crossings.of(tokenizer)`, worked out once per tokenizer."""
-    entry = _CROSSINGS.get(id(tokenizer))
-    if entry is None or entry[0] is not tokenizer:
-        entry = (tokenizer, Crossings.of(tokenizer))
-        _CROSSINGS[id(tokenizer)] = entry
-    return entry[1]
+    return _once_per_tokenizer(Crossings.of, tokenizer)
 
 
 def spacy_words(nlp: Any, text: str) -> list[str]:
