@@ -132,5 +132,13 @@ def build_corpus(directory: Path, records: int, files: int, seed: int = 0, pages
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> list[Path]:
-    """6 files, 240 real pages in all."""
-    return build_corpus(tmp_path_factory.mktemp("corpus"), records=240, files=6)
+    """6 files, 120 records from 80 real pages (the other 40 are copies of them, for dedup to find).
+
+    For the fault tests: a run there must outlast a signal or a lost node, but each is run two or three times;
+    240 records had made them the suite's longest."""
+    pages = tmp_path_factory.mktemp("pages")
+    (pages / "html").mkdir()
+    (pages / "ground-truth.json").symlink_to(AEB_PAGES.parent / "ground-truth.json")  # the pages' real URLs
+    for page in sorted(AEB_PAGES.glob("*.html*"))[:80]:
+        (pages / "html" / page.name).symlink_to(page)
+    return build_corpus(tmp_path_factory.mktemp("corpus"), records=120, files=6, pages=pages / "html")

@@ -83,20 +83,58 @@ def test_english_shortcut_gives_spacys_tokens_on_every_real_page(letter_chunks):
 
 
 @pytest.mark.slow
+def _rules_of(tokenizer) -> str | None:
+    """What a spaCy tokenizer's output depends on: its class, its affix, token and URL expressions (source and
+    flags) and its special cases. Two tokenizers with the same rules split every text alike, so one stands
+    for both. None (never the same as another) where a rule is not a compiled expression's bound method."""
+    parts: list = [type(tokenizer).__qualname__, tokenizer.faster_heuristics]
+    for name in ("prefix_search", "suffix_search", "infix_finditer", "token_match", "url_match"):
+        rule = getattr(tokenizer, name)
+        pattern = getattr(rule, "__self__", None)
+        if rule is not None and not isinstance(pattern, re.Pattern):
+            return None
+        parts.append(None if rule is None else (rule.__name__, pattern.pattern, pattern.flags))
+    parts.append(sorted((key, [dict(sorted(token.items())) for token in tokens])
+                        for key, tokens in tokenizer.rules.items()))
+    return repr(parts)
+
+
 def test_every_spacy_language_gives_spacys_tokens_with_the_shortcut(letter_chunks):
-    """All of datatrove's spaCy languages (FineWeb-2), on the same chunks; most of them prove the shortcut."""
+    """All of datatrove's spaCy languages (FineWeb-2), on the same chunks; most of them prove the shortcut.
+    Languages whose tokenizers have the same rules (15 share the multi-language defaults) are compared once."""
     proved = []
+    compared: set[str] = set()
     for code in _spacy_codes():
         nlp = languages._spacy_blank(code)
         whole = words_kept_whole(nlp.tokenizer)
         if whole is None:
             continue
         proved.append(code)
+        rules = _rules_of(nlp.tokenizer)
+        if rules in compared:
+            continue
+        if rules is not None:
+            compared.add(rules)
         chunks = letter_chunks if whole.any_letters else [chunk for chunk in letter_chunks if chunk.isascii()]
         probes = sorted(key for key in whole.special_cases if key.isalpha())
         fast, plain = _with_and_without_shortcut(nlp, chunks + probes)
         assert fast == plain, code
     assert {"en", "de", "fr", "ru", "el", "ar", "xx"} <= set(proved), proved
+    assert len(compared) >= 30, "fewer distinct tokenizers than spaCy's languages have: are the rules read?"
+
+
+def test_tokenizers_with_the_same_rules_split_alike_and_others_do_not():
+    """The grouping above: a language's tokenizer built twice has the same rules; English's and German's,
+    which split "don't" differently, do not; a tokenizer whose special cases change is no longer the same."""
+    english, german = languages._spacy_blank("en").tokenizer, languages._spacy_blank("de").tokenizer
+    assert _rules_of(english) == _rules_of(languages._spacy_blank("en").tokenizer) is not None
+    assert _rules_of(english) != _rules_of(german)
+    assert [t.text for t in english("don't")] != [t.text for t in german("don't")]
+    from spacy.lang.en import English
+
+    changed = English().tokenizer
+    changed.add_special_case("tamis", [{"ORTH": "ta"}, {"ORTH": "mis"}])
+    assert _rules_of(changed) != _rules_of(english)
 
 
 # --- the proof ---------------------------------------------------------------------------------------------------
