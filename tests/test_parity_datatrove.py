@@ -194,7 +194,7 @@ def test_sentence_counts_match_datatrove(texts):
     real = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
     odd = _odd_whitespace_lines(texts, random.Random(0))
     assert sum(" ".join(line.split()) != line for line in odd) > 1000, "too few lines with odd whitespace"
-    differ = [(line, theirs_n, ours_n) for line in real + odd
+    differ = [(line, theirs_n, ours_n) for line in dict.fromkeys(real + odd)  # each distinct line once
               if (theirs_n := len(theirs.sent_tokenize(line))) != (ours_n := count_sentences(line))]
     assert not differ, differ[:5]
 
@@ -207,10 +207,16 @@ def test_gopher_quality(texts):
     _compare("gopher_quality", theirs, ours)
 
 
-def test_c4_quality_decisions_and_rewritten_text(texts):
+@pytest.fixture(scope="module")
+def their_c4(texts) -> tuple[list[str | None], list[str]]:
+    """datatrove's C4 filter with FineWeb's settings on every text, once for the two tests that read it."""
     from datatrove.pipeline.filters import C4QualityFilter as Theirs
 
-    theirs, their_texts = _datatrove_decisions(Theirs(filter_no_terminal_punct=False), texts)
+    return _datatrove_decisions(Theirs(filter_no_terminal_punct=False), texts)
+
+
+def test_c4_quality_decisions_and_rewritten_text(texts, their_c4):
+    theirs, their_texts = their_c4
     ours, our_texts = _our_decisions(C4QualityFilter(), texts)
     _compare("c4_quality", theirs, ours)
     rewritten = [i for i, reason in enumerate(ours) if reason is None]
@@ -238,12 +244,11 @@ def test_fineweb_quality(texts):
     _compare("fineweb_quality", theirs, ours)
 
 
-def test_fineweb_quality_after_c4(texts):
+def test_fineweb_quality_after_c4(their_c4):
     """In the recipe FineWeb's filter sees C4's rewritten text: compare on that input too."""
-    from datatrove.pipeline.filters import C4QualityFilter as TheirC4
     from datatrove.pipeline.filters import FineWebQualityFilter as Theirs
 
-    reasons, rewritten = _datatrove_decisions(TheirC4(filter_no_terminal_punct=False), texts)
+    reasons, rewritten = their_c4
     kept = [t for t, r in zip(rewritten, reasons, strict=True) if r is None]
     theirs, _ = _datatrove_decisions(Theirs(), kept)
     ours, _ = _our_decisions(FineWebQualityFilter(), kept)
