@@ -146,7 +146,7 @@ def test_the_engine_reports_trafilaturas_own_rule_and_its_cache_replays() -> Non
 
 
 @pytest.mark.slow
-def test_two_and_three_children_give_one_childs_text_on_every_real_page() -> None:
+def test_two_children_give_one_childs_text_on_every_real_page() -> None:
     """Every HTML page of ../shared/data (the WARC samples and both extraction sets), as one file."""
     htmls = warc_pages() + benchmark_pages(1)
     assert len(htmls) > 500
