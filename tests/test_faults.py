@@ -29,13 +29,24 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def reference(ray_session, small_corpus, tmp_path_factory) -> Path:
+    """The undisturbed run every faulty one must equal: the same pipeline and inputs, run once in this process
+    on the session's Ray (the output does not depend on the workers or nodes, tests/test_run.py)."""
+    output = tmp_path_factory.mktemp("faults") / "reference"
+    glob = str(small_corpus[0].parent / "*.warc.gz")
+    assert run_pipeline(load_pipeline(PIPELINE), [glob], str(output), show_progress=False).ok
+    return output
+
+
 @pytest.mark.slow
-def test_worker_nodes_removed_during_process_and_dedup(small_corpus, short_private_dir: Path) -> None:
+def test_worker_nodes_removed_during_process_and_dedup(small_corpus, reference: Path,
+                                                        short_private_dir: Path) -> None:
     """Head + 3 one-CPU workers: one worker goes during the process stage, another during dedup."""
     work = short_private_dir
     glob = str(small_corpus[0].parent / "*.warc.gz")
-    done = subprocess.run([sys.executable, str(FAULT_SCRIPT), glob, str(PIPELINE), str(work)], env=_env(),
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, str(FAULT_SCRIPT), glob, str(PIPELINE), str(work), str(reference)],
+                          env=_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["reference_ok"] and report["faulty_ok"], report
@@ -61,12 +72,10 @@ def _tamis(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, small_corpus, tmp_path: Path,
+def test_driver_killed_then_rerun_finishes_only_unfinished_work(small_corpus, reference: Path, tmp_path: Path,
                                                                 short_private_dir: Path) -> None:
     glob = str(small_corpus[0].parent / "*.warc.gz")
     env = {**_env(), "TAMIS_RAY_TEMP_DIR": str(short_private_dir)}
-    # the reference: the same pipeline and inputs, run in this process (the output does not depend on workers)
-    assert run_pipeline(load_pipeline(PIPELINE), [glob], str(tmp_path / "ref"), show_progress=False).ok
 
     output = tmp_path / "crashed"
     driver = _tamis(["--input", glob, "--output", str(output), "--workers", "1"], env)
@@ -99,8 +108,8 @@ def test_driver_killed_then_rerun_finishes_only_unfinished_work(ray_session, sma
     assert len(after) == len(small_corpus)
     assert all(after[name] == mtime for name, mtime in before.items()), "committed inputs were redone"
     assert f"skipped {len(before)} input(s)" in out, out
-    assert _rows(output) == _rows(tmp_path / "ref")
-    ref_stats = json.loads((tmp_path / "ref" / "stats.json").read_text())
+    assert _rows(output) == _rows(reference)
+    ref_stats = json.loads((reference / "stats.json").read_text())
     stats = json.loads((output / "stats.json").read_text())
     for step, counters in ref_stats["steps"].items():
         for key in ("docs_in", "docs_out", "dropped"):

@@ -1,6 +1,9 @@
-"""Run the process stage on a 3-worker `ray.cluster_utils.Cluster`, undisturbed and with a worker node removed
-mid-run, and print both outputs' fingerprints as JSON. Run by tests/test_faults.py in its own process, since a
-test session already holds an in-process Ray."""
+"""Run the pipeline on a 3-worker `ray.cluster_utils.Cluster` with a worker node removed mid-process and another
+mid-dedup, and print its output's fingerprints beside those of an undisturbed run's output (made by the test) as
+JSON. Run by tests/test_faults.py in its own process, since a test session already holds an in-process Ray.
+
+    cluster_fault_run.py CORPUS_GLOB PIPELINE WORKDIR REFERENCE_OUTPUT
+"""
 
 from __future__ import annotations
 
@@ -28,8 +31,15 @@ def read_rows(output: Path) -> list[tuple]:
     return sorted(rows)
 
 
+def dropped(output: Path) -> tuple[bool, dict, int | None]:
+    """(complete, each step's drops by reason, documents dedup removed) from a run's stats.json."""
+    stats = json.loads((output / "stats.json").read_text())
+    steps = {name: step["dropped"] for name, step in stats["steps"].items()}
+    return stats["complete"], steps, steps.get("dedup", {}).get("duplicate")
+
+
 def main() -> None:
-    corpus_glob, pipeline, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    corpus_glob, pipeline, workdir, reference = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
     # loopback, a token, and a private temp folder (Ray's default one, where Cluster.add_node records the head's
     # address, is inside it too), as tamis's embedded Ray
     private = make_private_ray()
@@ -40,7 +50,6 @@ def main() -> None:
     ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
     spec = load_pipeline(pipeline)
     try:
-        reference = run_pipeline(spec, [corpus_glob], str(workdir / "reference"), show_progress=False)
         faulty_output = workdir / "faulty"
         outcome: dict = {}
 
@@ -62,24 +71,25 @@ def main() -> None:
         cluster.remove_node(workers[1])
         thread.join(timeout=600)
         faulty = outcome["result"]
-        ref_rows, faulty_rows = read_rows(workdir / "reference"), read_rows(faulty_output)
+        ref_rows, faulty_rows = read_rows(reference), read_rows(faulty_output)
+        reference_complete, reference_counts, reference_removed = dropped(reference)
+        faulty_complete, faulty_counts, faulty_removed = dropped(faulty_output)
         print(json.dumps({
-            "units": len(reference.completed),
             "committed_before_removal": committed_before,
             "completed_after_removal": len(faulty.completed) - committed_before,
             "seconds_after_removal": round(time.time() - removed_at, 1),
             "dedup_running_at_second_removal": dedup_running_at_second_removal,
-            "reference_dedup_removed": (reference.dedup or {}).get("removed"),
-            "faulty_dedup_removed": (faulty.dedup or {}).get("removed"),
-            "reference_ok": reference.ok,
-            "faulty_ok": faulty.ok,
+            "reference_dedup_removed": reference_removed,
+            "faulty_dedup_removed": faulty_removed,
+            "reference_ok": reference_complete,
+            "faulty_ok": faulty.ok and faulty_complete,
             "faulty_failed": faulty.failed,
             "reference_rows": len(ref_rows),
             "faulty_rows": len(faulty_rows),
             "identical": ref_rows == faulty_rows,
             "duplicate_ids": len(faulty_rows) - len({row[0] for row in faulty_rows}),
-            "reference_counts": {k: v.dropped for k, v in reference.counters.steps.items()},
-            "faulty_counts": {k: v.dropped for k, v in faulty.counters.steps.items()},
+            "reference_counts": reference_counts,
+            "faulty_counts": faulty_counts,
         }))
     finally:
         ray.shutdown()
