@@ -8,7 +8,7 @@ from pathlib import Path
 import fsspec
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE_DIR, WARC_DIR
+from conftest import SAMPLE_DIR, WARC_DIR, tamis_cli
 from fsspec.implementations.local import LocalFileSystem
 
 from tamis.engine.plan import WorkUnit, plan_units
@@ -83,6 +83,23 @@ def test_a_failed_inputs_line_names_its_whole_path_in_a_log(ray_session, tmp_pat
     assert list(result.failed) == [whole] and len(whole) > 80
     said = capsys.readouterr().err.splitlines()
     assert any(said_line.startswith(f"failed {whole}: ") for said_line in said), said
+
+
+def test_a_workers_warning_reaches_a_log_without_colour_codes(tmp_path: Path) -> None:
+    """`tamis run` from a bare shell into a log: the reader's warning for a truncated file, forwarded by Ray from
+    the worker, arrives with its `(process_input pid=…)` prefix and no ANSI colour codes around it."""
+    whole = (WARC_DIR / "dolma_sample-0000.warc.gz").read_bytes()
+    (tmp_path / "half.warc.gz").write_bytes(whole[:len(whole) // 2])
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("steps:\n  - step: resiliparse\n  - step: token_count\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    done = tamis_cli(home, "run", str(pipeline), "--input", str(tmp_path / "half.warc.gz"), "--output",
+                     str(tmp_path / "out"), "--no-progress", "--no-plugins")
+    assert done.returncode == 0, done.stderr[-3000:]
+    warned = [line for line in done.stderr.splitlines() if "half.warc.gz: truncated near byte" in line]
+    assert warned and "(process_input pid=" in warned[0], done.stderr[-3000:]
+    assert "\x1b" not in done.stdout + done.stderr, warned
 
 
 class FlakyFileSystem(LocalFileSystem):

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -189,6 +190,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     address = requested_address(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _plain_worker_log_prefix()
     if address is not None:
         if _is_loopback_address(address):
             # Ray would otherwise swap 127.0.0.1 for the LAN address, where a loopback-only cluster is not
@@ -226,6 +228,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         raise
     _local = private
     return True
+
+
+def _plain_worker_log_prefix() -> None:
+    """Forward workers' lines without colour codes where this process's output is not a terminal.
+
+    Why: Ray wraps the prefix of each line it forwards from a worker (`(process_input pid=…)`, before a
+    reader's "truncated near byte …" warning) in ANSI colour codes, which in a log, CI or a pipe are bytes
+    in the middle of the line. RAY_COLOR_PREFIX=0 is Ray's own switch for it, read as the driver prints; a
+    user's own setting of it is kept.
+    """
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 
 
 def _kill_processes_naming(folder: Path, wait_seconds: float = 5.0) -> list[int]:
