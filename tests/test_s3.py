@@ -72,9 +72,7 @@ def test_run_reads_and_writes_s3(s3_env, cli_env, tmp_path: Path) -> None:
                         "  - step: token_count\nremoved: {mode: full}\n")
     run = ["run", str(pipeline), "--input", "s3://crawl/in/*.warc.gz", "--output", "s3://crawl/out", "--no-progress"]
     # the run, then the same command again (everything committed: it skips both inputs), on one embedded Ray
-    done = subprocess.run([sys.executable, "-c", _CLI_SCRIPT, json.dumps([run, run])], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert done.returncode == 0 and done.stdout.count("EXIT 0") == 2, (done.stdout + done.stderr)[-3000:]
+    done = _on_one_ray(env, run, run)
     first, again = done.stdout.split("\nEXIT 0", 1)
     assert s3_env["AWS_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr
 
@@ -114,6 +112,15 @@ disconnect()
 """
 
 
+def _on_one_ray(env: dict[str, str], *commands: list[str]) -> subprocess.CompletedProcess:
+    """`tamis ARGS` for each of `commands`, in turn in one process on one embedded Ray (_CLI_SCRIPT); each must
+    exit 0."""
+    done = subprocess.run([sys.executable, "-c", _CLI_SCRIPT, json.dumps(list(commands))], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.count("EXIT 0") == len(commands), (done.stdout + done.stderr)[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, cli_env, tmp_path: Path) -> None:
     """`tamis dedup` with shards and work directory on S3: block files are written and read through s3fs
@@ -129,10 +136,7 @@ def test_dedup_on_s3_reads_its_block_files_and_recomputes_a_damaged_one(s3_env, 
 
     def dedup(*runs: list[str]) -> str:
         """`tamis dedup ARGS` for each of `runs`, in one process on one embedded Ray; its output and logs."""
-        done = subprocess.run([sys.executable, "-c", _CLI_SCRIPT, json.dumps([["dedup", *run] for run in runs])],
-                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-        assert done.returncode == 0 and done.stdout.count("EXIT 0") == len(runs), (done.stdout + done.stderr)[-3000:]
-        return done.stdout
+        return _on_one_ray(env, *(["dedup", *run] for run in runs)).stdout
 
     dedup([str(tmp_path / "in" / "*.parquet"), "--output", str(tmp_path / "local"), "--workers", "2"],
           ["s3://dedup-s3/in/*.parquet", "--output", "s3://dedup-s3/out", "--workers", "2"])
