@@ -72,19 +72,20 @@ def ray_session():
     (loopback, a token, a per-run folder in the per-user 0700 one)."""
     import ray
 
-    from tamis.engine.ray_runtime import make_private_ray
+    from tamis.engine.ray_runtime import dashboard_agent_on_a_free_port, make_private_ray
 
     private = make_private_ray()
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=512 * 2**20,
-        _temp_dir=str(private.ray_dir),
-        _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
-    )
+    with dashboard_agent_on_a_free_port():  # not Ray's fixed port, which the other test process's Ray holds
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=512 * 2**20,
+            _temp_dir=str(private.ray_dir),
+            _node_ip_address="127.0.0.1",
+            logging_level="WARNING",
+        )
     yield ray
     ray.shutdown()
     private.release()

@@ -50,7 +50,8 @@ def main() -> None:
     private = make_private_ray()
     atexit.register(private.release)  # also when the cluster fails to start
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20,
-                                                            "temp_dir": str(private.ray_dir)})
+                                                            "temp_dir": str(private.ray_dir),
+                                                            "dashboard_agent_listen_port": 0})
     result: dict = {}
     try:
         workers = [cluster.add_node(**NODE)]

@@ -260,6 +260,50 @@ def test_disconnect_stops_the_embedded_rays_monitor_first_and_ray_keeps_working(
     assert lines[-1] == "after: gcs stopped True initialized False", done.stdout
 
 
+AGENT_SCRIPT = """\
+import json, socket, time
+import ray
+from ray._private import ray_constants
+from ray.dashboard import consts
+from ray.experimental import internal_kv
+from tamis.engine import ray_runtime
+
+taken = socket.socket()
+try:
+    taken.bind(("127.0.0.1", ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT))
+    taken.listen()
+except OSError:
+    pass  # another Ray on this machine has it: taken all the same
+ray_runtime.connect(num_cpus=1)
+key = consts.DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX + ray.get_runtime_context().get_node_id()
+deadline = time.monotonic() + 30
+while (address := internal_kv._internal_kv_get(key, namespace=ray_constants.KV_NAMESPACE_DASHBOARD)) is None:
+    if time.monotonic() > deadline:
+        break
+    time.sleep(0.1)
+ip, http_port = json.loads(address)[:2] if address else (None, None)
+answers = False
+if http_port:
+    with socket.create_connection((ip, http_port), timeout=5):
+        answers = True
+ray_runtime.disconnect()
+print(json.dumps([ip, http_port, answers, ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT]))
+"""
+
+
+def test_the_embedded_rays_agent_serves_on_a_free_loopback_port_when_rays_default_is_taken(tmp_path: Path) -> None:
+    """With Ray's fixed agent port (52365) taken, as by another tamis run or any local Ray, the embedded Ray's
+    dashboard agent still starts its HTTP server, on a port the system picked, on loopback. (On Ray's default
+    it retried for 3.4 s, holding up `ray.init`, then ran without that server.)"""
+    done = subprocess.run([sys.executable, "-c", AGENT_SCRIPT], env=clean_environment(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ip, http_port, answers, fixed_port = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ip == "127.0.0.1", done.stdout
+    assert http_port not in (None, -1, 0, fixed_port), done.stdout
+    assert answers
+
+
 INTERRUPTED_START = """\
 import json, os, signal, sys, threading, time
 from tamis.engine import ray_runtime

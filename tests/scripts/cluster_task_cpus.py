@@ -38,7 +38,8 @@ def main() -> None:
     source, workdir = sys.argv[1], Path(sys.argv[2])
     private = make_private_ray()
     atexit.register(private.release)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir)})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir),
+                                                            "dashboard_agent_listen_port": 0})
     cluster.add_node(num_cpus=2)
     small = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()

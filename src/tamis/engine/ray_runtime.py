@@ -208,7 +208,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         return True
     private = make_private_ray()
     try:
-        with _sigterm_stops_cleanly_from_now():
+        with _sigterm_stops_cleanly_from_now(), dashboard_agent_on_a_free_port():
             ray.init(
                 address="local",
                 num_cpus=num_cpus or os.cpu_count() or 1,
@@ -228,6 +228,38 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         raise
     _local = private
     return True
+
+
+@contextmanager
+def dashboard_agent_on_a_free_port() -> Iterator[None]:
+    """Around `ray.init` of a new local Ray: its dashboard agent's HTTP server listens on a port the system
+    picks, instead of Ray's fixed default (52365).
+
+    Why: when that port is taken (by another tamis run, the test suite's other Ray, any local Ray or cluster
+    head on the machine), the agent retries for about 3.4 s before it gives its HTTP server up, and the raylet,
+    hence `ray.init`, waits for the agent all that time: every embedded Ray started beside another one was
+    3.4 s slower, for nothing (the agent runs on without that server). `ray.init` has no parameter for the port
+    (`ray start --dashboard-agent-listen-port` has); port 0 is what Ray itself gives the extra nodes of a
+    `ray.cluster_utils.Cluster`. This sets it as the default of Ray's private `RayParams` for the call; a Ray
+    version without it starts as before. Also for tests that call `ray.init` themselves.
+    """
+    from ray._private import parameter
+
+    original = getattr(parameter, "RayParams", None)
+    if original is None:
+        yield
+        return
+
+    class _RayParamsWithFreeAgentPort(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("dashboard_agent_listen_port", 0)
+            super().__init__(*args, **kwargs)
+
+    parameter.RayParams = _RayParamsWithFreeAgentPort
+    try:
+        yield
+    finally:
+        parameter.RayParams = original
 
 
 def _plain_worker_log_prefix() -> None:
