@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, SAMPLE_DIR, said_by, tamis_cli
+from fsspec.implementations.memory import MemoryFileSystem
 
 from tamis.engine.output_lock import LOCK_NAME, Holder, OutputLock, OutputLockedError
 
@@ -125,3 +126,30 @@ def test_the_lock_is_released_when_the_run_stops_after_taking_it(tmp_path: Path)
     said = said_by(refused)
     assert refused.returncode == 2 and "holds the output of a different pipeline" in said, said
     assert sorted(p.name for p in output.iterdir()) == ["manifest.json"]
+
+
+class _NoExclusiveCreate(MemoryFileSystem):
+    """An object store that cannot create exclusively (as a store answering 501 to `If-None-Match`)."""
+
+    protocol = ("noexcl",)
+
+    def pipe_file(self, path, value, mode="overwrite", **kwargs):
+        if mode == "create":
+            raise NotImplementedError("conditional create")
+        return super().pipe_file(path, value, mode=mode, **kwargs)
+
+
+def test_a_store_without_exclusive_create_runs_unlocked_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Not a failure: the output goes unlocked, as object stores were before they could be locked, and says so."""
+    store = _NoExclusiveCreate()
+    with caplog.at_level("WARNING", logger="tamis.engine.output_lock"):
+        with OutputLock("bucket/out", store) as lock:
+            assert lock.held is False and not store.exists("bucket/out/_lock.json")
+            with OutputLock("bucket/out", store) as second:  # nothing to refuse it
+                assert second.held is False
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and all(w.startswith("noexcl://bucket/out: not locked") for w in warnings), warnings
+    exclusive = MemoryFileSystem()  # fsspec's memory store creates exclusively: locked
+    with OutputLock("/bucket/out2", exclusive) as lock, pytest.raises(OutputLockedError):
+        OutputLock("/bucket/out2", exclusive).acquire()
+    assert not exclusive.exists("/bucket/out2/_lock.json")

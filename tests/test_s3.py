@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, SAMPLE_DIR
+
+from tamis.engine.output_lock import Holder, OutputLock, OutputLockedError
 
 s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed: pip install -e '.[test]'")
 pytest.importorskip("moto", reason="moto is not installed: pip install -e '.[test]'")
@@ -88,6 +91,7 @@ def test_run_reads_and_writes_s3(s3_env, cli_env, tmp_path: Path) -> None:
     assert stats["totals"]["tokens"] == sum(row["token_count"] for row in rows)
     assert len(fs.glob("crawl/out/_commits/process/*.json")) == 2
     assert not [p for p in fs.find("crawl/out") if ".tmp-" in p], "temporary objects left behind"
+    assert not fs.exists("crawl/out/_lock.json"), "the run's lock was left behind"
 
     assert "skipped" not in " ".join(first.split()) and "skipped 2 input(s)" in " ".join(again.split())
 
@@ -216,6 +220,34 @@ def test_shuffled_tokenize_on_s3_writes_what_it_writes_locally(s3_env, cli_env, 
     assert {name: fs.cat(f"tokens/out/{name}") for name in local_files} == local_files
     assert json.loads(fs.cat("tokens/out/manifest.json"))["buckets"] > 8
     assert not fs.exists("tokens/out/_work"), "the encoded work is deleted once complete"
+
+
+def test_an_s3_output_is_locked_against_a_second_run(s3_env, cli_env, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """On S3 the lock is a conditional create (If-None-Match: *): a second lock, and a `tamis run` into the
+    output, are refused while it is held; a lock whose process is gone is taken over; release removes it."""
+    fs = _fs(s3_env)
+    fs.mkdir("locked")
+    with OutputLock("locked/out", fs) as lock:
+        assert json.loads(fs.cat_file("locked/out/_lock.json"))["pid"] == os.getpid()
+        with pytest.raises(OutputLockedError, match=r"^s3://locked/out is in use by the run started .* on this "
+                                                    r"machine.*Wait for it to end"):
+            OutputLock("locked/out", fs).acquire()
+        refused = subprocess.run([sys.executable, "-m", "tamis.cli.main", "run", str(REPO / "pipelines/fineweb.yaml"),
+                                  "--input", str(SAMPLE_DIR / "dolma_sample-0000.warc.gz"), "--output",
+                                  "s3://locked/out", "--no-progress"], env=cli_env, capture_output=True, text=True,
+                                 timeout=300, cwd=tmp_path)
+        said = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode == 2 and "error: s3://locked/out is in use by the run started" in said, said
+        assert fs.find("locked/out") == ["locked/out/_lock.json"]  # the refused run wrote nothing
+    assert lock.held is False and not fs.exists("locked/out/_lock.json")
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {**asdict(Holder.this_process()), "pid": int(gone.stdout)}  # this machine, a process that ended
+    fs.pipe_file("locked/out/_lock.json", json.dumps(stale).encode())
+    with caplog.at_level("WARNING", logger="tamis.engine.output_lock"), OutputLock("locked/out", fs):
+        assert json.loads(fs.cat_file("locked/out/_lock.json"))["pid"] == os.getpid()
+    assert "is gone; taking it over" in caplog.text and "s3://locked/out/_lock.json" in caplog.text
 
 
 def test_sizes_of_listed_files_are_looked_up_on_s3(s3_env, monkeypatch) -> None:

@@ -11,16 +11,18 @@ gone (its pid and, on Linux, the process's start time, so a reused pid does not 
 takes it over with a warning. A lock left by another machine cannot be checked from here: the message says
 which file to delete once that run is known to be over.
 
-Outputs on object stores (`s3://`...) are not locked: fsspec offers no exclusive create on them. The
-checkpoint design (engine.commits) keeps such concurrent runs consistent, only wasteful.
+On an object store (`s3://`...) the lock is the same object, made with a conditional create (S3's
+`If-None-Match: *`, through fsspec's `pipe_file(mode="create")`): AWS S3 and the stores that implement it
+refuse the second create. A store or file system that cannot create exclusively leaves the output unlocked, with
+one warning, as before (the checkpoint design, engine.commits, keeps concurrent runs consistent, only wasteful).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+import posixpath
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -76,36 +78,73 @@ def _process_start(pid: int) -> int | None:
 
 
 class OutputLock:
-    """The lock of a local output, held from `acquire()` to `release()` (or the end of a `with` block)."""
+    """The lock of an output, held from `acquire()` to `release()` (or the end of a `with` block).
 
-    def __init__(self, root: str):
-        self.path = Path(root) / LOCK_NAME
+    `fs`: the output's fsspec file system; None or a local one for a local folder (an `O_EXCL` create), else
+    an object store's (a conditional create).
+    """
+
+    def __init__(self, root: str, fs: Any | None = None):
+        self.store = None if fs is None or is_local(fs) else fs
+        self.path: Path | str = (posixpath.join(root.rstrip("/"), LOCK_NAME) if self.store is not None
+                                 else Path(root) / LOCK_NAME)
         self.holder = Holder.this_process()
         self.held = False
 
+    @property
+    def shown_root(self) -> str:
+        """The output as the user wrote it (an object store's with its protocol)."""
+        if self.store is None:
+            return str(Path(self.path).parent)
+        return self.store.unstrip_protocol(posixpath.dirname(str(self.path)))
+
+    @property
+    def shown_path(self) -> str:
+        return str(self.path) if self.store is None else self.store.unstrip_protocol(str(self.path))
+
     def acquire(self) -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(asdict(self.holder)).encode()
         for _ in range(2):  # a stale lock is removed once, then the create is tried again
             try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                created = self._create(data)
             except FileExistsError:
                 self._remove_if_stale()
                 continue
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(asdict(self.holder), handle)
+            if not created:
+                return self  # a store that cannot create exclusively: unlocked, as said in a warning
             self.held = True
             return self
-        raise OutputLockedError(f"{self.path.parent}: taken by another run while this one started; try again")
+        raise OutputLockedError(f"{self.shown_root}: taken by another run while this one started; try again")
+
+    def _create(self, data: bytes) -> bool:
+        """Create the lock file, or raise FileExistsError; False when the store cannot create exclusively."""
+        if self.store is None:
+            path = Path(self.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            return True
+        try:
+            self.store.pipe_file(str(self.path), data, mode="create")
+        except FileExistsError:
+            raise
+        except (OSError, ValueError, NotImplementedError, TypeError) as exc:
+            log.warning("%s: not locked (the store did not take an exclusive create: %s); another run into "
+                        "the same output at once would do the same work again", self.shown_root,
+                        type(exc).__name__)
+            return False
+        return True
 
     def _remove_if_stale(self) -> None:
-        holder = _read_holder(self.path)
-        if holder is None and not self.path.exists():
+        holder = _read_holder(self.path, self.store)
+        if holder is None and not self._exists():
             return  # released meanwhile: the create is tried again
         alive = None if holder is None else holder.alive_here()
         if holder is not None and alive is False:
             log.warning("%s: the run that held it (pid %d, since %s) is gone; taking it over",
-                        self.path, holder.pid, holder.since)
-            self.path.unlink(missing_ok=True)
+                        self.shown_path, holder.pid, holder.since)
+            self._remove()
             return
         if holder is None:
             who = "a run whose lock file cannot be read"
@@ -113,16 +152,31 @@ class OutputLock:
             where = "this machine" if alive else f"machine {holder.host!r}"
             who = f"the run started {holder.since} by process {holder.pid} on {where}"
         remedy = ("wait for it to end, or give another --output" if alive else
-                  f"if no run uses this output any more, delete {self.path} and run again")
-        raise OutputLockedError(f"{self.path.parent} is in use by {who}: two runs into one output would do the "
+                  f"if no run uses this output any more, delete {self.shown_path} and run again")
+        raise OutputLockedError(f"{self.shown_root} is in use by {who}: two runs into one output would do the "
                                 f"same work twice and could delete each other's. {remedy[0].upper()}{remedy[1:]}")
+
+    def _exists(self) -> bool:
+        if self.store is None:
+            return Path(self.path).exists()
+        self.store.invalidate_cache(str(self.path))
+        return bool(self.store.exists(str(self.path)))
+
+    def _remove(self) -> None:
+        if self.store is None:
+            Path(self.path).unlink(missing_ok=True)
+            return
+        try:
+            self.store.rm_file(str(self.path))
+        except FileNotFoundError:
+            pass
 
     def release(self) -> None:
         if self.held:
             self.held = False
-            holder = _read_holder(self.path)
+            holder = _read_holder(self.path, self.store)
             if holder is not None and (holder.host, holder.pid) == (self.holder.host, self.holder.pid):
-                self.path.unlink(missing_ok=True)
+                self._remove()
 
     def __enter__(self) -> OutputLock:
         return self.acquire()
@@ -131,27 +185,29 @@ class OutputLock:
         self.release()
 
 
-def _read_holder(path: Path) -> Holder | None:
+def is_local(fs: Any) -> bool:
+    """Whether `fs` is the local file system (NFS mounts included), where the lock is an `O_EXCL` create."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _read_holder(path: Path | str, store: Any | None = None) -> Holder | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(Path(path).read_text() if store is None else store.cat_file(str(path)))
         return Holder(str(data["host"]), int(data["pid"]), data.get("process_start"), str(data.get("since", "?")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def live_holder(root: str) -> Holder | None:
-    """The run holding the lock of `root`; None when there is no lock, it cannot be read, or its process is
-    gone (a holder on another machine is returned: it cannot be told from here)."""
-    holder = _read_holder(Path(root) / LOCK_NAME)
+def live_holder(fs: Any, root: str) -> Holder | None:
+    """The run holding the lock of `root` on `fs`; None when there is no lock, it cannot be read, or its process
+    is gone (a holder on another machine is returned: it cannot be told from here)."""
+    lock = OutputLock(root, fs)
+    holder = _read_holder(lock.path, lock.store)
     return None if holder is None or holder.alive_here() is False else holder
 
 
-def lockable(fs: Any) -> bool:
-    """Whether outputs on `fs` can be locked: local (and NFS-mounted) folders, not object stores."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
-
-
-def output_lock(fs: Any, root: str) -> contextlib.AbstractContextManager[Any]:
-    """The lock of `root` on `fs` for a `with` block: an OutputLock for a local output, else nothing."""
-    return OutputLock(root) if lockable(fs) else contextlib.nullcontext()
+def output_lock(fs: Any, root: str) -> OutputLock:
+    """The lock of `root` on `fs`, for a `with` block: exclusive on local folders and on object stores that
+    create conditionally (see the module's docstring)."""
+    return OutputLock(root, fs)

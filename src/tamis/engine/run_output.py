@@ -15,7 +15,7 @@ import posixpath
 from typing import Any
 
 from tamis.engine import layout
-from tamis.engine.output_lock import live_holder, lockable
+from tamis.engine.output_lock import is_local, live_holder
 from tamis.io.storage import read_json
 
 #: what readers say to do about an unfinished run, and about one that is still running
@@ -61,11 +61,11 @@ def _unfinished(fs: Any, root: str) -> tuple[str, bool] | None:
         progress = _progress(fs, root, manifest.get("fingerprint"))
         return f"its run stopped with {len(failed)} failed input(s){progress}", False
     if status == "running":
-        if not lockable(fs):  # an object store: no lock tells whether the run still goes on
-            return "its manifest says its run is running (it may still be, or it was stopped before it finished)", False
-        holder = live_holder(root)
+        holder = live_holder(fs, root)
         if holder is not None:
             return f"its run is still writing it (started {holder.since} by process {holder.pid})", True
+        if not is_local(fs):  # a store that cannot lock leaves no lock behind a run that goes on
+            return "its manifest says its run is running (it may still be, or it was stopped before it finished)", False
         return "its run stopped before it finished (interrupted, or its driver was lost)", False
     return f"its run's status is {status!r}", False
 
