@@ -75,7 +75,7 @@ def ray_session():
     from tamis.engine.ray_runtime import dashboard_agent_on_a_free_port, make_private_ray
 
     private = make_private_ray()
-    with dashboard_agent_on_a_free_port():  # not Ray's fixed port, which the other test process's Ray holds
+    with dashboard_agent_on_a_free_port():  # on Ray's fixed port, a Ray beside another waits 3.4 s to start
         ray.init(
             address="local",
             num_cpus=2,

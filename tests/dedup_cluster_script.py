@@ -49,6 +49,7 @@ def main() -> None:
     # removed the shared /tmp/ray/ray_current_cluster under this test)
     private = make_private_ray()
     atexit.register(private.release)  # also when the cluster fails to start
+    # the head's agent on a free port (ray_runtime.dashboard_agent_on_a_free_port says why)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20,
                                                             "temp_dir": str(private.ray_dir),
                                                             "dashboard_agent_listen_port": 0})

@@ -44,6 +44,7 @@ def main() -> None:
     # address, is inside it too), as tamis's embedded Ray
     private = make_private_ray()
     atexit.register(private.release)  # also when the cluster fails to start
+    # the head's agent on a free port (ray_runtime.dashboard_agent_on_a_free_port says why)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir),
                                                             "dashboard_agent_listen_port": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]

@@ -38,6 +38,7 @@ def main() -> None:
     source, workdir = sys.argv[1], Path(sys.argv[2])
     private = make_private_ray()
     atexit.register(private.release)
+    # the head's agent on a free port (ray_runtime.dashboard_agent_on_a_free_port says why)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(private.ray_dir),
                                                             "dashboard_agent_listen_port": 0})
     cluster.add_node(num_cpus=2)
