@@ -7,7 +7,7 @@ from collections import Counter
 
 from rich.console import Console
 
-from tamis.cli.summary import print_summary, top_reasons
+from tamis.cli.summary import print_summary
 from tamis.engine.runner import RunResult
 from tamis.stats.counters import StepCounters, TaskCounters
 
@@ -36,5 +36,6 @@ def test_tied_drop_reasons_are_listed_by_name_whichever_task_ended_first() -> No
 
 
 def test_top_reasons_are_the_most_frequent_then_by_name() -> None:
-    assert top_reasons({"b": 2, "a": 2, "z": 5, "c": 1}) == [("z", 5), ("a", 2), ("b", 2)]
-    assert top_reasons({}) == []
+    assert StepCounters(dropped=Counter({"b": 2, "a": 2, "z": 5, "c": 1})).top_reasons() == [("z", 5), ("a", 2),
+                                                                                            ("b", 2)]
+    assert StepCounters().top_reasons() == []

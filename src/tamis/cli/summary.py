@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from rich.console import Console
 from rich.table import Table
 
 from tamis.display import line, plain
 from tamis.engine.runner import RunResult
-
-
-def top_reasons(dropped: Mapping[str, int], n: int = 3) -> list[tuple[str, int]]:
-    """The `n` most frequent drop reasons, ties by name: the same lines whatever order the tasks ended in
-    (`Counter.most_common` keeps ties in the order they were first counted, i.e. of the tasks' merging)."""
-    return sorted(dropped.items(), key=lambda item: (-item[1], item[0]))[:n]
 
 
 def print_summary(console: Console, result: RunResult) -> None:
@@ -39,7 +31,7 @@ def print_summary(console: Console, result: RunResult) -> None:
         steps.add_column(column, justify="left" if column in ("step", "top drop reasons") else "right")
     order = {name: i for i, name in enumerate(result.steps_order)}
     for name, counters in sorted(result.counters.steps.items(), key=lambda item: order.get(item[0], len(order))):
-        reasons = ", ".join(f"{reason} {n:,}" for reason, n in top_reasons(counters.dropped))
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in counters.top_reasons())
         steps.add_row(plain(name), f"{counters.docs_in:,}", f"{counters.docs_out:,}", f"{counters.seconds:.1f}",
                       plain(reasons))
     console.print(steps)

@@ -39,6 +39,11 @@ class StepCounters:
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
 
+    def top_reasons(self, n: int = 3) -> list[tuple[str, int]]:
+        """The `n` most frequent drop reasons, ties by name: the same whatever order the tasks were merged in
+        (`Counter.most_common` keeps ties in the order they were first counted)."""
+        return sorted(self.dropped.items(), key=lambda item: (-item[1], item[0]))[:n]
+
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] += n
 

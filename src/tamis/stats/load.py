@@ -212,7 +212,7 @@ def funnel(run: LoadedRun) -> list[dict[str, Any]]:
             "text_chars_out": int(kept_chars.total) if kept_chars is not None else None,
             "tokens_out": sum(int(s["tokens"]) for s in run.stats.shards) if name == WRITER_STEP else None,
             "seconds": round(counters.seconds, 3),
-            "top_reasons": sorted(counters.dropped.items(), key=lambda kv: (-kv[1], kv[0]))[:3],
+            "top_reasons": counters.top_reasons(),
         })
     return rows
 
