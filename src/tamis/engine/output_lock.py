@@ -85,9 +85,7 @@ class OutputLock:
     """
 
     def __init__(self, root: str, fs: Any | None = None):
-        self.store = None if fs is None or is_local(fs) else fs
-        self.path: Path | str = (posixpath.join(root.rstrip("/"), LOCK_NAME) if self.store is not None
-                                 else Path(root) / LOCK_NAME)
+        self.path, self.store = _lock_location(root, fs)
         self.holder = Holder.this_process()
         self.held = False
 
@@ -191,6 +189,13 @@ def is_local(fs: Any) -> bool:
     return protocol in ("file", "local")
 
 
+def _lock_location(root: str, fs: Any | None) -> tuple[Path | str, Any | None]:
+    """(the lock file of `root`, the object store it is on or None for a local folder)."""
+    if fs is None or is_local(fs):
+        return Path(root) / LOCK_NAME, None
+    return posixpath.join(root.rstrip("/"), LOCK_NAME), fs
+
+
 def _read_holder(path: Path | str, store: Any | None = None) -> Holder | None:
     try:
         data = json.loads(Path(path).read_text() if store is None else store.cat_file(str(path)))
@@ -202,8 +207,7 @@ def _read_holder(path: Path | str, store: Any | None = None) -> Holder | None:
 def live_holder(fs: Any, root: str) -> Holder | None:
     """The run holding the lock of `root` on `fs`; None when there is no lock, it cannot be read, or its process
     is gone (a holder on another machine is returned: it cannot be told from here)."""
-    lock = OutputLock(root, fs)
-    holder = _read_holder(lock.path, lock.store)
+    holder = _read_holder(*_lock_location(root, fs))
     return None if holder is None or holder.alive_here() is False else holder
 
 
