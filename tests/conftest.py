@@ -46,6 +46,12 @@ def said_by(done: subprocess.CompletedProcess) -> str:
     return " ".join((done.stdout + done.stderr).split())
 
 
+def ended_pid() -> int:
+    """The pid of a process that has ended (a lock holder that is gone)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
 def shared_warcs() -> list[Path]:
     files = sorted(WARC_DIR.glob("*.gz"))
     if not files:

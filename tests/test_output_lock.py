@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, SAMPLE_DIR, said_by, tamis_cli
+from conftest import REPO, SAMPLE_DIR, ended_pid, said_by, tamis_cli
 from fsspec.implementations.memory import MemoryFileSystem
 
 from tamis.engine.output_lock import LOCK_NAME, Holder, OutputLock, OutputLockedError
@@ -30,11 +29,6 @@ def _write_lock(root: Path, holder: Holder) -> Path:
     path = root / LOCK_NAME
     path.write_text(json.dumps(asdict(holder)))
     return path
-
-
-def _ended_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    return int(done.stdout)
 
 
 def test_the_lock_is_exclusive_and_released(tmp_path: Path) -> None:
@@ -49,7 +43,7 @@ def test_the_lock_is_exclusive_and_released(tmp_path: Path) -> None:
 def test_a_lock_whose_run_is_gone_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     here = Holder.this_process()
     root = tmp_path / "out"
-    _write_lock(root, replace(here, pid=_ended_pid()))
+    _write_lock(root, replace(here, pid=ended_pid()))
     with OutputLock(str(root)) as lock:
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()
     assert "is gone; taking it over" in caplog.text
@@ -63,7 +57,7 @@ def test_a_lock_whose_run_is_gone_is_taken_over(tmp_path: Path, caplog: pytest.L
 def test_a_lock_that_cannot_be_checked_is_kept(tmp_path: Path, content: str) -> None:
     root = tmp_path / "out"
     if content == "other machine":
-        path = _write_lock(root, replace(Holder.this_process(), host="another-node", pid=_ended_pid()))
+        path = _write_lock(root, replace(Holder.this_process(), host="another-node", pid=ended_pid()))
         expected = "on machine 'another-node'"
     else:
         root.mkdir()

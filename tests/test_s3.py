@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, SAMPLE_DIR
+from conftest import REPO, SAMPLE_DIR, ended_pid
 
 from tamis.engine.output_lock import Holder, OutputLock, OutputLockedError
 
@@ -242,8 +242,7 @@ def test_an_s3_output_is_locked_against_a_second_run(s3_env, cli_env, tmp_path: 
         assert fs.find("locked/out") == ["locked/out/_lock.json"]  # the refused run wrote nothing
     assert lock.held is False and not fs.exists("locked/out/_lock.json")
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = {**asdict(Holder.this_process()), "pid": int(gone.stdout)}  # this machine, a process that ended
+    stale = {**asdict(Holder.this_process()), "pid": ended_pid()}  # this machine, a process that ended
     fs.pipe_file("locked/out/_lock.json", json.dumps(stale).encode())
     with caplog.at_level("WARNING", logger="tamis.engine.output_lock"), OutputLock("locked/out", fs):
         assert json.loads(fs.cat_file("locked/out/_lock.json"))["pid"] == os.getpid()
